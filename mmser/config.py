@@ -1,0 +1,190 @@
+"""Configuration: dataclass schema + YAML files + ``key=value`` overrides (OmegaConf).
+
+``load_config(files, overrides)`` merges, in order: the structured schema below, ``configs/local.yaml``
+(git-ignored machine paths) when present, each YAML file (a file may list others under ``includes:``,
+relative to itself, merged before it), then the command-line overrides. Unknown keys and wrong types
+are errors; required values are ``???`` and :func:`require` fails fast naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with the file or key at fault."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "unnamed"  # run name used in output paths
+    manifest: str = MISSING  # manifest CSV/Parquet written by `mmser prepare`
+    classes: Optional[List[str]] = None  # classes the head may predict (logits of others masked); None = all 8
+    text_source: str = "gold"  # "gold" (the `transcript` column) or an ASR column written by `mmser transcribe`
+    improvised_only: bool = False  # IEMOCAP: keep improvised dialogs only (scripted sentences repeat)
+    min_duration_s: float = 0.1  # s, shorter clips are rejected as bad audio
+    max_duration_s: float = 30.0  # s, longer clips are windowed by the encoders
+
+
+@dataclass
+class PrepareConfig:
+    label_map: Dict[str, str] = field(default_factory=dict)  # raw label -> shared label, on top of the corpus map
+    exclude_labels: Optional[List[str]] = None  # raw labels left out (None = corpus default, e.g. IEMOCAP fru/oth/xxx)
+    skip_bad: bool = False  # write the manifest without bad files (+ a report) instead of stopping
+    min_duration_s: float = 0.1  # s, shorter clips are bad files
+
+
+@dataclass
+class SplitConfig:
+    protocol: str = "leave_speakers_out"  # leave_one_session_out | leave_speakers_out | file
+    speakers_per_fold: int = 3  # leave_speakers_out: speakers held out per fold
+    val_speakers: int = 2  # whole training speakers held out for early stopping (0 = none, fixed epochs)
+    folds_file: Optional[str] = None  # protocol=file: CSV with columns speaker,fold
+    shuffle: bool = False  # shuffle speakers before grouping (seeded); False keeps sorted order
+    seed: int = 0
+
+
+@dataclass
+class FeaturesConfig:
+    cache_dir: str = "cache/features"  # feature cache root (shared by all runs)
+    audio_encoders: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # encoder specs
+    text_encoder: str = "bert:minilm"  # encoder spec for token embeddings
+    audio_layers: str = "all"  # "all" hidden states, "last", or comma-separated indices
+    text_layers: str = "last"
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    num_threads: int = 0  # torch intra-op threads (0 = leave torch's default)
+    batch_size: int = 8  # clips per encoder batch (bucketed by length)
+    shard_size: int = 256  # clips per cache shard
+    max_text_tokens: int = 64  # text tokens kept per utterance
+
+
+@dataclass
+class FusionConfig:
+    num_heads: int = 4  # attention heads of the cross-modal aligner
+    dropout: float = 0.1
+    num_layers: int = 1  # stacked aligner blocks
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "cross_attn"  # audio_only | text_only | concat | cross_attn
+    hidden_dim: int = 256  # projection size of each modality
+    dropout: float = 0.2
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    init_from_audio_only: bool = False  # fused models: start head + audio projection from the fold's audio-only run
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_ratio: float = 0.1  # fraction of steps with linear warm-up before the cosine decay
+    patience: int = 8  # early stopping on validation UA (training speakers only)
+    accumulate_grad_batches: int = 1
+    class_weighted: bool = True  # cross-entropy weighted by inverse class frequency of the training side
+    label_smoothing: float = 0.0
+    seed: int = 0
+    num_workers: int = 0
+    ensemble_seeds: int = 1  # models trained per fold with different seeds, probabilities averaged
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: Any = 1  # int or "auto"; >1 with strategy=ddp for multi-GPU
+    strategy: str = "auto"
+    precision: str = "auto"  # auto: 16-mixed on GPU, 32-true on CPU
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    output_dir: str = "runs/${data.name}/${model.kind}"
+    ablation: List[str] = field(default_factory=lambda: ["audio_only", "text_only", "concat", "cross_attn"])
+    text_sources: List[str] = field(default_factory=lambda: ["gold"])  # ablation: each transcript source
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[DictConfig]:
+    """The YAML at ``path`` preceded by its ``includes:`` (recursively)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: includes itself through {' -> '.join(map(str, seen))}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        node = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError and friends: report which file
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    layers: list[DictConfig] = []
+    for inc in node.pop("includes", []) or []:
+        layers += _read_yaml(path.parent / inc, seen + (path,))
+    return layers + [node]
+
+
+def load_config(
+    files: list[str | Path] | None = None, overrides: list[str] | None = None, use_local: bool = True
+) -> DictConfig:
+    """Merge schema, local.yaml, ``files`` and ``overrides`` into a validated config."""
+    schema = OmegaConf.structured(Config)
+    layers: list[DictConfig] = []
+    if use_local and LOCAL_CONFIG.is_file():
+        layers += _read_yaml(LOCAL_CONFIG)
+    for file in files or []:
+        layers += _read_yaml(Path(file))
+    try:
+        for layer in layers:
+            schema = OmegaConf.merge(schema, layer)
+        if overrides:
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ConfigError(f"overrides must be key=value, got {bad}")
+            schema = OmegaConf.merge(schema, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"invalid config: {_describe(err)}") from None
+    return schema
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None)
+    msg = str(err).splitlines()[0]
+    return f"key {key!r}: {msg}" if key else msg
+
+
+def require(cfg: DictConfig, *keys: str) -> None:
+    """Fail fast if any of ``keys`` (dotted) is still ``???``."""
+    missing = []
+    for key in keys:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if node is None or OmegaConf.is_missing(node, leaf):
+            missing.append(key)
+    if missing:
+        raise ConfigError(
+            "required config value(s) not set: " + ", ".join(missing)
+            + " (set them in a YAML, in configs/local.yaml, or as key=value on the command line)"
+        )
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """Resolved YAML of ``cfg`` (what each run stores beside its results)."""
+    return OmegaConf.to_yaml(cfg, resolve=True)

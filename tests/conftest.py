@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny generated corpora in the real layouts (numpy signals, espeak-ng speech)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SHARED_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+
+
+def write_tone(path: Path, seconds: float = 0.6, sr: int = 16_000, freq: float = 220.0, seed: int = 0,
+               channels: int = 1, subtype: str = "PCM_16") -> Path:
+    """A short voiced-like signal (harmonics + noise) distinct per seed, so no two files are identical."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = freq * (1 + 0.05 * seed)
+    wav = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5)) + 0.01 * rng.standard_normal(t.size)
+    wav = wav.astype(np.float32)
+    if channels > 1:
+        wav = np.stack([wav] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wav, sr, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def ravdess_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "ravdess"
+    seed = 0
+    for actor in ("01", "02", "03", "04"):
+        for emo in ("01", "03", "05"):
+            for stmt in ("01", "02"):
+                seed += 1
+                write_tone(root / f"Actor_{actor}" / f"03-01-{emo}-01-{stmt}-01-{actor}.wav", seed=seed)
+    return root
+
+
+@pytest.fixture
+def iemocap_tree(tmp_path: Path) -> Path:
+    """Two sessions, two speakers each, labels incl. exc (-> happy) and xxx (excluded)."""
+    root = tmp_path / "IEMOCAP_full_release"
+    seed = 0
+    for session in (1, 2):
+        for dialog in (f"Ses0{session}F_impro01", f"Ses0{session}M_script01_1"):
+            emo, trans = ["% header", ""], []
+            for i, (letter, label) in enumerate([("F", "neu"), ("M", "ang"), ("F", "exc"), ("M", "sad"), ("F", "xxx")]):
+                utt = f"{dialog}_{letter}{i:03d}"
+                seed += 1
+                write_tone(root / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", seed=seed)
+                emo += [f"[{i}.0000 - {i}.5000]\t{utt}\t{label}\t[2.5000, 3.0000, 3.5000]", f"C-E2:\t{label};\t()", ""]
+                trans.append(f"{utt} [{i:03d}.0000-{i:03d}.5000]: sentence number {i} of {dialog}")
+            for sub, lines in (("EmoEvaluation", emo), ("transcriptions", trans)):
+                d = root / f"Session{session}" / "dialog" / sub
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def espeak() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        pytest.skip("espeak-ng not installed")
+    return exe

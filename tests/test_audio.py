@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mmser.audio import SAMPLE_RATE, AudioError, file_sha256, load_audio
+from tests.conftest import write_tone
+
+
+@pytest.mark.parametrize("sr", [8_000, 16_000, 22_050, 44_100, 48_000])
+def test_any_rate_becomes_16k_with_duration_kept(tmp_path, sr):
+    wav = load_audio(write_tone(tmp_path / "a.wav", seconds=1.0, sr=sr))
+    assert wav.dtype == np.float32 and wav.ndim == 1
+    assert abs(wav.size - SAMPLE_RATE) <= 2
+    assert np.abs(wav).max() <= 1.0
+
+
+@pytest.mark.parametrize("channels", [2, 6])
+def test_multichannel_is_mixed_to_mono(tmp_path, channels):
+    wav = load_audio(write_tone(tmp_path / "a.wav", channels=channels))
+    mono = load_audio(write_tone(tmp_path / "b.wav", channels=1))
+    assert wav.shape == mono.shape
+    np.testing.assert_allclose(wav, mono, atol=1e-4)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_24", "FLOAT"])
+def test_sample_formats(tmp_path, subtype):
+    path = write_tone(tmp_path / "a.wav", subtype=subtype)
+    assert load_audio(path).size > 0
+
+
+def test_flac_and_ogg(tmp_path):
+    assert load_audio(write_tone(tmp_path / "a.flac")).size > 0
+    assert load_audio(write_tone(tmp_path / "a.ogg", subtype="VORBIS")).size > 0
+
+
+def test_errors_name_file_and_reason(tmp_path):
+    with pytest.raises(AudioError, match="missing.wav: file not found"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav: empty file"):
+        load_audio(tmp_path / "empty.wav")
+    (tmp_path / "text.wav").write_text("not audio at all")
+    with pytest.raises(AudioError, match="text.wav: unreadable audio"):
+        load_audio(tmp_path / "text.wav")
+    with pytest.raises(AudioError, match="short.wav: too short"):
+        load_audio(write_tone(tmp_path / "short.wav", seconds=0.05), min_duration_s=0.1)
+    bad = np.zeros(16_000, dtype=np.float32)
+    bad[100] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: NaN"):
+        load_audio(tmp_path / "nan.wav")
+
+
+def test_truncated_file(tmp_path):
+    path = write_tone(tmp_path / "t.wav", seconds=1.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:30])
+    with pytest.raises(AudioError, match="t.wav"):
+        load_audio(path)
+
+
+def test_hash_changes_with_content(tmp_path):
+    a, b = write_tone(tmp_path / "a.wav", seed=1), write_tone(tmp_path / "b.wav", seed=2)
+    assert file_sha256(a) != file_sha256(b)
+    assert file_sha256(a) == file_sha256(a)

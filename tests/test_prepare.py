@@ -1,0 +1,133 @@
+"""Each corpus layout, built tiny with generated audio, becomes the shared manifest schema."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmser.cli import main
+from mmser.data.manifest import MANIFEST_COLUMNS, read_manifest
+from tests.conftest import SHARED_RAVDESS, write_tone
+
+
+def run_prepare(corpus, root, out, *extra):
+    return main(["prepare", corpus, str(root), "--out", str(out), *extra])
+
+
+def test_ravdess(ravdess_tree, tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    assert run_prepare("ravdess", ravdess_tree, out) == 0
+    df = read_manifest(out)
+    assert list(df.columns[: len(MANIFEST_COLUMNS)]) == list(MANIFEST_COLUMNS)
+    assert len(df) == 24 and df["speaker"].nunique() == 4
+    row = df[df["utt_id"] == "ravdess_03-01-05-01-02-01-03"].iloc[0]
+    assert row["label"] == "angry" and row["raw_label"] == "05" and row["gender"] == "M"
+    assert row["transcript"] == "Dogs are sitting by the door" and row["speaker"] == "ravdess_03"
+    assert row["sample_rate"] == 16_000 and 0.55 < row["duration_s"] < 0.65
+    assert "24 clips" in capsys.readouterr().out
+
+
+def test_bad_file_stops_with_every_bad_file_listed(ravdess_tree, tmp_path, capsys):
+    (ravdess_tree / "Actor_01" / "03-01-01-01-01-02-01.wav").write_bytes(b"")
+    (ravdess_tree / "Actor_02" / "03-01-09-01-01-02-02.wav").write_bytes(b"RIFF")  # unknown emotion 09
+    out = tmp_path / "m.csv"
+    assert run_prepare("ravdess", ravdess_tree, out) == 2
+    err = capsys.readouterr().err
+    assert "2 bad file(s)" in err and "empty file" in err and "unknown label '09'" in err
+    assert not out.exists()
+    assert run_prepare("ravdess", ravdess_tree, out, "--skip-bad") == 0
+    assert len(read_manifest(out)) == 24
+    report = pd.read_csv(tmp_path / "m.problems.csv")
+    assert len(report) == 2
+
+
+def test_byte_identical_clips_are_reported(ravdess_tree, tmp_path, capsys):
+    a = ravdess_tree / "Actor_01" / "03-01-01-01-01-01-01.wav"
+    (ravdess_tree / "Actor_02" / "03-01-03-01-01-02-02.wav").write_bytes(a.read_bytes())
+    assert run_prepare("ravdess", ravdess_tree, tmp_path / "m.csv") == 0
+    out = capsys.readouterr().out
+    assert "byte-identical audio in 2 clips" in out and "ravdess_02" in out
+
+
+def test_tess(tmp_path):
+    root = tmp_path / "tess"
+    for i, (folder, name) in enumerate([("OAF_angry", "OAF_back_angry"), ("OAF_Fear", "OAF_bath_fear"),
+                                         ("YAF_pleasant_surprised", "YAF_back_ps"), ("YAF_sad", "YAF_bath_Sad")]):
+        write_tone(root / folder / f"{name}.wav", seed=i + 1, sr=24_414)
+    out = tmp_path / "m.csv"
+    assert run_prepare("tess", root, out) == 0
+    df = read_manifest(out).set_index("utt_id")
+    assert set(df["label"]) == {"angry", "fearful", "surprised", "sad"}
+    assert df.loc["tess_YAF_back_ps", "transcript"] == "Say the word back"
+    assert set(df["speaker"]) == {"tess_OAF", "tess_YAF"}
+
+
+def test_indian_english(tmp_path, capsys):
+    root = tmp_path / "ie"
+    for i, emo in enumerate(["base", "excited", "apologetic"]):
+        write_tone(root / emo / "wavs" / f"{emo}_0001.wav", seed=i + 1, sr=22_050)
+        (root / emo / "metadata.csv").write_text(f"{emo}_0001|Text number {i}\n")
+    out = tmp_path / "m.csv"
+    assert run_prepare("indian_english", root, out) == 0
+    df = read_manifest(out)
+    assert sorted(df["label"]) == ["happy", "neutral", "sad"]
+    assert (df["sample_rate"] == 22_050).all() and df["transcript"].str.startswith("Text number").all()
+    assert "single speaker" in capsys.readouterr().out
+
+
+def test_cremad(tmp_path):
+    root = tmp_path / "cremad"
+    write_tone(root / "AudioWAV" / "1001_DFA_ANG_XX.wav", seed=1)
+    write_tone(root / "AudioWAV" / "1002_IEO_HAP_HI.wav", seed=2)
+    (root / "VideoDemographics.csv").write_text("ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,C,N\n1002,21,Female,C,N\n")
+    out = tmp_path / "m.csv"
+    assert run_prepare("cremad", root, out) == 0
+    df = read_manifest(out).set_index("utt_id")
+    assert df.loc["cremad_1001_DFA_ANG_XX", "transcript"] == "Don't forget a jacket"
+    assert df.loc["cremad_1001_DFA_ANG_XX", "gender"] == "M" and df.loc["cremad_1002_IEO_HAP_HI", "label"] == "happy"
+
+
+def test_iemocap(iemocap_tree, tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    assert run_prepare("iemocap", iemocap_tree.parent, out) == 0
+    df = read_manifest(out).set_index("utt_id")
+    assert len(df) == 16  # 20 utterances, 4 xxx excluded
+    row = df.loc["Ses02M_script01_1_M001"]
+    assert row["speaker"] == "Ses02M" and row["session"] == "2" and row["label"] == "angry"
+    assert row["transcript"] == "sentence number 1 of Ses02M_script01_1" and row["improvised"] == "False"
+    assert df.loc["Ses01F_impro01_F002", "label"] == "happy" and df.loc["Ses01F_impro01_F002", "raw_label"] == "exc"
+    assert "xxx 4" in capsys.readouterr().out
+
+
+def test_csv_corpus_with_label_map(tmp_path, capsys):
+    for i in range(3):
+        write_tone(tmp_path / "audio" / f"c{i}.wav", seed=i + 1)
+    (tmp_path / "corpus.csv").write_text(
+        "path,label,speaker,transcript\naudio/c0.wav,joy,s1,hello\naudio/c1.wav,angry,s2,\naudio/c2.wav,joy,s2,x\n")
+    out = tmp_path / "m.csv"
+    assert run_prepare("csv", tmp_path / "corpus.csv", out) == 2
+    assert "unknown label 'joy'" in capsys.readouterr().err
+    assert run_prepare("csv", tmp_path / "corpus.csv", out, "prepare.label_map.joy=happy") == 0
+    df = read_manifest(out)
+    assert sorted(df["label"]) == ["angry", "happy", "happy"]
+
+
+def test_csv_path_escaping_root_and_missing_columns(tmp_path, capsys):
+    write_tone(tmp_path / "outside.wav")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "corpus.csv").write_text("path,label,speaker\n../outside.wav,angry,s1\n")
+    assert run_prepare("csv", tmp_path / "c" / "corpus.csv", tmp_path / "m.csv") == 2
+    assert "escapes the corpus root" in capsys.readouterr().err
+    (tmp_path / "c" / "bad.csv").write_text("file,emotion\nx.wav,angry\n")
+    assert run_prepare("csv", tmp_path / "c" / "bad.csv", tmp_path / "m.csv") == 2
+    assert "missing column(s) ['path', 'label', 'speaker']" in capsys.readouterr().err
+
+
+@pytest.mark.ravdess
+@pytest.mark.skipif(not SHARED_RAVDESS.is_dir(), reason="../shared/data/ravdess not present")
+def test_real_ravdess(tmp_path, capsys):
+    out = tmp_path / "ravdess.csv"
+    assert run_prepare("ravdess", SHARED_RAVDESS, out) == 0
+    df = read_manifest(out)
+    assert len(df) == 1080 and df["speaker"].nunique() == 18 and df["label"].nunique() == 8
+    assert (df.groupby("speaker").size() == 60).all()

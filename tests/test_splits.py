@@ -1,0 +1,79 @@
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mmser.data.splits import (Fold, SpeakerLeakError, SplitError, assert_speaker_disjoint, build_folds,
+                               leave_one_session_out, leave_speakers_out)
+
+
+def manifest(n_speakers=6, per=4, sessions=None):
+    rows = []
+    for s in range(n_speakers):
+        for i in range(per):
+            rows.append({"utt_id": f"s{s}_{i}", "speaker": f"s{s}", "label": "angry",
+                         "session": str(sessions[s]) if sessions else ""})
+    return pd.DataFrame(rows)
+
+
+def test_leave_speakers_out_covers_every_speaker_once():
+    df = manifest(18)
+    folds = leave_speakers_out(df, speakers_per_fold=3, val_speakers=2)
+    assert len(folds) == 6
+    tested = [s for f in folds for s in f.test_speakers]
+    assert sorted(tested) == sorted(df["speaker"].unique())
+    for f in folds:
+        assert len(f.val_speakers) == 2 and not set(f.val_speakers) & set(f.test_speakers)
+        assert len(f.train) + len(f.val) + len(f.test) == len(df)
+
+
+def test_leave_one_session_out():
+    df = manifest(10, sessions=[1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    folds = leave_one_session_out(df, val_speakers=2)
+    assert [f.name for f in folds] == [f"session{i}" for i in range(1, 6)]
+    assert folds[0].test_speakers == ("s0", "s1")
+
+
+def test_deterministic_under_seed():
+    df = manifest(12)
+    a = build_folds(df, "leave_speakers_out", 3, 2, seed=5, shuffle=True)
+    b = build_folds(df, "leave_speakers_out", 3, 2, seed=5, shuffle=True)
+    c = build_folds(df, "leave_speakers_out", 3, 2, seed=6, shuffle=True)
+    assert a == b and a != c
+
+
+def test_leak_is_caught():
+    df = manifest(4)
+    leaky = Fold("bad", train=("s0_0", "s1_0"), val=(), test=("s0_1",), test_speakers=("s0",), val_speakers=())
+    with pytest.raises(SpeakerLeakError, match="s0"):
+        assert_speaker_disjoint(df, leaky)
+
+
+def test_too_few_speakers():
+    df = manifest(2)
+    with pytest.raises(SplitError, match="validation"):
+        leave_speakers_out(df, speakers_per_fold=1, val_speakers=1)
+    assert len(leave_speakers_out(df, speakers_per_fold=1, val_speakers=0)) == 2
+    with pytest.raises(SplitError, match="at least 2 sessions"):
+        leave_one_session_out(manifest(4))
+    with pytest.raises(SplitError, match="more than one session"):
+        leave_one_session_out(manifest(2, sessions=[1, 2]).assign(speaker="same"))
+
+
+def test_folds_file(tmp_path):
+    df = manifest(4)
+    (tmp_path / "f.csv").write_text("speaker,fold\ns0,a\ns1,a\ns2,b\ns3,b\n")
+    folds = build_folds(df, "file", val_speakers=0, folds_file=str(tmp_path / "f.csv"))
+    assert [f.test_speakers for f in folds] == [("s0", "s1"), ("s2", "s3")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(3, 15), k=st.integers(1, 4), v=st.integers(0, 3), seed=st.integers(0, 100))
+def test_property_no_speaker_in_two_parts(n, k, v, seed):
+    df = manifest(n, per=2)
+    try:
+        folds = leave_speakers_out(df, k, v, seed, shuffle=True)
+    except SplitError:
+        return
+    for f in folds:
+        assert_speaker_disjoint(df, f)
+        assert set(f.train) | set(f.val) | set(f.test) == set(df["utt_id"])
