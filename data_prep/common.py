@@ -193,5 +193,12 @@ def prepare(scan: Scan, label_map: LabelMap, out: str | Path, skip_bad: bool = F
         report.unlink(missing_ok=True)
     if df.empty:
         raise PrepareError(problems or [Problem(str(out), "", "no usable clips found")])
+    df["path"] = [_portable_path(p, out) for p in df["path"]]
     write_manifest(df, out)
     return df, summarize(df, problems, warnings, excluded, scan.notes)
+
+
+def _portable_path(path: str, manifest: Path) -> str:
+    """Relative to the manifest's folder when the audio lies below it, else absolute."""
+    audio, base = Path(path).resolve(), manifest.resolve().parent
+    return audio.relative_to(base).as_posix() if audio.is_relative_to(base) else str(audio)

@@ -24,8 +24,55 @@ def cmd_demo(args: argparse.Namespace) -> None:
             raise SystemExit(2)
 
 
+def cmd_extract(args: argparse.Namespace) -> None:
+    import time
+
+    from mmser.config import load_config
+    from mmser.data.manifest import read_manifest
+    from mmser.encoders.extract import extract
+
+    cfg = load_config(args.config, args.overrides)
+    df = read_manifest(args.manifest)
+    specs = args.encoder or list(cfg.features.audio_encoders) + [cfg.features.text_encoder]
+    for spec in specs:
+        start = time.perf_counter()
+        result = extract(df, spec, cfg.features, args.text_source)
+        took = time.perf_counter() - start
+        hits = len(set(result.keys)) - result.computed
+        print(f"{spec}: {result.computed} encoded, {hits} cache hits, {took:.1f} s -> {result.cache.dir}")
+
+
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    from mmser.config import load_config
+    from mmser.encoders.asr import asr_column
+    from mmser.encoders.transcribe import transcribe_manifest
+
+    cfg = load_config(args.config, args.overrides)
+    for spec in args.asr or list(cfg.asr.models):
+        report = transcribe_manifest(args.manifest, spec, cfg.asr, force=args.force)
+        print(f"wrote column {asr_column(spec)} to {args.manifest}")
+        if report:
+            print(f"WER {report['wer']:.3f} over {report['utterances']} utterances with gold transcripts")
+            for spk, wer in report.get("per_speaker", {}).items():
+                print(f"  {spk}: {wer:.3f}")
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
+
+    p = add("transcribe", cmd_transcribe, "add Whisper transcripts to a manifest (resumable) and print the WER")
+    p.add_argument("manifest")
+    p.add_argument("--asr", action="append", help="BACKEND:MODEL, e.g. faster-whisper:tiny.en (repeatable)")
+    p.add_argument("--force", action="store_true", help="transcribe again even where a transcript exists")
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")
+
+    p = add("extract", cmd_extract, "encode a manifest once into the feature cache (resumable)")
+    p.add_argument("manifest")
+    p.add_argument("--encoder", action="append", help="encoder spec (repeatable); default: the config's encoders")
+    p.add_argument("--text-source", default="gold", help="gold or an asr_* column (text encoders)")
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")

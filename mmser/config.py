@@ -68,6 +68,14 @@ class FeaturesConfig:
 
 
 @dataclass
+class ASRConfig:
+    models: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # transcript sources for ablations
+    language: Optional[str] = "en"  # None = detect (multilingual models)
+    beam_size: int = 5
+    device: str = "cpu"
+
+
+@dataclass
 class FusionConfig:
     num_heads: int = 4  # attention heads of the cross-modal aligner
     dropout: float = 0.1
@@ -114,6 +122,7 @@ class Config:
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    asr: ASRConfig = field(default_factory=ASRConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
