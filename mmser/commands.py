@@ -7,17 +7,22 @@ from pathlib import Path
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """The embedded default: SYNTHETIC corpus -> manifest -> folds (later: transcripts, features, ablation)."""
+    """The embedded default: SYNTHETIC corpus -> manifest -> Whisper transcripts -> features -> ablation table."""
     from mmser.cli import main as cli
+    from mmser.config import CONFIG_DIR
 
     out = Path(args.out)
     manifest = out / "manifest.csv"
-    corpus_root = out / "corpus" / "IEMOCAP_full_release"
+    experiment = CONFIG_DIR / "experiment" / "synthetic_ablation.yaml"
     steps: list[list[str]] = []
-    if not (corpus_root / "SYNTHETIC").exists():
+    if not (out / "corpus" / "IEMOCAP_full_release" / "SYNTHETIC").exists():
         steps.append(["synth", str(out / "corpus"), "--seed", str(args.seed)])
-    steps.append(["prepare", "iemocap", str(out / "corpus"), "--out", str(manifest)])
-    steps.append(["folds", str(manifest), "--config", "configs/data/synthetic.yaml"])
+    if not manifest.exists():
+        steps.append(["prepare", "iemocap", str(out / "corpus"), "--out", str(manifest)])
+    steps.append(["folds", str(manifest), "--config", str(experiment)])
+    steps.append(["transcribe", str(manifest), "--asr", "faster-whisper:tiny.en"])
+    steps.append(["ablate", str(experiment), f"data.manifest={manifest}", f"features.cache_dir={out / 'cache'}",
+                  "--out", str(out / "ablation"), *args.overrides])
     for step in steps:
         print(f"\n$ mmser {' '.join(step)}", flush=True)
         if cli(step) != 0:
@@ -57,11 +62,46 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
                 print(f"  {spk}: {wer:.3f}")
 
 
+def _experiment_config(args: argparse.Namespace):
+    from mmser.config import load_config
+
+    return load_config([args.config_file] + list(args.config), args.overrides)
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    from mmser.evaluation.crossval import run_cv
+
+    cfg = _experiment_config(args)
+    out = args.out or cfg.output_dir
+    summary = run_cv(cfg, out)
+    print(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
+          f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds -> {out}")
+
+
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from mmser.evaluation.ablation import run_ablation
+    from mmser.evaluation.tables import to_markdown
+
+    cfg = _experiment_config(args)
+    out = Path(args.out or cfg.output_dir)
+    table = run_ablation(cfg, out)
+    print("\n" + to_markdown(table))
+    print(f"tables: {out / 'results.md'}, {out / 'results.csv'}")
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from mmser.evaluation.tables import to_markdown, write_tables
+
+    table = write_tables(args.results_dir)
+    print(to_markdown(table))
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("overrides", nargs="*", help="key=value overrides for the ablation")
 
     p = add("transcribe", cmd_transcribe, "add Whisper transcripts to a manifest (resumable) and print the WER")
     p.add_argument("manifest")
@@ -69,6 +109,17 @@ def register(add) -> None:
     p.add_argument("--force", action="store_true", help="transcribe again even where a transcript exists")
     p.add_argument("--config", action="append", default=[])
     p.add_argument("overrides", nargs="*")
+
+    for name, func, text in (("cv", cmd_cv, "cross-validate one model over the configured speaker-independent folds"),
+                             ("ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table")):
+        p = add(name, func, text)
+        p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
+        p.add_argument("--out", help="results folder (default: the config's output_dir)")
+        p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
+        p.add_argument("overrides", nargs="*", help="key=value overrides")
+
+    p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
+    p.add_argument("results_dir")
 
     p = add("extract", cmd_extract, "encode a manifest once into the feature cache (resumable)")
     p.add_argument("manifest")

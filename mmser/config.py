@@ -58,6 +58,7 @@ class FeaturesConfig:
     cache_dir: str = "cache/features"  # feature cache root (shared by all runs)
     audio_encoders: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # encoder specs
     text_encoder: str = "bert:minilm"  # encoder spec for token embeddings
+    whisper_window: str = "30s"  # "30s": pad to Whisper's 30 s input (as trained); "clip": encode the clip only (faster)
     audio_layers: str = "all"  # "all" hidden states, "last", or comma-separated indices
     text_layers: str = "last"
     device: str = "cpu"  # cpu | cuda | cuda:N

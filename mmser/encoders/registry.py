@@ -14,7 +14,8 @@ AUDIO_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper")
 TEXT_KINDS = ("bert",)
 
 
-def build_audio_encoder(spec: str, layers: str = "all", device: str = "cpu", batch_size: int = 8):
+def build_audio_encoder(spec: str, layers: str = "all", device: str = "cpu", batch_size: int = 8,
+                        whisper_window: str = "30s"):
     kind = spec.partition(":")[0]
     if kind == "hf":
         from mmser.encoders.hf_audio import HFAudioEncoder
@@ -23,7 +24,7 @@ def build_audio_encoder(spec: str, layers: str = "all", device: str = "cpu", bat
     if kind in ("whisper", "whisper-ct2"):
         from mmser.encoders.whisper_frames import WhisperTorchEncoder
 
-        return WhisperTorchEncoder(spec, layers, device, batch_size)
+        return WhisperTorchEncoder(spec, layers, device, batch_size, whisper_window)
     if kind == "faster-whisper":
         from mmser.encoders.whisper_frames import FasterWhisperEncoder
 

@@ -90,8 +90,13 @@ class WhisperTorchEncoder:
 
     frame_rate = FRAME_RATE
 
-    def __init__(self, spec: str, layers: str = "all", device: str = "cpu", batch_size: int = 8):
+    def __init__(self, spec: str, layers: str = "all", device: str = "cpu", batch_size: int = 8,
+                 window: str = "30s"):
         import whisper
+
+        if window not in ("30s", "clip"):
+            raise ValueError(f"whisper window must be '30s' or 'clip', got {window!r}")
+        self.window = window
 
         kind, _, name = spec.partition(":")
         if kind == "whisper-ct2":
@@ -110,7 +115,7 @@ class WhisperTorchEncoder:
         available = len(self.encoder.blocks) + 1
         self.layers = parse_layers(layers, available)
         self.num_layers, self.dim = len(self.layers), self.encoder.ln_post.normalized_shape[0]
-        self.fingerprint = state_dict_fingerprint(self.encoder)
+        self.fingerprint = state_dict_fingerprint(self.encoder) + ("" if window == "30s" else "-clipwindow")
 
     @torch.inference_mode()
     def _forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -132,6 +137,12 @@ class WhisperTorchEncoder:
 
         pieces = [(i, w) for i, wav in enumerate(wavs) for w in windows(wav)]
         outputs: list[list[np.ndarray]] = [[] for _ in wavs]
+        if self.window == "clip":  # no 30 s padding: one window per forward (no key mask in Whisper blocks)
+            for i, w in pieces:
+                padded = np.pad(w, (0, 2 * SAMPLES_PER_FRAME - len(w) % (2 * SAMPLES_PER_FRAME)))
+                mel = whisper.log_mel_spectrogram(torch.from_numpy(padded), n_mels=self.n_mels)[None]
+                outputs[i].append(self._forward(mel.to(self.device)).float().cpu().numpy()[:, 0, : n_frames(len(w))])
+            return [np.concatenate(parts, axis=1) for parts in outputs]
         for start in range(0, len(pieces), self.batch_size):
             chunk = pieces[start:start + self.batch_size]
             mel = torch.stack([

@@ -1,0 +1,1 @@
+"""Cross-validation, ablations, tables and plots (all built from stored per-utterance predictions)."""

@@ -1,0 +1,49 @@
+"""Cached features of a manifest, loaded once per run and shared by every fold and ablation cell."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mmser.encoders.extract import extract
+
+
+@dataclass
+class FeatureBank:
+    """Per-row arrays of each audio encoder and each text source, plus their sizes."""
+
+    audio: dict[str, list[np.ndarray]] = field(default_factory=dict)  # spec -> [(L, T, D)] per row
+    text: dict[str, list[np.ndarray]] = field(default_factory=dict)  # text source -> [(L, N, D)] per row
+    encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
+
+    @staticmethod
+    def shape(arrays: list[np.ndarray]) -> tuple[int, int]:
+        """(layers, dim) of a list of ``(L, T, D)`` arrays."""
+        return int(arrays[0].shape[0]), int(arrays[0].shape[2])
+
+
+def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
+              progress: bool = True) -> FeatureBank:
+    """Extract what is missing, then load every row's features from the cache."""
+    bank = FeatureBank()
+    for spec in audio_specs:
+        start = time.perf_counter()
+        result = extract(df, spec, features_cfg, progress=progress)
+        if result.computed:
+            bank.encode_seconds += time.perf_counter() - start
+        items = result.cache.get_many(result.keys)
+        bank.audio[spec] = [items[k] for k in result.keys]
+    encoder = None
+    for source in text_sources:
+        start = time.perf_counter()
+        result = extract(df, features_cfg.text_encoder, features_cfg, text_source=source, progress=progress,
+                         encoder=encoder)
+        encoder = result.encoder
+        if result.computed:
+            bank.encode_seconds += time.perf_counter() - start
+        items = result.cache.get_many(result.keys)
+        bank.text[source] = [items[k] for k in result.keys]
+    return bank

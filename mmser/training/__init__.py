@@ -1,0 +1,1 @@
+"""Lightning training on cached features, and the metrics."""

@@ -1,0 +1,100 @@
+"""Train one model on one fold's training side, with model selection on its validation speakers only."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from torch.utils.data import DataLoader
+
+from mmser.data.dataset import FeatureDataset, collate
+from mmser.labels import NUM_CLASSES
+from mmser.training.lit_module import EmotionLitModule, forward_batch
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    logging.getLogger(_name).setLevel(logging.WARNING)  # no "GPU available: False" banner per fold
+
+
+class KeepBestWeights(Callback):
+    """Keeps (in memory) the weights of the epoch with the best validation UA; no pickled checkpoint files."""
+
+    def __init__(self):
+        self.best_score, self.best_state, self.best_epoch = -1.0, None, -1
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or "val_ua" not in trainer.callback_metrics:
+            return
+        score = float(trainer.callback_metrics["val_ua"])
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, int(trainer.current_epoch)
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+
+
+def class_weights(targets: list[int], mask: tuple[bool, ...]) -> torch.Tensor:
+    """Inverse-frequency weights over the protocol's classes (mean 1 over classes present)."""
+    counts = np.bincount(np.asarray(targets), minlength=NUM_CLASSES).astype(float)
+    weights = np.zeros(NUM_CLASSES)
+    present = (counts > 0) & np.asarray(mask)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    weights[np.asarray(mask) & ~present] = 1.0
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def resolve_precision(trainer_cfg) -> str:
+    if trainer_cfg.precision != "auto":
+        return trainer_cfg.precision
+    on_gpu = trainer_cfg.accelerator in ("gpu", "cuda") or (trainer_cfg.accelerator == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
+        seed: int) -> tuple[torch.nn.Module, dict]:
+    """Train ``model``; returns it with the best-validation weights and a summary (epochs, history)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
+    module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
+                              train_cfg.label_smoothing)
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True, collate_fn=collate,
+                              num_workers=train_cfg.num_workers, generator=generator, drop_last=len(train) > train_cfg.batch_size)
+    val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, collate_fn=collate, num_workers=train_cfg.num_workers)
+                  if val is not None and len(val) else None)
+    keep = KeepBestWeights()
+    callbacks: list[Callback] = [keep]
+    if val_loader is not None:
+        callbacks.append(EarlyStopping(monitor="val_ua", mode="max", patience=train_cfg.patience))
+    trainer = L.Trainer(
+        max_epochs=train_cfg.max_epochs, accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices,
+        strategy=trainer_cfg.strategy, precision=resolve_precision(trainer_cfg),
+        accumulate_grad_batches=train_cfg.accumulate_grad_batches, callbacks=callbacks, logger=False,
+        enable_checkpointing=False, enable_progress_bar=trainer_cfg.enable_progress_bar, enable_model_summary=False,
+        num_sanity_val_steps=0, deterministic=False,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*number of training batches.*")
+        trainer.fit(module, train_loader, val_loader)
+    if keep.best_state is not None:
+        model.load_state_dict(keep.best_state)
+    summary = {"epochs_run": int(trainer.current_epoch), "best_epoch": keep.best_epoch,
+               "best_val_ua": keep.best_score if keep.best_state is not None else None, "history": module.history}
+    return model.cpu().eval(), summary
+
+
+@torch.inference_mode()
+def predict_proba(model: torch.nn.Module, data: FeatureDataset, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(N, 8)`` (masked classes get 0)."""
+    model.eval()
+    out = np.zeros((len(data), NUM_CLASSES), dtype=np.float32)
+    for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate):
+        probs = torch.softmax(forward_batch(model, batch).float(), dim=-1)
+        out[batch["index"].numpy()] = probs.numpy()
+    return out

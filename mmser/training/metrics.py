@@ -1,0 +1,43 @@
+"""WA (accuracy), UA (mean per-class recall), F1, confusion; fold aggregates and bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from mmser.labels import EMOTIONS
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str] | None = None) -> dict:
+    """Metrics over the ``classes`` present in the protocol (names from :data:`EMOTIONS`)."""
+    classes = classes or sorted(set(y_true) | set(y_pred), key=EMOTIONS.index)
+    labels = [c for c in classes]
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    present = [c for c in labels if (np.asarray(y_true) == c).any()]
+    return {
+        "WA": float(accuracy_score(y_true, y_pred)),
+        "UA": float(np.mean([r[labels.index(c)] for c in present])),
+        "macro_F1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "weighted_F1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
+        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+                      for i, c in enumerate(labels)},
+        "confusion": {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+        "n": int(len(y_true)),
+    }
+
+
+def unweighted_accuracy(y_true, y_pred) -> float:
+    """UA: mean recall over the classes present in ``y_true``."""
+    return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric=unweighted_accuracy, n_boot: int = 1000,
+                 seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric`` over utterances."""
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    stats = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        stats.append(metric(y_true[idx], y_pred[idx]))
+    return float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))
