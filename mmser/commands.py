@@ -96,6 +96,91 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(to_markdown(table))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from mmser.training.train_final import train_checkpoint
+
+    cfg = _experiment_config(args)
+    out = Path(args.out or Path(cfg.output_dir) / "model.safetensors")
+    path, _ = train_checkpoint(cfg, out)
+    print(f"wrote checkpoint {path}")
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def _clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """(path, transcript or None) for files, folders (searched recursively) and manifest CSVs."""
+    import pandas as pd
+
+    from mmser.errors import MmserError
+
+    out: list[tuple[str, str | None]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out += [(str(p), None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+        elif path.suffix.lower() == ".csv":
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "path" not in table.columns:
+                raise MmserError(f"{path}: a clip list needs a 'path' column")
+            for _, row in table.iterrows():
+                clip = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+                out.append((str(clip), row.get("transcript") or None))
+        else:
+            out.append((str(path), None))
+    if not out:
+        raise MmserError(f"no audio clips found in {inputs}")
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import json
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from mmser.audio import AudioError
+    from mmser.errors import MmserError
+    from mmser.inference import Predictor
+    from mmser.labels import EMOTIONS
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, window_s=args.window)
+    clips = _clip_inputs(args.clips)
+    rows, failed = [], []
+    for clip, text in tqdm(clips, desc="predict", unit="clip", disable=len(clips) < 2 or args.json):
+        try:
+            result = predictor.predict(clip, transcript=args.transcript if args.transcript is not None else text,
+                                       transcribe=args.transcribe)
+        except (AudioError, MmserError) as err:
+            failed.append(f"{err}")
+            continue
+        rows.append({"path": clip, **result.to_dict()})
+    if args.json:
+        print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
+    else:
+        for row in rows:
+            probs = "  ".join(f"{e} {row['probabilities'][e]:.3f}" for e in EMOTIONS)
+            print(f"{row['path']}: {row['label']}\n  {probs}")
+    if args.out:
+        table = pd.DataFrame([{"path": r["path"], "label": r["label"],
+                               **{f"prob_{e}": r["probabilities"][e] for e in EMOTIONS}} for r in rows])
+        from mmser.data.manifest import write_table
+
+        write_table(table, args.out)
+    if failed:
+        raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from mmser.inference import Predictor
+    from mmser.serve import create_app
+
+    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_upload_mb * 1024 * 1024, args.max_duration)
+    uvicorn.run(app, host=args.host, port=args.port, workers=1)
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
@@ -117,6 +202,28 @@ def register(add) -> None:
         p.add_argument("--out", help="results folder (default: the config's output_dir)")
         p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
         p.add_argument("overrides", nargs="*", help="key=value overrides")
+
+    p = add("train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint")
+    p.add_argument("config_file")
+    p.add_argument("--out", help="checkpoint path (.safetensors); default <output_dir>/model.safetensors")
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")
+
+    p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
+    p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript]")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--transcript", help="transcript of the clip (fused / text models)")
+    p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", help="also write predictions to this CSV")
+    p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
+
+    p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=int, default=20)
+    p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -59,6 +59,7 @@ class FeaturesConfig:
     audio_encoders: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # encoder specs
     text_encoder: str = "bert:minilm"  # encoder spec for token embeddings
     whisper_window: str = "30s"  # "30s": pad to Whisper's 30 s input (as trained); "clip": encode the clip only (faster)
+    frame_stride: int = 1  # average every N encoder frames before the model (4: 50 Hz -> 12.5 Hz), cache unchanged
     audio_layers: str = "all"  # "all" hidden states, "last", or comma-separated indices
     text_layers: str = "last"
     device: str = "cpu"  # cpu | cuda | cuda:N

@@ -113,6 +113,19 @@ def folds_from_file(df: pd.DataFrame, path: str | Path, val_speakers: int = 2, s
             for f, g in table.groupby("fold", sort=True)]
 
 
+def holdout_validation(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> Fold:
+    """Train on every speaker but ``val_speakers`` whole speakers held out for model selection (no test part)."""
+    speakers = sorted(df["speaker"].unique())
+    if val_speakers >= len(speakers):
+        raise SplitError(f"{len(speakers)} speaker(s) cannot give {val_speakers} validation speaker(s) and still train")
+    rng = np.random.default_rng(seed)
+    val = sorted(rng.choice(speakers, size=val_speakers, replace=False).tolist()) if val_speakers else []
+    part = df["speaker"].isin(val)
+    fold = Fold("all", tuple(df.loc[~part, "utt_id"]), tuple(df.loc[part, "utt_id"]), (), (), tuple(val))
+    assert_speaker_disjoint(df, fold)
+    return fold
+
+
 def build_folds(df: pd.DataFrame, protocol: str, speakers_per_fold: int = 3, val_speakers: int = 2, seed: int = 0,
                 shuffle: bool = False, folds_file: str | None = None) -> list[Fold]:
     """Folds of the configured ``protocol`` (``split.*`` config keys)."""

@@ -24,6 +24,9 @@ OFFLINE_HINT = ("No copy is cached here and the model hub cannot be reached. Sav
 
 def load_pretrained(loader, spec: str, **kwargs):
     """``loader.from_pretrained(spec)``: local folder, then local hub cache, then the hub."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar per model load
     if Path(spec).expanduser().is_dir():
         try:
             return loader.from_pretrained(str(Path(spec).expanduser()), **kwargs)

@@ -80,6 +80,26 @@ def _dataset(df: pd.DataFrame, ids: tuple[str, ...], bank: FeatureBank, encoder:
     return FeatureDataset(list(ids), df["label"].values[pos].tolist(), audio, text)
 
 
+def model_dims(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_source: str | None) -> ModelDims:
+    """Dimensions of ``cfg.model`` fed by ``encoder`` frames and/or ``text_source`` tokens from ``bank``."""
+    a_layers, a_dim = FeatureBank.shape(bank.audio[encoder]) if encoder else (0, 0)
+    t_layers, t_dim = FeatureBank.shape(bank.text[text_source]) if text_source else (0, 0)
+    mask = tuple(class_mask(list(cfg.data.classes) if cfg.data.classes else None))
+    return ModelDims(kind=cfg.model.kind, audio_dim=a_dim, audio_layers=a_layers, text_dim=t_dim, text_layers=t_layers,
+                     hidden_dim=cfg.model.hidden_dim, num_heads=cfg.model.fusion.num_heads,
+                     num_fusion_layers=cfg.model.fusion.num_layers, fusion_dropout=cfg.model.fusion.dropout,
+                     dropout=cfg.model.dropout, class_mask=mask)
+
+
+def train_member(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_source: str | None,
+                 train: FeatureDataset, val: FeatureDataset | None, seed: int, init: dict | None = None):
+    """Build and train one ensemble member (optionally started from audio-only weights ``init``)."""
+    model = build_model(model_dims(cfg, bank, encoder, text_source))
+    if init is not None:
+        model.init_from_audio_only(init)
+    return fit(model, train, val, cfg.train, cfg.trainer, seed)
+
+
 def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, fold_dir: Path,
              text_source: str | None, audio_init_dir: Path | None = None) -> dict:
     """Train the fold's members, predict its test speakers, write predictions + metrics; returns metrics."""
@@ -88,25 +108,19 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
     probs, summaries = [], []
     start = time.perf_counter()
     for j, (encoder, seed) in enumerate(members_of(cfg, kind)):
-        a_layers, a_dim = FeatureBank.shape(bank.audio[encoder]) if encoder else (0, 0)
-        t_layers, t_dim = FeatureBank.shape(bank.text[text_source]) if text_source else (0, 0)
-        dims = ModelDims(kind=kind, audio_dim=a_dim, audio_layers=a_layers, text_dim=t_dim, text_layers=t_layers,
-                         hidden_dim=cfg.model.hidden_dim, num_heads=cfg.model.fusion.num_heads,
-                         num_fusion_layers=cfg.model.fusion.num_layers, fusion_dropout=cfg.model.fusion.dropout,
-                         dropout=cfg.model.dropout, class_mask=mask)
-        model = build_model(dims)
+        init = None
         if cfg.model.init_from_audio_only and kind in ("concat", "cross_attn"):
             source = (audio_init_dir or Path("")) / fold.name / f"member{j}.safetensors"
             if audio_init_dir is None or not source.is_file():
                 raise MmserError(f"model.init_from_audio_only: no audio-only weights at {source} "
                                  "(run the audio_only model first, e.g. through `mmser ablate`)")
-            model.init_from_audio_only(load_file(str(source)))
+            init = load_file(str(source))
         train = _dataset(df, fold.train, bank, encoder, text_source)
         val = _dataset(df, fold.val, bank, encoder, text_source) if fold.val else None
-        model, summary = fit(model, train, val, cfg.train, cfg.trainer, seed)
+        model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed, init)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(fold_dir / f"member{j}.safetensors"))
         atomic_write_bytes(fold_dir / f"member{j}.json", json.dumps(
-            {"dims": dims.to_dict(), "audio_encoder": encoder, "text_encoder": cfg.features.text_encoder
+            {"dims": model.dims.to_dict(), "audio_encoder": encoder, "text_encoder": cfg.features.text_encoder
              if text_source else None, "text_source": text_source, "seed": seed}, indent=2).encode())
         probs.append(predict_proba(model, _dataset(df, fold.test, bank, encoder, text_source)))
         summaries.append(summary)

@@ -18,11 +18,24 @@ class FeatureBank:
     audio: dict[str, list[np.ndarray]] = field(default_factory=dict)  # spec -> [(L, T, D)] per row
     text: dict[str, list[np.ndarray]] = field(default_factory=dict)  # text source -> [(L, N, D)] per row
     encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # encoder spec -> weights fingerprint
 
     @staticmethod
     def shape(arrays: list[np.ndarray]) -> tuple[int, int]:
         """(layers, dim) of a list of ``(L, T, D)`` arrays."""
         return int(arrays[0].shape[0]), int(arrays[0].shape[2])
+
+
+def pool_frames(hidden: np.ndarray, stride: int) -> np.ndarray:
+    """Average non-overlapping groups of ``stride`` frames: ``(L, T, D) -> (L, ceil(T / stride), D)``."""
+    if stride <= 1:
+        return hidden
+    num_layers, frames, dim = hidden.shape
+    pad = (-frames) % stride
+    x = hidden.astype(np.float32)
+    if pad:  # repeat the last frame so the final group averages real frames only
+        x = np.concatenate([x, np.repeat(x[:, -1:], pad, axis=1)], axis=1)
+    return x.reshape(num_layers, -1, stride, dim).mean(axis=2).astype(np.float16)
 
 
 def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
@@ -34,14 +47,18 @@ def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sourc
         result = extract(df, spec, features_cfg, progress=progress)
         if result.computed:
             bank.encode_seconds += time.perf_counter() - start
+        bank.fingerprints[spec] = result.encoder.fingerprint
         items = result.cache.get_many(result.keys)
-        bank.audio[spec] = [items[k] for k in result.keys]
+        stride = int(getattr(features_cfg, "frame_stride", 1))
+        pooled = {k: pool_frames(v, stride) for k, v in items.items()}
+        bank.audio[spec] = [pooled[k] for k in result.keys]
     encoder = None
     for source in text_sources:
         start = time.perf_counter()
         result = extract(df, features_cfg.text_encoder, features_cfg, text_source=source, progress=progress,
                          encoder=encoder)
         encoder = result.encoder
+        bank.fingerprints[features_cfg.text_encoder] = encoder.fingerprint
         if result.computed:
             bank.encode_seconds += time.perf_counter() - start
         items = result.cache.get_many(result.keys)

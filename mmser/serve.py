@@ -1,0 +1,65 @@
+"""``mmser serve``: the HTTP service (FastAPI). The model is loaded once; requests never share state.
+
+- ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field) -> label + probabilities
+- ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
+Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
+a fused model without a transcript gets 422 — each with the reason.
+"""
+
+import io
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+
+from mmser.audio import SAMPLE_RATE, AudioError, resample, validate_waveform
+from mmser.errors import MmserError
+from mmser.labels import EMOTIONS
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # bytes
+DEFAULT_MAX_DURATION_S = 120.0  # s
+
+
+def decode_upload(data: bytes, name: str, max_duration_s: float) -> np.ndarray:
+    """Uploaded bytes -> 16 kHz mono float32; raises AudioError naming the upload."""
+    if not data:
+        raise AudioError(name, "empty upload")
+    try:
+        info = sf.info(io.BytesIO(data))
+        if info.duration > max_duration_s:
+            raise AudioError(name, f"too long: {info.duration:.1f} s > limit {max_duration_s} s")
+        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(name, f"unreadable audio ({err})") from None
+    mono = wav.mean(axis=1)
+    validate_waveform(mono, name, sr, min_duration_s=0.05)
+    return resample(mono, sr, SAMPLE_RATE)
+
+
+def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               max_duration_s: float = DEFAULT_MAX_DURATION_S):
+    app = FastAPI(title="mmser", description="Speech + text emotion recognition", version="1")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "needs_transcript": predictor.needs_text,
+                "members": len(predictor.ckpt.members)}
+
+    @app.get("/labels")
+    def labels() -> dict:
+        return {"labels": list(EMOTIONS)}
+
+    @app.post("/predict")
+    def predict(audio: UploadFile = File(...), transcript: Optional[str] = Form(None)) -> dict:
+        data = audio.file.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise HTTPException(413, f"{audio.filename}: upload larger than {max_upload_bytes} bytes")
+        try:
+            wav = decode_upload(data, audio.filename or "upload", max_duration_s)
+            result = predictor.predict(wav, transcript=transcript)
+        except (AudioError, MmserError) as err:
+            raise HTTPException(422, str(err)) from None
+        return {"file": audio.filename, **result.to_dict()}
+
+    return app

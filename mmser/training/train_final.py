@@ -1,0 +1,36 @@
+"""``mmser train``: one model (or ensemble) on a whole manifest, validation speakers held out -> checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmser.checkpoint import Member, save_checkpoint
+from mmser.data.splits import holdout_validation
+from mmser.evaluation.crossval import _dataset, load_protocol_manifest, members_of, train_member
+from mmser.evaluation.features import load_bank
+
+
+def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) -> tuple[Path, list[dict]]:
+    kind = cfg.model.kind
+    text_source = cfg.data.text_source if kind != "audio_only" else None
+    df = load_protocol_manifest(cfg)
+    split = holdout_validation(df, cfg.split.val_speakers, cfg.split.seed)
+    audio_specs = list(cfg.features.audio_encoders) if kind != "text_only" else []
+    bank = load_bank(df, cfg.features, audio_specs, [text_source] if text_source else [], progress)
+    members, summaries = [], []
+    for encoder, seed in members_of(cfg, kind):
+        train = _dataset(df, split.train, bank, encoder, text_source)
+        val = _dataset(df, split.val, bank, encoder, text_source) if split.val else None
+        model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed)
+        members.append(Member(model, encoder, bank.fingerprints.get(encoder) if encoder else None, text_source))
+        summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
+        print(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+    f = cfg.features
+    features = {"whisper_window": f.whisper_window, "frame_stride": f.frame_stride, "audio_layers": f.audio_layers,
+                "text_layers": f.text_layers, "max_text_tokens": f.max_text_tokens}
+    text_encoder = ({"spec": f.text_encoder, "fingerprint": bank.fingerprints.get(f.text_encoder)}
+                    if text_source else None)
+    path = save_checkpoint(out, members, features, text_encoder, OmegaConf.to_container(cfg, resolve=True))
+    return path, summaries

