@@ -181,6 +181,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=args.host, port=args.port, workers=1)
 
 
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from mmser.evaluation.classical import run_classical
+
+    cfg = _experiment_config(args)
+    out = Path(args.out or Path(cfg.output_dir) / "classical_egemaps_mfcc")
+    summary = run_classical(cfg, out)
+    print(f"classical eGeMAPS + MFCC logistic regression: UA {100 * summary['UA_mean']:.1f} % over "
+          f"{summary['folds']} folds -> {out}")
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
@@ -224,6 +234,12 @@ def register(add) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=int, default=20)
     p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
+
+    p = add("baseline", cmd_baseline, "classical eGeMAPS + MFCC logistic-regression baseline on the same folds")
+    p.add_argument("config_file")
+    p.add_argument("--out")
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
 
@@ -93,7 +94,12 @@ def model_dims(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_sou
 
 def train_member(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_source: str | None,
                  train: FeatureDataset, val: FeatureDataset | None, seed: int, init: dict | None = None):
-    """Build and train one ensemble member (optionally started from audio-only weights ``init``)."""
+    """Build and train one ensemble member (optionally started from audio-only weights ``init``).
+
+    Seeded before the model is built, so a member's initial weights do not depend on what ran before it
+    in the process (a resumed run reproduces an uninterrupted one).
+    """
+    torch.manual_seed(seed)
     model = build_model(model_dims(cfg, bank, encoder, text_source))
     if init is not None:
         model.init_from_audio_only(init)
