@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mmser.audio import file_sha256, load_audio
+from mmser.audio import AudioError, file_sha256, load_audio
 from mmser.encoders.cache import FeatureCache, ShardWriter, audio_key, text_key
 from mmser.encoders.registry import build_audio_encoder, build_text_encoder, is_text_spec
 from mmser.errors import MmserError
@@ -38,6 +39,9 @@ def item_keys(df: pd.DataFrame, spec: str, text_source: str = "gold") -> list[st
         return [text_key(t) for t in text_column(df, text_source)]
     if "audio_sha256" in df.columns and (df["audio_sha256"].astype(str).str.len() == 64).all():
         return [audio_key(s) for s in df["audio_sha256"]]
+    missing = [p for p in df["path"] if not Path(p).is_file()]
+    if missing:
+        raise AudioError(missing[0], f"file not found ({len(missing)} of {len(df)} audio files are missing)")
     return [audio_key(file_sha256(p)) for p in df["path"]]
 
 

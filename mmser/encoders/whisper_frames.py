@@ -139,7 +139,7 @@ class WhisperTorchEncoder:
         outputs: list[list[np.ndarray]] = [[] for _ in wavs]
         if self.window == "clip":  # no 30 s padding: one window per forward (no key mask in Whisper blocks)
             for i, w in pieces:
-                padded = np.pad(w, (0, 2 * SAMPLES_PER_FRAME - len(w) % (2 * SAMPLES_PER_FRAME)))
+                padded = np.pad(w, (0, (-len(w)) % (2 * SAMPLES_PER_FRAME)))  # whole encoder frames, <= 30 s
                 mel = whisper.log_mel_spectrogram(torch.from_numpy(padded), n_mels=self.n_mels)[None]
                 outputs[i].append(self._forward(mel.to(self.device)).float().cpu().numpy()[:, 0, : n_frames(len(w))])
             return [np.concatenate(parts, axis=1) for parts in outputs]

