@@ -191,6 +191,19 @@ def cmd_baseline(args: argparse.Namespace) -> None:
           f"{summary['folds']} folds -> {out}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    import warnings
+
+    from mmser.export_onnx import export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reports = export(args.checkpoint, args.out)
+    for r in reports:
+        print(f"{Path(args.out) / r['file']}: inputs {r['inputs']}, ONNX Runtime vs PyTorch max |dp| "
+              f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
@@ -240,6 +253,11 @@ def register(add) -> None:
     p.add_argument("--out")
     p.add_argument("--config", action="append", default=[])
     p.add_argument("overrides", nargs="*")
+
+    p = add("export", cmd_export, "export a checkpoint's models (fusion + head over encoder outputs) to ONNX, checked")
+    p.add_argument("format", choices=["onnx"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="output folder")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -21,5 +21,5 @@ if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch and torchaudio wheels must be the same release: install the pair first, then everything else.
 "$VENV/bin/python" -m pip install -q "torch==2.9.1" "torchaudio==2.9.1"
-"$VENV/bin/python" -m pip install -q -e ".[offline,classical,serve,dev]"
+"$VENV/bin/python" -m pip install -q -e ".[offline,classical,serve,onnx,dev]"
 touch "$stamp"
