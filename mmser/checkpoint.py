@@ -78,15 +78,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    head = path.open("rb").read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise CheckpointError(f"{path}: refused: this is a pickle/zip (torch.save) file; mmser never unpickles "
-                              "checkpoints and loads only its own safetensors checkpoints (mmser train)")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip
+            raise CheckpointError(f"{path}: refused: this is a pickle/zip (torch.save) file; mmser never unpickles "
+                                  "checkpoints and loads only its own safetensors checkpoints (mmser train)") from None
         raise CheckpointError(f"{path}: refused: not a readable safetensors checkpoint ({err})") from None
     if "mmser" not in metadata:
         raise CheckpointError(f"{path}: refused: a safetensors file without mmser metadata (not written by mmser train)")

@@ -66,3 +66,18 @@ def espeak() -> str:
     if exe is None:
         pytest.skip("espeak-ng not installed")
     return exe
+
+
+def save_tiny_whisper(path: Path, state: int = 32, layers: int = 1) -> Path:
+    """A randomly initialised openai-whisper model saved in its own checkpoint format (``whisper.load_model``)."""
+    from dataclasses import asdict
+
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=state, n_audio_head=2, n_audio_layer=layers,
+                           n_vocab=51864, n_text_ctx=64, n_text_state=state, n_text_head=2, n_text_layer=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path

@@ -1,6 +1,5 @@
 """Transcription: both backends run offline; resumable column; WER against gold."""
 
-from dataclasses import asdict
 from types import SimpleNamespace
 
 import pandas as pd
@@ -10,7 +9,7 @@ import torch
 from mmser.data.manifest import read_manifest, write_manifest
 from mmser.encoders.asr import asr_column, build_asr, normalize_text, wer_report
 from mmser.encoders.transcribe import transcribe_manifest
-from tests.conftest import write_tone
+from tests.conftest import save_tiny_whisper, write_tone
 
 ASR_CFG = SimpleNamespace(device="cpu", language="en", beam_size=1)
 
@@ -55,13 +54,7 @@ def test_wer_and_normalisation():
 
 
 def test_openai_whisper_backend_on_a_tiny_random_checkpoint(tmp_path):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
-    ckpt = tmp_path / "tiny.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, ckpt)
+    ckpt = save_tiny_whisper(tmp_path / "tiny.pt", state=64, layers=1)
     asr = build_asr(f"openai-whisper:{ckpt}", beam_size=1)
     text = asr.transcribe(write_tone_array())
     assert isinstance(text, str)

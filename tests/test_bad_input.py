@@ -2,7 +2,6 @@
 (exit code 2, no traceback), nothing is silently dropped, and odd-but-valid audio is accepted."""
 
 import pickle
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ import torch
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest, write_manifest
-from tests.conftest import write_tone
+from tests.conftest import save_tiny_whisper, write_tone
 
 
 def run(capsys, *args):
@@ -24,14 +23,7 @@ def run(capsys, *args):
 
 @pytest.fixture(scope="module")
 def whisper_ckpt(tmp_path_factory):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=8, n_text_state=32, n_text_head=2, n_text_layer=1)
-    path = tmp_path_factory.mktemp("w") / "tiny.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt", state=32, layers=1)
 
 
 def csv_corpus(tmp_path, files: dict[str, str]) -> object:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 
 from mmser.data.manifest import read_manifest, write_manifest
 from mmser.encoders.cache import FeatureCache
-from tests.conftest import write_tone
+from tests.conftest import save_tiny_whisper, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +43,7 @@ def run_and_kill(cmd, ready, timeout=240):
 
 @pytest.fixture(scope="module")
 def whisper_ckpt(tmp_path_factory):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
-                           n_vocab=51864, n_text_ctx=64, n_text_state=64, n_text_head=2, n_text_layer=1)
-    path = tmp_path_factory.mktemp("w") / "tiny.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt", state=64, layers=2)
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """Encoders on CPU through one interface: padding invariance, frame counts, offline messages."""
 
 import os
-from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import save_tiny_whisper
 from mmser.encoders.base import ModelUnavailableError, parse_layers
 from mmser.encoders.registry import build_audio_encoder, build_text_encoder
 from mmser.errors import MmserError
@@ -32,15 +32,7 @@ def tiny_wav2vec2(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_whisper_checkpoint(tmp_path_factory):
-    """A randomly initialised openai-whisper model saved in its own checkpoint format."""
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
-                           n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2)
-    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt", state=64, layers=2)
 
 
 def test_wav2vec2_padding_does_not_change_frames(tiny_wav2vec2):

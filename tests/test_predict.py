@@ -3,7 +3,6 @@
 import json
 import pickle
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from mmser.encoders.registry import build_audio_encoder
 from mmser.inference import Predictor
 from mmser.labels import EMOTIONS, class_mask
 from mmser.models.builders import ModelDims, build_model
-from tests.conftest import write_tone
+from tests.conftest import save_tiny_whisper, write_tone
 
 FEATURES = {"whisper_window": "clip", "frame_stride": 2, "audio_layers": "all", "text_layers": "last",
             "max_text_tokens": 32}
@@ -24,14 +23,7 @@ FEATURES = {"whisper_window": "clip", "frame_stride": 2, "audio_layers": "all", 
 
 @pytest.fixture(scope="module")
 def whisper_ckpt(tmp_path_factory):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=8, n_text_state=32, n_text_head=2, n_text_layer=1)
-    path = tmp_path_factory.mktemp("w") / "tiny.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt", state=32, layers=1)
 
 
 @pytest.fixture(scope="module")

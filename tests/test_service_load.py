@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ import torch
 from mmser.checkpoint import Member, save_checkpoint
 from mmser.encoders.registry import build_audio_encoder
 from mmser.models.builders import ModelDims, build_model
-from tests.conftest import write_tone
+from tests.conftest import save_tiny_whisper, write_tone
 
 pytestmark = pytest.mark.slow
 httpx = pytest.importorskip("httpx")
@@ -30,12 +29,7 @@ def rss_mib(pid: int) -> float:
 
 @pytest.fixture
 def server(tmp_path):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=8, n_text_state=32, n_text_head=2, n_text_layer=1)
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, tmp_path / "w.pt")
+    save_tiny_whisper(tmp_path / "w.pt")
     spec = f"whisper:{tmp_path / 'w.pt'}"
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
     model = build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16))
