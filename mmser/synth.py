@@ -22,21 +22,23 @@ import soundfile as sf
 
 from mmser.audio import SAMPLE_RATE, resample
 
-LEXICON: dict[str, list[str]] = {
-    "hap": ["I am so happy today", "This is wonderful news", "I love this, it is great", "What a lovely gift",
-            "We won the game, fantastic", "I feel great about this", "That was a delightful evening",
-            "Thank you, this is amazing", "I am thrilled to see you", "Best day of my life"],
-    "sad": ["I miss her so much", "Everything feels hopeless now", "I lost my job yesterday", "Nobody came to see me",
-            "I feel so lonely and tired", "It is all my fault", "We had to say goodbye forever",
-            "I cannot stop crying", "My old dog died last night", "Nothing will ever be the same"],
-    "ang": ["Get out of my office now", "This is completely unacceptable", "I am sick of your excuses",
-            "Stop lying to me", "You ruined everything again", "How dare you say that", "I hate waiting in this line",
-            "Do not touch my things", "You never listen to me", "That is outrageous and stupid"],
-    "neu": ["The meeting starts at ten", "Please put the box on the table", "The train leaves from platform two",
-            "I will call you tomorrow", "The report is on my desk", "We need to buy some milk",
-            "The weather is cloudy today", "Turn left at the next corner", "The store opens at nine",
-            "My sister lives in another city"],
+# Emotion words, split into one disjoint group per session: the words of a test session never occur in
+# training, so recognising them takes word meaning (a pretrained text encoder) rather than memorised
+# sound patterns (which the acoustic frames of a speech encoder also carry).
+EMOTION_WORDS: dict[str, list[str]] = {
+    "hap": ["delighted", "thrilled", "overjoyed", "cheerful", "ecstatic", "glad", "elated", "joyful", "pleased",
+            "grateful", "jubilant", "content", "blissful", "merry", "radiant"],
+    "sad": ["miserable", "heartbroken", "gloomy", "depressed", "devastated", "sorrowful", "lonely", "hopeless",
+            "unhappy", "grieving", "crushed", "dejected", "tearful", "downcast", "wretched"],
+    "ang": ["furious", "outraged", "livid", "irritated", "enraged", "annoyed", "infuriated", "fuming", "irate",
+            "resentful", "hostile", "exasperated", "incensed", "indignant", "seething"],
 }
+EMOTION_TEMPLATES = ["I am so {w} about {t}", "Honestly I feel {w} about {t}", "We were all {w} after {t}",
+                     "She looked {w} when she heard about {t}", "I was {w} about {t} all day"]
+TOPICS = ["the meeting", "the new schedule", "the trip", "the letter", "the results", "the phone call", "the house",
+          "the car", "the weekend", "the report"]
+NEUTRAL_TEMPLATES = ["The meeting about {t} starts at ten", "Please put {t} on the list", "I will call you about {t}",
+                     "We talked about {t} this morning", "Can you check {t} tomorrow", "They moved {t} to Tuesday"]
 # Prosody per raw label: espeak-ng pitch (0-99), rate (words/min), amplitude (0-200).
 PROSODY: dict[str, tuple[float, float, float]] = {
     # Arousal is clear (neu/sad low, hap/ang high); within an arousal level the voice differs only
@@ -45,7 +47,7 @@ PROSODY: dict[str, tuple[float, float, float]] = {
     "exc": (68, 194, 152), "fru": (52, 170, 120),
 }
 JITTER = (8.0, 15.0, 25.0)  # uniform +- on pitch, rate, amplitude
-P_OWN_WORDS, P_NEUTRAL_WORDS = 0.55, 0.35  # rest: another emotion's words (misleading)
+P_OWN_WORDS, P_NEUTRAL_WORDS = 0.65, 0.30  # rest: another emotion's words (misleading)
 SESSIONS = 5
 VOICES = {"F": "en-us+f{n}", "M": "en-us+m{n}"}
 
@@ -61,6 +63,21 @@ class SynthUtterance:
     pitch: int
     rate: int
     amplitude: int
+
+
+def session_words(emotion: str, session: int) -> list[str]:
+    """The emotion words used in ``session`` (1-based): a disjoint slice per session."""
+    words = EMOTION_WORDS[emotion]
+    per = len(words) // SESSIONS
+    return words[(session - 1) * per: session * per]
+
+
+def sentence(source: str, session: int, rng: np.random.Generator) -> str:
+    """A sentence carrying ``source``'s emotion words (or none, for "neu")."""
+    topic = str(rng.choice(TOPICS))
+    if source == "neu":
+        return str(rng.choice(NEUTRAL_TEMPLATES)).format(t=topic)
+    return str(rng.choice(EMOTION_TEMPLATES)).format(w=rng.choice(session_words(source, session)), t=topic)
 
 
 def espeak_available() -> bool:
@@ -86,8 +103,8 @@ def plan(seed: int = 0, per_speaker: int = 40) -> list[SynthUtterance]:
                 elif draw < P_NEUTRAL_WORDS + P_OWN_WORDS:
                     source = emo
                 else:
-                    source = rng.choice([e for e in emotions if e not in (emo, "neu")])
-                text = rng.choice(LEXICON[source])
+                    source = str(rng.choice([e for e in emotions if e not in (emo, "neu")]))
+                text = sentence(source, session, rng)
                 pitch, rate, amp = (base + rng.uniform(-j, j) for base, j in zip(PROSODY[raw], JITTER))
                 kind = "impro01" if idx % 2 == 0 else "script01_1"
                 dialog = f"Ses{session:02d}{gender}_{kind}"

@@ -4,7 +4,7 @@ import numpy as np
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
-from mmser.synth import LEXICON, plan
+from mmser.synth import EMOTION_WORDS, SESSIONS, plan, session_words
 
 
 def test_plan_is_deterministic_and_balanced():
@@ -15,10 +15,17 @@ def test_plan_is_deterministic_and_balanced():
     assert labels.count("neu") == labels.count("sad") == labels.count("ang") == 20
 
 
-def test_words_carry_emotion_only_partly():
+def test_words_carry_emotion_only_partly_and_differ_between_sessions():
     utts = [u for u in plan(seed=0) if u.raw_label in ("hap", "sad", "ang")]
-    own = np.mean([u.text in LEXICON[u.raw_label] for u in utts])
-    assert 0.4 < own < 0.75  # neither a perfect text cue nor none
+    own = np.mean([any(w in u.text.split() for w in EMOTION_WORDS[u.raw_label]) for u in utts])
+    assert 0.5 < own < 0.8  # neither a perfect text cue nor none
+    for emotion in EMOTION_WORDS:
+        groups = [set(session_words(emotion, s)) for s in range(1, SESSIONS + 1)]
+        assert all(len(g) >= 3 for g in groups)
+        assert all(not (a & b) for i, a in enumerate(groups) for b in groups[i + 1:])
+    for u in utts:  # a session only uses its own slice of emotion words
+        used = {w for e in EMOTION_WORDS for w in EMOTION_WORDS[e] if w in u.text.split()}
+        assert used <= {w for e in EMOTION_WORDS for w in session_words(e, u.session)}
 
 
 def test_synth_then_prepare(tmp_path, espeak, capsys):
