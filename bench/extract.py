@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config([], args.overrides)
     df = read_manifest(args.manifest).head(args.clips).reset_index(drop=True)
     encoder = open_encoder(args.encoder, cfg.features)
