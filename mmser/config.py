@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -32,8 +33,6 @@ class DataConfig:
     classes: Optional[List[str]] = None  # classes the head may predict (logits of others masked); None = all 8
     text_source: str = "gold"  # "gold" (the `transcript` column) or an ASR column written by `mmser transcribe`
     improvised_only: bool = False  # IEMOCAP: keep improvised dialogs only (scripted sentences repeat)
-    min_duration_s: float = 0.1  # s, shorter clips are rejected as bad audio
-    max_duration_s: float = 30.0  # s, longer clips are windowed by the encoders
 
 
 @dataclass
@@ -144,7 +143,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[DictConfig]:
         raise ConfigError(f"config file not found: {path}")
     try:
         node = OmegaConf.load(path)
-    except Exception as err:  # yaml.YAMLError and friends: report which file
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(node, DictConfig):
         raise ConfigError(f"{path}: top level must be a mapping")

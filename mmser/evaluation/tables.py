@@ -14,7 +14,6 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from mmser.data.manifest import atomic_write_bytes
-from mmser.labels import EMOTIONS
 from mmser.training.metrics import bootstrap_ci, classification_metrics
 
 
@@ -96,5 +95,3 @@ def write_tables(root: str | Path, plots: bool = True) -> pd.DataFrame:
     atomic_write_bytes(root / "results.md", (header + to_markdown(table)).encode())
     return table
 
-
-__all__ = ["EMOTIONS", "build_table", "find_runs", "to_markdown", "write_tables"]
