@@ -10,9 +10,19 @@ RAVDESS=${RAVDESS:-../shared/data/ravdess}
 # --- RAVDESS (8 classes, 6 folds of 3 held-out actors)
 $M prepare ravdess "$RAVDESS" --out runs/ravdess/manifest.csv
 $M transcribe runs/ravdess/manifest.csv --asr faster-whisper:tiny.en
-$M ablate configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation
-$M cv configs/experiment/ravdess_best_audio.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation/best_audio_ensemble
-$M baseline configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out runs/ravdess/ablation/classical_egemaps_mfcc
+A=runs/ravdess/ablation
+$M ablate configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A 'ablation=[audio_only,text_only]'
+# fused cells start from each fold's audio-only model: fewer epochs
+$M ablate configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A \
+  'ablation=[audio_only,cross_attn,concat]' 'text_sources=[gold]' train.max_epochs=12 train.patience=4
+$M ablate configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A \
+  'ablation=[audio_only,cross_attn]' 'text_sources=[asr_faster-whisper_tiny.en]' train.max_epochs=12 train.patience=4
+$M cv configs/experiment/ravdess_best_audio.yaml data.manifest=runs/ravdess/manifest.csv --out $A/best_audio_ensemble
+for w in 30s clip; do
+  $M cv configs/experiment/ravdess_audio.yaml data.manifest=runs/ravdess/manifest.csv --out $A/audio_only_tiny.en_${w}_window \
+    'features.audio_encoders=[whisper-ct2:tiny.en]' features.whisper_window=$w
+done
+$M baseline configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A/classical_egemaps_mfcc
 bash scripts/publish_results.sh runs/ravdess/ablation results/ravdess
 
 # --- SYNTHETIC sessions (the demo's corpus)
