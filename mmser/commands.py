@@ -139,7 +139,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
     import pandas as pd
     from tqdm import tqdm
 
-    from mmser.audio import AudioError
     from mmser.errors import MmserError
     from mmser.inference import Predictor
     from mmser.labels import EMOTIONS
@@ -147,14 +146,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint, window_s=args.window)
     clips = _clip_inputs(args.clips)
     rows, failed = [], []
-    for clip, text in tqdm(clips, desc="predict", unit="clip", disable=len(clips) < 2 or args.json):
-        try:
-            result = predictor.predict(clip, transcript=args.transcript if args.transcript is not None else text,
-                                       transcribe=args.transcribe)
-        except (AudioError, MmserError) as err:
-            failed.append(f"{err}")
-            continue
-        rows.append({"path": clip, **result.to_dict()})
+    batches = range(0, len(clips), args.batch_size)
+    for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
+        chunk = clips[start:start + args.batch_size]
+        pairs = [(clip, args.transcript if args.transcript is not None else text) for clip, text in chunk]
+        for (clip, _), result in zip(chunk, predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe)):
+            if isinstance(result, Exception):
+                failed.append(str(result))
+            else:
+                rows.append({"path": clip, **result.to_dict()})
     if args.json:
         print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
     else:
@@ -250,6 +250,7 @@ def register(add) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--out", help="also write predictions to this CSV")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
 
     p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
     p.add_argument("--checkpoint", required=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmser.audio import SAMPLE_RATE, load_audio, validate_waveform
+from mmser.audio import SAMPLE_RATE, AudioError, load_audio, validate_waveform
 from mmser.checkpoint import CheckpointError, load_checkpoint
 from mmser.data.dataset import collate
 from mmser.encoders.registry import build_audio_encoder, build_text_encoder
@@ -75,49 +75,85 @@ class Predictor:
         return self.text_encoder is not None
 
     @torch.inference_mode()
-    def _probabilities(self, wav: np.ndarray, transcript: str | None) -> np.ndarray:
-        """Member-averaged probabilities ``(8,)`` of one window."""
-        frames = {spec: pool_frames(enc.encode([wav])[0], self.frame_stride) for spec, enc in self.audio_encoders.items()}
-        tokens = self.text_encoder.encode([transcript or ""])[0] if self.text_encoder else None
+    def _window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None]) -> np.ndarray:
+        """Member-averaged probabilities ``(B, 8)`` of a batch of windows (encoders batch them)."""
+        frames = {spec: [pool_frames(f, self.frame_stride) for f in enc.encode(wavs)]
+                  for spec, enc in self.audio_encoders.items()}
+        tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
         probs = []
         for member in self.ckpt.members:
-            item = {"index": 0, "target": 0, "audio": frames.get(member.audio_encoder) if member.audio_encoder else None,
-                    "text": tokens if member.text_source else None}
-            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate([item]).items()}
-            probs.append(torch.softmax(forward_batch(member.model, batch).float(), -1)[0].cpu().numpy())
+            items = [{"index": i, "target": 0,
+                      "audio": frames[member.audio_encoder][i] if member.audio_encoder else None,
+                      "text": tokens[i] if member.text_source else None} for i in range(len(wavs))]
+            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate(items).items()}
+            probs.append(torch.softmax(forward_batch(member.model, batch).float(), -1).cpu().numpy())
         return np.mean(probs, axis=0)
+
+    def _load(self, audio: str | Path | np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        if isinstance(audio, (str, Path)):
+            wav, source = load_audio(audio, min_duration_s=0.0), str(audio)
+        else:
+            from mmser.audio import resample
+
+            wav, source = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate), "<waveform>"
+        validate_waveform(wav, source, SAMPLE_RATE, min_duration_s=0.02)
+        return wav, source
 
     def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
                 transcribe: bool = False) -> Prediction:
         """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``)."""
-        if isinstance(audio, (str, Path)):
-            wav = load_audio(audio, min_duration_s=0.0)
-            source = str(audio)
-        else:
-            from mmser.audio import resample
+        result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-            wav = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate)
-            source = "<waveform>"
-        validate_waveform(wav, source, SAMPLE_RATE, min_duration_s=0.02)
-        if self.needs_text and transcript is None:
-            if not transcribe:
-                raise MmserError(f"{source}: this is a fused/text model and needs a transcript "
-                                 "(give --transcript TEXT, or --transcribe to use Whisper)")
-            transcript = self._transcribe(wav)
+    def predict_many(self, clips: list[tuple[str | Path | np.ndarray, str | None]], batch_size: int = 8,
+                     sample_rate: int = SAMPLE_RATE, transcribe: bool = False) -> list[Prediction | Exception]:
+        """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call.
+
+        A clip that cannot be used yields its error (AudioError / MmserError) in its place; the others are
+        still predicted.
+        """
         step = int(self.window_s * SAMPLE_RATE)
-        pieces = [wav[i:i + step] for i in range(0, len(wav), step)]
-        pieces = [p for p in pieces if len(p) >= 0.5 * SAMPLE_RATE] or pieces[:1]  # drop a tiny tail window
+        results: list[Prediction | Exception | None] = [None] * len(clips)
+        windows: list[tuple[int, np.ndarray, str | None]] = []  # (clip index, window, transcript)
+        lengths: dict[int, int] = {}
+        for i, (audio, transcript) in enumerate(clips):
+            try:
+                wav, source = self._load(audio, sample_rate)
+                if self.needs_text and transcript is None:
+                    if not transcribe:
+                        raise MmserError(f"{source}: this is a fused/text model and needs a transcript "
+                                         "(give --transcript TEXT, or --transcribe to use Whisper)")
+                    transcript = self._transcribe(wav)
+            except (AudioError, MmserError) as err:
+                results[i] = err
+                continue
+            pieces = [wav[j:j + step] for j in range(0, len(wav), step)]
+            pieces = [p for p in pieces if len(p) >= 0.5 * SAMPLE_RATE] or pieces[:1]  # drop a tiny tail window
+            windows += [(i, p, transcript) for p in pieces]
+            lengths[i] = len(wav)
+        window_probs: list[np.ndarray] = []
         with self._lock:
-            window_probs = [self._probabilities(p, transcript) for p in pieces]
-        weights = np.array([len(p) for p in pieces], dtype=float)
-        overall = (np.array(window_probs) * weights[:, None]).sum(0) / weights.sum()
-        windows = []
-        if len(pieces) > 1:
-            windows = [{"start_s": round(i * self.window_s, 2), "label": EMOTIONS[int(np.argmax(p))],
-                        "probabilities": {e: round(float(x), 6) for e, x in zip(EMOTIONS, p)}}
-                       for i, p in enumerate(window_probs)]
-        return Prediction(EMOTIONS[int(np.argmax(overall))], {e: round(float(x), 6) for e, x in zip(EMOTIONS, overall)},
-                          len(wav) / SAMPLE_RATE, windows)
+            for start in range(0, len(windows), batch_size):
+                chunk = windows[start:start + batch_size]
+                window_probs += list(self._window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk]))
+        by_clip: dict[int, list[tuple[np.ndarray, int]]] = {}
+        for (i, piece, _), probs in zip(windows, window_probs):
+            by_clip.setdefault(i, []).append((probs, len(piece)))
+        for i, parts in by_clip.items():
+            probs = np.array([p for p, _ in parts])
+            weights = np.array([n for _, n in parts], dtype=float)
+            overall = (probs * weights[:, None]).sum(0) / weights.sum()
+            details = []
+            if len(parts) > 1:
+                details = [{"start_s": round(k * self.window_s, 2), "label": EMOTIONS[int(np.argmax(p))],
+                            "probabilities": {e: round(float(x), 6) for e, x in zip(EMOTIONS, p)}}
+                           for k, p in enumerate(probs)]
+            results[i] = Prediction(EMOTIONS[int(np.argmax(overall))],
+                                    {e: round(float(x), 6) for e, x in zip(EMOTIONS, overall)},
+                                    lengths[i] / SAMPLE_RATE, details)
+        return results  # type: ignore[return-value]
 
     def _transcribe(self, wav: np.ndarray) -> str:
         if self.asr is None:

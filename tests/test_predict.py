@@ -198,3 +198,17 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path, capsys):
         ref = ckpt_model(inputs["audio"], inputs["audio_mask"]).numpy()
     valid = ckpt_model.dims.class_mask
     np.testing.assert_allclose(got[:, list(valid)], ref[:, list(valid)], atol=1e-4)
+
+
+def test_batched_prediction_matches_one_by_one_and_keeps_errors_in_place(checkpoint, tmp_path):
+    predictor = Predictor.from_checkpoint(checkpoint, window_s=2.0)
+    clips = [write_tone(tmp_path / f"b{i}.wav", seconds=0.6 + 0.9 * i, freq=150 + 40 * i, seed=i) for i in range(4)]
+    (tmp_path / "bad.wav").write_bytes(b"")
+    items = [(c, None) for c in clips[:2]] + [(tmp_path / "bad.wav", None)] + [(c, None) for c in clips[2:]]
+    batched = predictor.predict_many(items, batch_size=3)
+    assert isinstance(batched[2], Exception) and "bad.wav" in str(batched[2])
+    singles = [predictor.predict(c) for c in clips]
+    for got, want in zip(batched[:2] + batched[3:], singles):
+        assert got.label == want.label and len(got.windows) == len(want.windows)
+        np.testing.assert_allclose([got.probabilities[e] for e in EMOTIONS], [want.probabilities[e] for e in EMOTIONS],
+                                   atol=1e-4)
