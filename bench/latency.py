@@ -28,20 +28,7 @@ import pandas as pd
 import torch
 
 from mmser.audio import load_audio
-from mmser.data.dataset import collate
-from mmser.evaluation.features import pool_frames
 from mmser.inference import Predictor
-from mmser.training.lit_module import forward_batch
-
-
-def bare_forward(predictor: Predictor, wav: np.ndarray, transcript: str | None) -> None:
-    with torch.inference_mode():
-        frames = {s: pool_frames(e.encode([wav])[0], predictor.frame_stride) for s, e in predictor.audio_encoders.items()}
-        tokens = predictor.text_encoder.encode([transcript or ""])[0] if predictor.text_encoder else None
-        for m in predictor.ckpt.members:
-            batch = collate([{"index": 0, "target": 0, "audio": frames.get(m.audio_encoder) if m.audio_encoder else None,
-                              "text": tokens if m.text_source else None}])
-            torch.softmax(forward_batch(m.model, batch), -1)
 
 
 def free_port() -> int:
@@ -96,12 +83,12 @@ def main() -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint)
     texts = df["transcript"].tolist() if predictor.needs_text else [None] * len(df)
     wavs = [load_audio(p) for p in df["path"]]
-    bare_forward(predictor, wavs[0], texts[0])  # warm-up
+    predictor.window_probabilities([wavs[0]], [texts[0]])  # warm-up
     predictor.predict(df["path"].iloc[0], transcript=texts[0])
     bare, api = [], []
     for path, wav, text in zip(df["path"], wavs, texts):  # interleaved, so drift hits both alike
         start = time.perf_counter()
-        bare_forward(predictor, wav, text)
+        predictor.window_probabilities([wav], [text])
         bare.append(time.perf_counter() - start)
         start = time.perf_counter()
         predictor.predict(path, transcript=text)

@@ -214,6 +214,16 @@ def cmd_curve(args: argparse.Namespace) -> None:
     print(f"-> {out / 'curve.png'}")
 
 
+def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argparse.ArgumentParser:
+    """A subcommand run on an experiment YAML: CONFIG_FILE [--out] [--config ...] [key=value ...]."""
+    p = add(name, func, text)
+    p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    return p
+
+
 def register(add) -> None:
     """Add this module's subcommands to the CLI parser (``add(name, func, help)``)."""
     p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
@@ -230,17 +240,10 @@ def register(add) -> None:
 
     for name, func, text in (("cv", cmd_cv, "cross-validate one model over the configured speaker-independent folds"),
                              ("ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table")):
-        p = add(name, func, text)
-        p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
-        p.add_argument("--out", help="results folder (default: the config's output_dir)")
-        p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
-        p.add_argument("overrides", nargs="*", help="key=value overrides")
+        _experiment_parser(add, name, func, text, "results folder (default: the config's output_dir)")
 
-    p = add("train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint")
-    p.add_argument("config_file")
-    p.add_argument("--out", help="checkpoint path (.safetensors); default <output_dir>/model.safetensors")
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("overrides", nargs="*")
+    _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint",
+                       "checkpoint path (.safetensors); default <output_dir>/model.safetensors")
 
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
     p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript]")
@@ -259,23 +262,17 @@ def register(add) -> None:
     p.add_argument("--max-upload-mb", type=int, default=20)
     p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
 
-    p = add("baseline", cmd_baseline, "classical eGeMAPS + MFCC logistic-regression baseline on the same folds")
-    p.add_argument("config_file")
-    p.add_argument("--out")
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("overrides", nargs="*")
+    _experiment_parser(add, "baseline", cmd_baseline, "classical eGeMAPS + MFCC logistic-regression baseline on the same folds",
+                       "results folder (default: <output_dir>/classical_egemaps_mfcc)")
 
     p = add("export", cmd_export, "export a checkpoint's models (fusion + head over encoder outputs) to ONNX, checked")
     p.add_argument("format", choices=["onnx"])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output folder")
 
-    p = add("curve", cmd_curve, "data-efficiency curve: UA against training examples per class")
-    p.add_argument("config_file")
+    p = _experiment_parser(add, "curve", cmd_curve, "data-efficiency curve: UA against training examples per class",
+                           "results folder (default: <output_dir>/curve)")
     p.add_argument("--per-class", default="5,10,20,40", help="comma-separated N (all data is added)")
-    p.add_argument("--out")
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("overrides", nargs="*")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -75,8 +75,8 @@ class Predictor:
         return self.text_encoder is not None
 
     @torch.inference_mode()
-    def _window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None]) -> np.ndarray:
-        """Member-averaged probabilities ``(B, 8)`` of a batch of windows (encoders batch them)."""
+    def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None]) -> np.ndarray:
+        """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model forward."""
         frames = {spec: [pool_frames(f, self.frame_stride) for f in enc.encode(wavs)]
                   for spec, enc in self.audio_encoders.items()}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
@@ -137,7 +137,7 @@ class Predictor:
         with self._lock:
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
-                window_probs += list(self._window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk]))
+                window_probs += list(self.window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk]))
         by_clip: dict[int, list[tuple[np.ndarray, int]]] = {}
         for (i, piece, _), probs in zip(windows, window_probs):
             by_clip.setdefault(i, []).append((probs, len(piece)))

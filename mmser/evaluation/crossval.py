@@ -117,7 +117,7 @@ def members_of(cfg: DictConfig, kind: str) -> list[tuple[str | None, int]]:
     return [(enc, seed) for enc in encoders for seed in seeds]
 
 
-def _dataset(df: pd.DataFrame, ids: tuple[str, ...], bank: FeatureBank, encoder: str | None,
+def dataset_for(df: pd.DataFrame, ids: tuple[str, ...], bank: FeatureBank, encoder: str | None,
              text_source: str | None) -> FeatureDataset:
     pos = pd.Series(range(len(df)), index=df["utt_id"])[list(ids)].values
     audio = [bank.audio[encoder][i] for i in pos] if encoder else None
@@ -125,15 +125,19 @@ def _dataset(df: pd.DataFrame, ids: tuple[str, ...], bank: FeatureBank, encoder:
     return FeatureDataset(list(ids), df["label"].values[pos].tolist(), audio, text)
 
 
+def protocol_mask(cfg: DictConfig) -> tuple[bool, ...]:
+    """Which of the 8 classes the protocol uses (``data.classes``; all when unset)."""
+    return tuple(class_mask(list(cfg.data.classes) if cfg.data.classes else None))
+
+
 def model_dims(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_source: str | None) -> ModelDims:
     """Dimensions of ``cfg.model`` fed by ``encoder`` frames and/or ``text_source`` tokens from ``bank``."""
     a_layers, a_dim = FeatureBank.shape(bank.audio[encoder]) if encoder else (0, 0)
     t_layers, t_dim = FeatureBank.shape(bank.text[text_source]) if text_source else (0, 0)
-    mask = tuple(class_mask(list(cfg.data.classes) if cfg.data.classes else None))
     return ModelDims(kind=cfg.model.kind, audio_dim=a_dim, audio_layers=a_layers, text_dim=t_dim, text_layers=t_layers,
                      hidden_dim=cfg.model.hidden_dim, num_heads=cfg.model.fusion.num_heads,
                      num_fusion_layers=cfg.model.fusion.num_layers, fusion_dropout=cfg.model.fusion.dropout,
-                     dropout=cfg.model.dropout, class_mask=mask)
+                     dropout=cfg.model.dropout, class_mask=protocol_mask(cfg))
 
 
 def train_member(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_source: str | None,
@@ -154,7 +158,6 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
              text_source: str | None, audio_init_dir: Path | None = None) -> dict:
     """Train the fold's members, predict its test speakers, write predictions + metrics; returns metrics."""
     kind = cfg.model.kind
-    mask = tuple(class_mask(list(cfg.data.classes) if cfg.data.classes else None))
     probs, summaries = [], []
     start = time.perf_counter()
     for j, (encoder, seed) in enumerate(members_of(cfg, kind)):
@@ -166,14 +169,14 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
                                  "(run the audio_only model first, e.g. through `mmser ablate`)")
             init = load_file(str(source))
         train_ids = limit_per_class(df, fold.train, cfg.train.max_per_class, seed)
-        train = _dataset(df, train_ids, bank, encoder, text_source)
-        val = _dataset(df, fold.val, bank, encoder, text_source) if fold.val else None
+        train = dataset_for(df, train_ids, bank, encoder, text_source)
+        val = dataset_for(df, fold.val, bank, encoder, text_source) if fold.val else None
         model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed, init)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(fold_dir / f"member{j}.safetensors"))
         atomic_write_bytes(fold_dir / f"member{j}.json", json.dumps(
             {"dims": model.dims.to_dict(), "audio_encoder": encoder, "text_encoder": cfg.features.text_encoder
              if text_source else None, "text_source": text_source, "seed": seed}, indent=2).encode())
-        probs.append(predict_proba(model, _dataset(df, fold.test, bank, encoder, text_source)))
+        probs.append(predict_proba(model, dataset_for(df, fold.test, bank, encoder, text_source)))
         summaries.append(summary)
     mean_probs = np.mean(probs, axis=0)  # (N_test, 8): ensemble average
     test_rows = df.set_index("utt_id").loc[list(fold.test)]
@@ -182,7 +185,7 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
                           "true": test_rows["label"].values, "pred": pred})
     table[PROB_COLUMNS] = np.round(mean_probs, 6)
     write_table(table, fold_dir / "predictions.csv")
-    classes = [e for e, m in zip(EMOTIONS, mask) if m]
+    classes = [e for e, m in zip(EMOTIONS, protocol_mask(cfg)) if m]
     metrics = classification_metrics(table["true"].values, table["pred"].values, classes)
     metrics.update({
         "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmser.checkpoint import Member, save_checkpoint
 from mmser.data.splits import holdout_validation
-from mmser.evaluation.crossval import _dataset, load_protocol_manifest, members_of, train_member
+from mmser.evaluation.crossval import dataset_for, load_protocol_manifest, members_of, train_member
 from mmser.evaluation.features import load_bank
 
 
@@ -21,8 +21,8 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     bank = load_bank(df, cfg.features, audio_specs, [text_source] if text_source else [], progress)
     members, summaries = [], []
     for encoder, seed in members_of(cfg, kind):
-        train = _dataset(df, split.train, bank, encoder, text_source)
-        val = _dataset(df, split.val, bank, encoder, text_source) if split.val else None
+        train = dataset_for(df, split.train, bank, encoder, text_source)
+        val = dataset_for(df, split.val, bank, encoder, text_source) if split.val else None
         model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed)
         members.append(Member(model, encoder, bank.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
