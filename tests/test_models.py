@@ -64,6 +64,16 @@ def test_fused_model_starts_as_the_audio_only_model(kind):
                                    audio_only(b["audio"], b["audio_mask"]))
 
 
+def test_freezing_the_audio_branch_leaves_only_text_and_fusion_trainable():
+    fused = build_model(dims("cross_attn"))
+    assert fused.freeze_audio_branch() > 0
+    _, b = batch()
+    fused(b["audio"], b["audio_mask"], b["text"], b["text_mask"]).sum().backward()
+    for name, p in fused.named_parameters():
+        audio_side = name.startswith(("audio_layers.", "audio_proj.", "audio_pool.", "head."))
+        assert (p.grad is None) == audio_side, name
+
+
 def test_layer_weights_are_a_convex_mix():
     model = build_model(dims("audio_only"))
     w = torch.softmax(model.audio_layers.logits, 0)

@@ -38,6 +38,18 @@ def test_training_learns_and_keeps_best_validation_weights():
     assert summary["best_val_ua"] is not None and summary["best_val_ua"] >= max(h["val_ua"] for h in summary["history"]) - 1e-9
 
 
+def test_a_trained_starting_model_is_kept_unless_training_beats_it_on_validation():
+    mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    torch.manual_seed(0)
+    model = build_model(ModelDims(kind="audio_only", audio_dim=6, audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    frozen_lr = SimpleNamespace(**{**vars(TRAIN), "lr": 0.0, "max_epochs": 3})  # no epoch can beat the start
+    model, summary = fit(model, separable(32, 0), separable(16, 1), frozen_lr, TRAINER, seed=0, start_is_candidate=True)
+    assert summary["best_epoch"] == -1
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, start[k])
+
+
 def test_class_weights_inverse_frequency():
     w = class_weights([4, 4, 4, 3], tuple([True] * 8))
     assert w[3] == pytest.approx(3 * w[4]) and w[0] == 1.0

@@ -151,7 +151,9 @@ def train_member(cfg: DictConfig, bank: FeatureBank, encoder: str | None, text_s
     model = build_model(model_dims(cfg, bank, encoder, text_source))
     if init is not None:
         model.init_from_audio_only(init)
-    return fit(model, train, val, cfg.train, cfg.trainer, seed)
+        if cfg.model.freeze_audio_branch:
+            model.freeze_audio_branch()
+    return fit(model, train, val, cfg.train, cfg.trainer, seed, start_is_candidate=init is not None)
 
 
 def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, fold_dir: Path,
@@ -212,7 +214,12 @@ def run_cv(cfg: DictConfig, out_dir: str | Path, text_source: str | None = None,
         audio_specs = list(cfg.features.audio_encoders) if kind != "text_only" else []
         bank = load_bank(df, cfg.features, audio_specs, [text_source] if text_source else [], progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "config.yaml", to_yaml(cfg).encode())
+    stored = out_dir / "config.yaml"
+    if not stored.is_file():
+        atomic_write_bytes(stored, to_yaml(cfg).encode())
+    elif stored.read_text() != to_yaml(cfg):
+        print(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
+              "each fold's own config.yaml says how that fold ran")
     results, start = [], time.perf_counter()
     for fold in folds:
         fold_dir = out_dir / fold.name

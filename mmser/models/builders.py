@@ -13,6 +13,7 @@ from mmser.models.head import EmotionHead
 from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
 
 MODEL_KINDS = ("audio_only", "text_only", "concat", "cross_attn")
+AUDIO_BRANCH = ("audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,19 @@ class EmotionModel(nn.Module):
         """Copy the audio branch and head of a trained audio-only model; zero ``fuse``. Returns copied keys."""
         if self.dims.kind not in ("concat", "cross_attn"):
             raise ValueError("only fused models start from an audio-only model")
-        prefixes = ("audio_layers.", "audio_proj.", "audio_pool.", "head.")
         own = self.state_dict()
-        copied = [k for k in state if k.startswith(prefixes) and k in own and own[k].shape == state[k].shape]
+        copied = [k for k in state if k.startswith(AUDIO_BRANCH) and k in own and own[k].shape == state[k].shape]
         self.load_state_dict({k: state[k] for k in copied}, strict=False)
         nn.init.zeros_(self.fuse.weight)
         nn.init.zeros_(self.fuse.bias)
         return copied
+
+    def freeze_audio_branch(self) -> int:
+        """Stop gradients into the audio branch and the head; returns how many tensors were frozen."""
+        frozen = [p for name, p in self.named_parameters() if name.startswith(AUDIO_BRANCH)]
+        for p in frozen:
+            p.requires_grad_(False)
+        return len(frozen)
 
 
 def build_model(dims: ModelDims) -> EmotionModel:

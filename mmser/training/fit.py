@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from mmser.data.dataset import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
 from mmser.training.lit_module import EmotionLitModule, forward_batch
+from mmser.training.metrics import unweighted_accuracy
 
 
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
@@ -27,13 +28,16 @@ class KeepBestWeights(Callback):
     def __init__(self):
         self.best_score, self.best_state, self.best_epoch = -1.0, None, -1
 
+    def consider(self, score: float, model: torch.nn.Module, epoch: int) -> None:
+        """Keep ``model``'s weights when ``score`` beats the best so far (ties keep the earlier one)."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or "val_ua" not in trainer.callback_metrics:
             return
-        score = float(trainer.callback_metrics["val_ua"])
-        if score > self.best_score:
-            self.best_score, self.best_epoch = score, int(trainer.current_epoch)
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+        self.consider(float(trainer.callback_metrics["val_ua"]), pl_module.model, int(trainer.current_epoch))
 
 
 def class_weights(targets: list[int], mask: tuple[bool, ...]) -> torch.Tensor:
@@ -56,8 +60,12 @@ def resolve_precision(trainer_cfg) -> str:
 
 
 def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
-        seed: int) -> tuple[torch.nn.Module, dict]:
-    """Train ``model``; returns it with the best-validation weights and a summary (epochs, history)."""
+        seed: int, start_is_candidate: bool = False) -> tuple[torch.nn.Module, dict]:
+    """Train ``model``; returns it with the best-validation weights and a summary (epochs, history).
+
+    ``start_is_candidate``: the model arrives trained (a fused model started from an audio-only one); its
+    validation UA before any step is scored as epoch -1, and training must beat it to replace it.
+    """
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
     module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
@@ -68,6 +76,9 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, collate_fn=collate, num_workers=train_cfg.num_workers)
                   if val is not None and len(val) else None)
     keep = KeepBestWeights()
+    if start_is_candidate and val_loader is not None:
+        keep.consider(unweighted_accuracy(np.asarray(val.targets), predict_proba(model, val).argmax(axis=1)), model, -1)
+        model.train()  # predict_proba left it in eval mode (dropout off); Lightning keeps the mode it is given
     callbacks: list[Callback] = [keep]
     if val_loader is not None:
         callbacks.append(EarlyStopping(monitor="val_ua", mode="max", patience=train_cfg.patience))

@@ -67,7 +67,8 @@ class EmotionLitModule(L.LightningModule):
                                  "train_loss": float(self.trainer.callback_metrics.get("train_loss", np.nan))})
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(self.warmup_ratio * total)
 

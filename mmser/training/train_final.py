@@ -8,11 +8,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmser.checkpoint import Member, save_checkpoint
 from mmser.data.splits import holdout_validation
+from mmser.errors import MmserError
 from mmser.evaluation.crossval import dataset_for, load_protocol_manifest, members_of, train_member
 from mmser.evaluation.features import load_bank
 
 
+def audio_only_start(cfg: DictConfig, df, split, bank, encoder: str, seed: int) -> dict | None:
+    """With ``model.init_from_audio_only``: train the audio-only member a fused member starts from."""
+    if not cfg.model.init_from_audio_only:
+        return None
+    audio_cfg = cfg.copy()
+    audio_cfg.model.kind = "audio_only"
+    train = dataset_for(df, split.train, bank, encoder, None)
+    val = dataset_for(df, split.val, bank, encoder, None) if split.val else None
+    model, summary = train_member(audio_cfg, bank, encoder, None, train, val, seed)
+    print(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+    return model.state_dict()
+
+
 def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) -> tuple[Path, list[dict]]:
+    if cfg.features.speaker_norm:
+        raise MmserError("features.speaker_norm is for cross-validation only: a checkpoint predicts single clips, "
+                         "which carry no speaker statistics; train with features.speaker_norm=false")
     kind = cfg.model.kind
     text_source = cfg.data.text_source if kind != "audio_only" else None
     df = load_protocol_manifest(cfg)
@@ -23,7 +40,8 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     for encoder, seed in members_of(cfg, kind):
         train = dataset_for(df, split.train, bank, encoder, text_source)
         val = dataset_for(df, split.val, bank, encoder, text_source) if split.val else None
-        model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed)
+        init = audio_only_start(cfg, df, split, bank, encoder, seed) if kind in ("concat", "cross_attn") else None
+        model, summary = train_member(cfg, bank, encoder, text_source, train, val, seed, init)
         members.append(Member(model, encoder, bank.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
         print(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
