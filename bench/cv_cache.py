@@ -32,6 +32,8 @@ from mmser.errors import MmserError
 from mmser.evaluation.crossval import load_protocol_manifest, make_folds, run_cv
 from mmser.evaluation.features import load_bank
 
+from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
+
 
 def encoder_specs(cfg) -> list[tuple[str, str]]:
     """(encoder spec, text source) of every encoder the config's model reads."""
@@ -41,11 +43,12 @@ def encoder_specs(cfg) -> list[tuple[str, str]]:
     return audio + text
 
 
-def seconds_per_clip(df, spec: str, text_source: str, features_cfg, sample: int, seed: int) -> tuple[float, int]:
-    """Measured encoding time per clip of ``spec`` on ``sample`` random rows (0 = all), into an empty cache."""
+def seconds_per_clip(df, spec: str, encoder, text_source: str, features_cfg, sample: int,
+                     seed: int) -> tuple[float, int]:
+    """Measured encoding time per clip of the loaded ``encoder`` (``spec``) on ``sample`` random rows
+    (0 = all), into an empty cache."""
     rows = df if sample <= 0 or sample >= len(df) else df.sample(n=sample, random_state=seed)
     rows = rows.reset_index(drop=True)
-    encoder = open_encoder(spec, features_cfg)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = features_cfg.copy()
         cfg.cache_dir = tmp
@@ -69,14 +72,16 @@ def main() -> None:
     folds = make_folds(df, cfg)
     specs = encoder_specs(cfg)
 
+    encoders = {spec: open_encoder(spec, cfg.features) for spec, _ in specs}
     for spec, source in specs:  # the cached side must not encode anything
-        missing = cache_for(open_encoder(spec, cfg.features), cfg.features, spec).missing(item_keys(df, spec, source))
+        missing = cache_for(encoders[spec], cfg.features, spec).missing(item_keys(df, spec, source))
         if missing:
             raise MmserError(f"{spec}: {len(missing)} of {len(df)} clips are not cached; run `mmser extract` first")
 
     per_clip = {}
     for spec, source in specs:
-        per_clip[spec], timed = seconds_per_clip(df, spec, source, cfg.features, args.sample, int(cfg.split.seed))
+        per_clip[spec], timed = seconds_per_clip(df, spec, encoders[spec], source, cfg.features, args.sample,
+                                                 int(cfg.split.seed))
         print(f"{spec}: {per_clip[spec]:.3f} s per clip (timed on {timed} clips)", flush=True)
     encode_one_pass = sum(per_clip.values()) * len(df)
 
@@ -105,11 +110,7 @@ def main() -> None:
         "cached_cv_s": round(cached_cv, 2), "reencode_cv_s": round(reencode_cv, 1),
         "speedup": round(reencode_cv / cached_cv, 1), "cv_UA_mean": round(summary["UA_mean"], 4),
     }
-    for key, value in figures.items():
-        print(f"{key:>22}: {value}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

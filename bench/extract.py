@@ -13,11 +13,9 @@ Prints, measured side by side in one run on the same clips and the same loaded e
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,6 +23,8 @@ from mmser.audio import load_audio
 from mmser.config import load_config
 from mmser.data.manifest import read_manifest
 from mmser.encoders.extract import extract, open_encoder
+
+from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def main() -> None:
@@ -65,11 +65,7 @@ def main() -> None:
         "throughput_ratio": round(bare / full, 3), "cached_rerun_s": round(cached, 3), "first_run_s": round(full, 2),
         "cached_time_ratio": round(cached / full, 4), "overrides": args.overrides,
     }
-    for key, value in figures.items():
-        print(f"{key:>20}: {value}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

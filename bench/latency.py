@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import socket
@@ -24,11 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from mmser.audio import load_audio
 from mmser.inference import Predictor
+
+from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def free_port() -> int:
@@ -108,11 +108,7 @@ def main() -> None:
         "cold_start_s": round(cold, 2), "cold_start_peak_rss_mib": round(rss_mib, 0),
         **http_burst(args.checkpoint, df["path"].tolist()[:4], args.clients, 4 * args.clients),
     }
-    for k, v in figures.items():
-        print(f"{k:>24}: {v}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

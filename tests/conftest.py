@@ -53,11 +53,16 @@ def iemocap_tree(tmp_path: Path) -> Path:
                 write_tone(root / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", seed=seed)
                 emo += [f"[{i}.0000 - {i}.5000]\t{utt}\t{label}\t[2.5000, 3.0000, 3.5000]", f"C-E2:\t{label};\t()", ""]
                 trans.append(f"{utt} [{i:03d}.0000-{i:03d}.5000]: sentence number {i} of {dialog}")
-            for sub, lines in (("EmoEvaluation", emo), ("transcriptions", trans)):
-                d = root / f"Session{session}" / "dialog" / sub
-                d.mkdir(parents=True, exist_ok=True)
-                (d / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
+            write_dialog_files(root, session, dialog, emo, trans)
     return root
+
+
+def write_dialog_files(root: Path, session: int, dialog: str, emo: list[str], trans: list[str]) -> None:
+    """IEMOCAP's per-dialog ``EmoEvaluation`` and ``transcriptions`` text files."""
+    for sub, lines in (("EmoEvaluation", emo), ("transcriptions", trans)):
+        d = root / f"Session{session}" / "dialog" / sub
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.evaluation.features import normalize_per_speaker
-from tests.conftest import write_tone
+from tests.conftest import write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
 WORDS = {"neu": "the report is on my desk", "ang": "get out of my office now"}
@@ -32,10 +32,7 @@ def tiny_sessions(tmp_path):
                        freq=PITCH[label] * (1 + 0.02 * (i % 3)), seed=seed % 3)
             emo.append(f"[{i}.0 - {i}.5]\t{utt}\t{label}\t[2.5, 2.5, 2.5]")
             trans.append(f"{utt} [{i:03d}.0-{i:03d}.5]: {WORDS[label]}")
-        for sub, lines in (("EmoEvaluation", emo), ("transcriptions", trans)):
-            d = root / f"Session{session}" / "dialog" / sub
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
+        write_dialog_files(root, session, dialog, emo, trans)
     return root
 
 

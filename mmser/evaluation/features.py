@@ -46,11 +46,12 @@ def normalize_per_speaker(arrays: list[np.ndarray], speakers: list[str]) -> list
     for i, speaker in enumerate(speakers):
         by_speaker.setdefault(speaker, []).append(i)
     for rows in by_speaker.values():
-        frames = np.concatenate([arrays[i].astype(np.float32) for i in rows], axis=1)  # (L, sum T, D)
+        clips = [arrays[i].astype(np.float32) for i in rows]
+        frames = np.concatenate(clips, axis=1)  # (L, sum T, D)
         mean = frames.mean(axis=1, keepdims=True)  # (L, 1, D)
         std = frames.std(axis=1, keepdims=True) + 1e-5
-        for i in rows:
-            out[i] = ((arrays[i].astype(np.float32) - mean) / std).astype(np.float16)
+        for i, clip in zip(rows, clips):
+            out[i] = ((clip - mean) / std).astype(np.float16)
     return out
 
 
