@@ -20,7 +20,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if not manifest.exists():
         steps.append(["prepare", "iemocap", str(out / "corpus"), "--out", str(manifest)])
     steps.append(["folds", str(manifest), "--config", str(experiment)])
-    steps.append(["transcribe", str(manifest), "--asr", "faster-whisper:tiny.en", "asr.beam_size=1"])
+    steps.append(["transcribe", str(manifest), "--asr", "faster-whisper:tiny.en"])
     steps.append(["ablate", str(experiment), f"data.manifest={manifest}", f"features.cache_dir={out / 'cache'}",
                   "--out", str(out / "ablation"), *args.overrides])
     for step in steps:
@@ -145,12 +145,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     predictor = Predictor.from_checkpoint(args.checkpoint, window_s=args.window)
     clips = _clip_inputs(args.clips)
+    speaker = predictor.enrol([c for c, _ in _clip_inputs(args.enrol)], args.batch_size) if args.enrol else None
     rows, failed = [], []
     batches = range(0, len(clips), args.batch_size)
     for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
         chunk = clips[start:start + args.batch_size]
         pairs = [(clip, args.transcript if args.transcript is not None else text) for clip, text in chunk]
-        for (clip, _), result in zip(chunk, predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe)):
+        for (clip, _), result in zip(chunk, predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
+                                                                       speaker=speaker)):
             if isinstance(result, Exception):
                 failed.append(str(result))
             else:
@@ -250,6 +252,9 @@ def register(add) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--transcript", help="transcript of the clip (fused / text models)")
     p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
+    p.add_argument("--enrol", nargs="+", metavar="CLIP",
+                   help="other clips (files, folders or a clip-list CSV) of the one speaker of CLIPS, for checkpoints "
+                        "trained with per-speaker standardisation (features.speaker_norm_enrol_clips)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--out", help="also write predictions to this CSV")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")

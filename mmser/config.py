@@ -67,10 +67,12 @@ class FeaturesConfig:
     batch_size: int = 8  # clips per encoder batch (bucketed by length)
     shard_size: int = 256  # clips per cache shard
     max_text_tokens: int = 64  # text tokens kept per utterance
-    # standardise each speaker's acoustic frames with that speaker's own mean and std over all their clips
-    # (labels unused, test speakers included: transductive); cross-validation only, since one clip has no
-    # speaker statistics, so `mmser train` refuses it
+    # standardise each clip's acoustic frames with the mean and std of frames of its speaker's clips
+    # (labels unused); see mmser/speaker_norm.py
     speaker_norm: bool = False
+    # None: statistics over all the speaker's clips (transductive: cross-validation only, `mmser train`
+    # refuses it); k: over k other clips of the speaker, as `mmser predict --enrol` gets from k enrolment clips
+    speaker_norm_enrol_clips: Optional[int] = None
 
 
 @dataclass
@@ -115,6 +117,9 @@ class TrainConfig:
     num_workers: int = 0
     ensemble_seeds: int = 1  # models trained per fold with different seeds, probabilities averaged
     max_per_class: Optional[int] = None  # keep at most N training examples per class (data-efficiency curves)
+    # models that start trained (fused from audio-only): a trained epoch replaces the start only when its
+    # validation UA beats the start's with a one-sided paired bootstrap p-value below this; None: any gain
+    replace_start_p: Optional[float] = None
 
 
 @dataclass

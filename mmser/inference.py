@@ -4,11 +4,16 @@ The checkpoint alone says which encoders, layers, Whisper window and frame strid
 trained on; the predictor loads those encoders once (checking their weight fingerprints), encodes the
 clip and its transcript, and averages the members' probabilities. Clips longer than ``window_s`` are
 cut into windows: each window gets a prediction and the overall one is their duration-weighted mean.
+
+A checkpoint trained with ``features.speaker_norm_enrol_clips`` standardises frames per speaker: it needs
+enrolment clips of the speaker (``Predictor.enrol(clips)``, ``mmser predict --enrol``), whose frame
+statistics stand in for the speaker's statistics in training.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +27,10 @@ from mmser.encoders.registry import build_audio_encoder, build_text_encoder
 from mmser.errors import MmserError
 from mmser.evaluation.features import pool_frames
 from mmser.labels import EMOTIONS
+from mmser.speaker_norm import FrameMoments, standardise
 from mmser.training.lit_module import forward_batch
+
+SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
 
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 
@@ -47,6 +55,7 @@ class Predictor:
         self.ckpt, self.device, self.window_s, self.asr = checkpoint, device, window_s, asr
         f = checkpoint.meta["features"]
         self.frame_stride = int(f.get("frame_stride", 1))
+        self.enrol_clips = f.get("speaker_norm_enrol_clips")  # None: no per-speaker standardisation
         self.audio_encoders = {}
         for member in checkpoint.members:
             spec = member.audio_encoder
@@ -74,11 +83,50 @@ class Predictor:
     def needs_text(self) -> bool:
         return self.text_encoder is not None
 
+    @property
+    def needs_enrolment(self) -> bool:
+        return self.enrol_clips is not None
+
+    def _frames(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Each audio encoder's pooled ``(L, T, D)`` frames of a batch of 16 kHz windows."""
+        return {spec: [pool_frames(f, self.frame_stride) for f in enc.encode(wavs)]
+                for spec, enc in self.audio_encoders.items()}
+
     @torch.inference_mode()
-    def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None]) -> np.ndarray:
-        """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model forward."""
-        frames = {spec: [pool_frames(f, self.frame_stride) for f in enc.encode(wavs)]
-                  for spec, enc in self.audio_encoders.items()}
+    def enrol(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
+              sample_rate: int = SAMPLE_RATE) -> SpeakerMoments:
+        """Frame statistics of one speaker from enrolment clips (paths or waveforms; other clips than those
+        predicted). An unusable clip raises its error, naming the file."""
+        if not self.needs_enrolment:
+            raise MmserError("this checkpoint does not standardise frames per speaker: it takes no enrolment clips")
+        if not clips:
+            raise MmserError("no enrolment clips given")
+        if len(clips) < self.enrol_clips:
+            warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
+                          f"{self.enrol_clips} clips per speaker, so fewer make noisier statistics", stacklevel=2)
+        step = int(self.window_s * SAMPLE_RATE)
+        windows = [w for clip in clips for w in self._windows(self._load(clip, sample_rate)[0], step)]
+        parts: dict[str, list[FrameMoments]] = {spec: [] for spec in self.audio_encoders}
+        with self._lock:
+            for start in range(0, len(windows), batch_size):
+                for spec, frames in self._frames(windows[start:start + batch_size]).items():
+                    parts[spec] += [FrameMoments.of(f) for f in frames]
+        return {spec: FrameMoments.combine(p) for spec, p in parts.items()}
+
+    @staticmethod
+    def _windows(wav: np.ndarray, step: int) -> list[np.ndarray]:
+        """``wav`` cut into windows of ``step`` samples, a tail shorter than 0.5 s dropped (unless it is all)."""
+        pieces = [wav[j:j + step] for j in range(0, len(wav), step)]
+        return [p for p in pieces if len(p) >= 0.5 * SAMPLE_RATE] or pieces[:1]
+
+    @torch.inference_mode()
+    def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
+                             speaker: SpeakerMoments | None = None) -> np.ndarray:
+        """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
+        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given."""
+        frames = self._frames(wavs)
+        if speaker is not None:
+            frames = {spec: [standardise(f, speaker[spec]) for f in fs] for spec, fs in frames.items()}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
         probs = []
         for member in self.ckpt.members:
@@ -100,20 +148,32 @@ class Predictor:
         return wav, source
 
     def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
-                transcribe: bool = False) -> Prediction:
-        """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``)."""
-        result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe)[0]
+                transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None) -> Prediction:
+        """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``);
+        ``enrolment``: other clips of the same speaker, for checkpoints that need them."""
+        speaker = self.enrol(enrolment, sample_rate=sample_rate) if enrolment else None
+        result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe,
+                                   speaker=speaker)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
     def predict_many(self, clips: list[tuple[str | Path | np.ndarray, str | None]], batch_size: int = 8,
-                     sample_rate: int = SAMPLE_RATE, transcribe: bool = False) -> list[Prediction | Exception]:
-        """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call.
+                     sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
+                     speaker: SpeakerMoments | None = None) -> list[Prediction | Exception]:
+        """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call; ``speaker``: the
+        statistics from :meth:`enrol` of the one speaker of all these clips (required by checkpoints trained
+        with per-speaker standardisation, refused by others).
 
         A clip that cannot be used yields its error (AudioError / MmserError) in its place; the others are
         still predicted.
         """
+        if self.needs_enrolment and speaker is None:
+            raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
+                             f"{self.enrol_clips} clips per speaker): give enrolment clips of the same speaker "
+                             "(mmser predict --enrol CLIPS, or Predictor.enrol)")
+        if speaker is not None and not self.needs_enrolment:
+            raise MmserError("this checkpoint does not standardise frames per speaker: it takes no enrolment clips")
         step = int(self.window_s * SAMPLE_RATE)
         results: list[Prediction | Exception | None] = [None] * len(clips)
         windows: list[tuple[int, np.ndarray, str | None]] = []  # (clip index, window, transcript)
@@ -129,15 +189,14 @@ class Predictor:
             except (AudioError, MmserError) as err:
                 results[i] = err
                 continue
-            pieces = [wav[j:j + step] for j in range(0, len(wav), step)]
-            pieces = [p for p in pieces if len(p) >= 0.5 * SAMPLE_RATE] or pieces[:1]  # drop a tiny tail window
-            windows += [(i, p, transcript) for p in pieces]
+            windows += [(i, p, transcript) for p in self._windows(wav, step)]
             lengths[i] = len(wav)
         window_probs: list[np.ndarray] = []
         with self._lock:
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
-                window_probs += list(self.window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk]))
+                window_probs += list(self.window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk],
+                                                               speaker))
         by_clip: dict[int, list[tuple[np.ndarray, int]]] = {}
         for (i, piece, _), probs in zip(windows, window_probs):
             by_clip.setdefault(i, []).append((probs, len(piece)))

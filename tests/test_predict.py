@@ -212,3 +212,49 @@ def test_batched_prediction_matches_one_by_one_and_keeps_errors_in_place(checkpo
         assert got.label == want.label and len(got.windows) == len(want.windows)
         np.testing.assert_allclose([got.probabilities[e] for e in EMOTIONS], [want.probabilities[e] for e in EMOTIONS],
                                    atol=1e-4)
+
+
+def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_ckpt, checkpoint, tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmser.errors import MmserError
+    from mmser.evaluation.features import pool_frames
+    from mmser.serve import create_app
+    from mmser.speaker_norm import FrameMoments
+
+    spec = f"whisper:{whisper_ckpt}"
+    enc = build_audio_encoder(spec, "all", whisper_window="clip")
+    torch.manual_seed(2)
+    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16)),
+                      spec, enc.fingerprint, None)]
+    path = save_checkpoint(tmp_path / "enrolled.safetensors", members, {**FEATURES, "speaker_norm_enrol_clips": 3}, None, {})
+    predictor = Predictor.from_checkpoint(path)
+    clip = write_tone(tmp_path / "c.wav", seconds=1.0)
+    enrol = [write_tone(tmp_path / f"e{i}.wav", seconds=0.8 + 0.3 * i, freq=140 + 50 * i, seed=i + 3) for i in range(3)]
+    with pytest.raises(MmserError, match="give enrolment clips"):
+        predictor.predict(clip)
+    # the statistics are those of the enrolment clips' frames, as training computes them from the cache
+    from mmser.audio import load_audio
+
+    frames = [pool_frames(f, FEATURES["frame_stride"]) for f in enc.encode([load_audio(e) for e in enrol])]
+    expected = FrameMoments.combine([FrameMoments.of(f) for f in frames]).mean_std()
+    got = predictor.enrol(enrol)[spec].mean_std()
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    with_enrol = predictor.predict(clip, enrolment=enrol)
+    assert with_enrol.probabilities != predictor.predict(clip, enrolment=enrol[:1] + [clip]).probabilities
+    # CLI and HTTP give the same prediction from the same enrolment clips
+    assert main(["predict", str(clip), "--checkpoint", str(path), "--enrol", *map(str, enrol), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["probabilities"] == with_enrol.probabilities
+    http = TestClient(create_app(predictor))
+    assert http.get("/health").json()["needs_enrolment"] is True
+    files = [("audio", ("c.wav", clip.read_bytes(), "audio/wav"))] + [
+        ("enrol", (e.name, e.read_bytes(), "audio/wav")) for e in enrol]
+    r = http.post("/predict", files=files)
+    assert r.status_code == 200 and r.json()["probabilities"] == with_enrol.probabilities
+    r = http.post("/predict", files=files[:1])
+    assert r.status_code == 422 and "enrolment" in r.json()["detail"]
+    # a checkpoint trained without speaker standardisation refuses enrolment clips rather than ignore them
+    assert main(["predict", str(clip), "--checkpoint", str(checkpoint), "--enrol", str(enrol[0])]) == 2
+    assert "takes no enrolment clips" in capsys.readouterr().err

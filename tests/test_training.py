@@ -9,7 +9,7 @@ import torch
 from mmser.data.dataset import FeatureDataset
 from mmser.models.builders import ModelDims, build_model
 from mmser.training.fit import class_weights, fit, predict_proba
-from mmser.training.metrics import bootstrap_ci, classification_metrics
+from mmser.training.metrics import bootstrap_ci, classification_metrics, paired_bootstrap_p
 
 TRAIN = SimpleNamespace(max_epochs=15, batch_size=16, lr=3e-3, weight_decay=0.0, warmup_ratio=0.1, patience=15,
                         accumulate_grad_batches=1, class_weighted=True, label_smoothing=0.0, num_workers=0)
@@ -48,6 +48,35 @@ def test_a_trained_starting_model_is_kept_unless_training_beats_it_on_validation
     assert summary["best_epoch"] == -1
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, start[k])
+
+
+def test_a_start_is_replaced_only_by_a_significant_validation_gain():
+    mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    dims = ModelDims(kind="audio_only", audio_dim=6, audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask)
+    torch.manual_seed(0)
+    untrained = build_model(dims).state_dict()
+    runs = {}
+    for alpha in (None, 0.05, 0.0):  # 0.0: no p-value is below it, so no gain is ever significant enough
+        model = build_model(dims)
+        model.load_state_dict(untrained)
+        cfg = SimpleNamespace(**{**vars(TRAIN), "replace_start_p": alpha})
+        runs[alpha] = fit(model, separable(64, 0), separable(32, 1), cfg, TRAINER, seed=0, start_is_candidate=True)
+    assert runs[None][1]["best_epoch"] >= 0 and "replace_start_p" not in runs[None][1]
+    assert runs[0.05][1]["best_epoch"] == runs[None][1]["best_epoch"] and runs[0.05][1]["replace_start_p"] < 0.05
+    kept, summary = runs[0.0]
+    assert summary["best_epoch"] == -1 and summary["trained_best_epoch"] == runs[None][1]["best_epoch"]
+    for k, v in kept.state_dict().items():
+        torch.testing.assert_close(v, untrained[k])
+
+
+def test_paired_bootstrap_p_value():
+    y = np.array([0, 1] * 30)
+    chance = np.zeros_like(y)
+    assert paired_bootstrap_p(y, chance, y) == 0.0  # perfect vs one class: always better
+    assert paired_bootstrap_p(y, y, chance) == 1.0 and paired_bootstrap_p(y, y, y) == 1.0  # worse / equal: never
+    one_more = chance.copy()
+    one_more[1] = 1  # one utterance better out of 60: not significant
+    assert 0.2 < paired_bootstrap_p(y, chance, one_more) < 1.0
 
 
 def test_class_weights_inverse_frequency():

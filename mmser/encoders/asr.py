@@ -36,8 +36,11 @@ class FasterWhisperASR:
         self.beam_size = beam_size
 
     def transcribe(self, wav: np.ndarray) -> str:
+        # temperature 0 only (no sampling fallback: the same clip always gives the same transcript) and no
+        # timestamp tokens (emotion models use the words only)
         segments, _ = self.model.transcribe(wav, language=self.language, beam_size=self.beam_size,
-                                            condition_on_previous_text=False)
+                                            condition_on_previous_text=False, temperature=0.0,
+                                            without_timestamps=True)
         return " ".join(s.text.strip() for s in segments).strip()
 
 
@@ -54,7 +57,7 @@ class OpenAIWhisperASR:
 
     def transcribe(self, wav: np.ndarray) -> str:
         out = self.model.transcribe(wav, language=self.language, beam_size=self.beam_size, fp16=False,
-                                    condition_on_previous_text=False, temperature=0.0)
+                                    condition_on_previous_text=False, temperature=0.0, without_timestamps=True)
         return str(out["text"]).strip()
 
 

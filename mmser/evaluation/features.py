@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mmser.encoders.extract import extract
+from mmser.speaker_norm import normalize_per_speaker
 
 
 @dataclass
@@ -38,23 +39,6 @@ def pool_frames(hidden: np.ndarray, stride: int) -> np.ndarray:
     return x.reshape(num_layers, -1, stride, dim).mean(axis=2).astype(np.float16)
 
 
-def normalize_per_speaker(arrays: list[np.ndarray], speakers: list[str]) -> list[np.ndarray]:
-    """Standardise ``(L, T, D)`` frames per speaker: mean and std per layer and dimension over all frames of
-    all that speaker's clips. Returns new fp16 arrays in the same order."""
-    out: list[np.ndarray | None] = [None] * len(arrays)
-    by_speaker: dict[str, list[int]] = {}
-    for i, speaker in enumerate(speakers):
-        by_speaker.setdefault(speaker, []).append(i)
-    for rows in by_speaker.values():
-        clips = [arrays[i].astype(np.float32) for i in rows]
-        frames = np.concatenate(clips, axis=1)  # (L, sum T, D)
-        mean = frames.mean(axis=1, keepdims=True)  # (L, 1, D)
-        std = frames.std(axis=1, keepdims=True) + 1e-5
-        for i, clip in zip(rows, clips):
-            out[i] = ((clip - mean) / std).astype(np.float16)
-    return out
-
-
 def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
               progress: bool = True) -> FeatureBank:
     """Extract what is missing, then load every row's features from the cache."""
@@ -70,7 +54,8 @@ def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sourc
         pooled = {k: pool_frames(v, stride) for k, v in items.items()}
         bank.audio[spec] = [pooled[k] for k in result.keys]
         if getattr(features_cfg, "speaker_norm", False):
-            bank.audio[spec] = normalize_per_speaker(bank.audio[spec], df["speaker"].astype(str).tolist())
+            bank.audio[spec] = normalize_per_speaker(bank.audio[spec], df["speaker"].astype(str).tolist(),
+                                                     getattr(features_cfg, "speaker_norm_enrol_clips", None))
     encoder = None
     for source in text_sources:
         start = time.perf_counter()

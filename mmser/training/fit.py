@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from mmser.data.dataset import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
 from mmser.training.lit_module import EmotionLitModule, forward_batch
-from mmser.training.metrics import unweighted_accuracy
+from mmser.training.metrics import paired_bootstrap_p, unweighted_accuracy
 
 
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
@@ -64,7 +64,9 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     """Train ``model``; returns it with the best-validation weights and a summary (epochs, history).
 
     ``start_is_candidate``: the model arrives trained (a fused model started from an audio-only one); its
-    validation UA before any step is scored as epoch -1, and training must beat it to replace it.
+    validation UA before any step is scored as epoch -1, and training must beat it to replace it; with
+    ``train_cfg.replace_start_p`` the best epoch must beat it significantly (paired bootstrap over the
+    validation utterances), else the start is kept.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
@@ -76,8 +78,11 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, collate_fn=collate, num_workers=train_cfg.num_workers)
                   if val is not None and len(val) else None)
     keep = KeepBestWeights()
+    start = None  # (weights, validation predictions) of a model that arrives trained
     if start_is_candidate and val_loader is not None:
-        keep.consider(unweighted_accuracy(np.asarray(val.targets), predict_proba(model, val).argmax(axis=1)), model, -1)
+        start_pred = predict_proba(model, val).argmax(axis=1)
+        keep.consider(unweighted_accuracy(np.asarray(val.targets), start_pred), model, -1)
+        start = (keep.best_state, start_pred, keep.best_score)
         model.train()  # predict_proba left it in eval mode (dropout off); Lightning keeps the mode it is given
     callbacks: list[Callback] = [keep]
     if val_loader is not None:
@@ -97,6 +102,15 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
         model.load_state_dict(keep.best_state)
     summary = {"epochs_run": int(trainer.current_epoch), "best_epoch": keep.best_epoch,
                "best_val_ua": keep.best_score if keep.best_state is not None else None, "history": module.history}
+    alpha = getattr(train_cfg, "replace_start_p", None)
+    if start is not None and keep.best_epoch != -1 and alpha is not None:
+        best_pred = predict_proba(model, val).argmax(axis=1)
+        p = paired_bootstrap_p(np.asarray(val.targets), start[1], best_pred, seed=seed)
+        summary["replace_start_p"] = p
+        if p >= alpha:  # the gain over the start is within validation noise: keep the start
+            model.load_state_dict(start[0])
+            summary.update(best_epoch=-1, best_val_ua=start[2], trained_best_epoch=keep.best_epoch,
+                           trained_best_val_ua=keep.best_score)
     return model.cpu().eval(), summary
 
 

@@ -41,3 +41,16 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric=unweighted_accur
         idx = rng.integers(0, len(y_true), len(y_true))
         stats.append(metric(y_true[idx], y_pred[idx]))
     return float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))
+
+
+def paired_bootstrap_p(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric=unweighted_accuracy,
+                       n_boot: int = 1000, seed: int = 0) -> float:
+    """One-sided paired bootstrap p-value for "``pred_b`` is better than ``pred_a``": the fraction of
+    utterance resamples (the same resample for both) in which ``metric(b) - metric(a) <= 0``."""
+    rng = np.random.default_rng(seed)
+    y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
+    not_better = 0
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        not_better += metric(y_true[idx], pred_b[idx]) - metric(y_true[idx], pred_a[idx]) <= 0
+    return not_better / n_boot

@@ -27,9 +27,11 @@ def audio_only_start(cfg: DictConfig, df, split, bank, encoder: str, seed: int) 
 
 
 def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) -> tuple[Path, list[dict]]:
-    if cfg.features.speaker_norm:
-        raise MmserError("features.speaker_norm is for cross-validation only: a checkpoint predicts single clips, "
-                         "which carry no speaker statistics; train with features.speaker_norm=false")
+    if cfg.features.speaker_norm and cfg.features.speaker_norm_enrol_clips is None:
+        raise MmserError("features.speaker_norm with statistics over all of a speaker's clips is for cross-validation "
+                         "only (it is transductive); set features.speaker_norm_enrol_clips=K to train a checkpoint "
+                         "that standardises with K enrolment clips of the speaker (`mmser predict --enrol`), or "
+                         "features.speaker_norm=false")
     kind = cfg.model.kind
     text_source = cfg.data.text_source if kind != "audio_only" else None
     df = load_protocol_manifest(cfg)
@@ -47,7 +49,8 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
         print(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
     f = cfg.features
     features = {"whisper_window": f.whisper_window, "frame_stride": f.frame_stride, "audio_layers": f.audio_layers,
-                "text_layers": f.text_layers, "max_text_tokens": f.max_text_tokens}
+                "text_layers": f.text_layers, "max_text_tokens": f.max_text_tokens,
+                "speaker_norm_enrol_clips": f.speaker_norm_enrol_clips if f.speaker_norm else None}
     text_encoder = ({"spec": f.text_encoder, "fingerprint": bank.fingerprints.get(f.text_encoder)}
                     if text_source else None)
     path = save_checkpoint(out, members, features, text_encoder, OmegaConf.to_container(cfg, resolve=True))
