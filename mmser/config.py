@@ -117,8 +117,9 @@ class TrainConfig:
     num_workers: int = 0
     ensemble_seeds: int = 1  # models trained per fold with different seeds, probabilities averaged
     max_per_class: Optional[int] = None  # keep at most N training examples per class (data-efficiency curves)
-    # models that start trained (fused from audio-only): a trained epoch replaces the start only when its
-    # validation UA beats the start's with a one-sided paired bootstrap p-value below this; None: any gain
+    # models that start trained (fused from audio-only): the best trained epoch replaces the start only when
+    # its validation UA beats the start's with a one-sided paired bootstrap p-value below this divided by
+    # the number of epochs it was chosen from (Bonferroni); None: any gain replaces it
     replace_start_p: Optional[float] = None
 
 

@@ -62,7 +62,10 @@ def test_a_start_is_replaced_only_by_a_significant_validation_gain():
         cfg = SimpleNamespace(**{**vars(TRAIN), "replace_start_p": alpha})
         runs[alpha] = fit(model, separable(64, 0), separable(32, 1), cfg, TRAINER, seed=0, start_is_candidate=True)
     assert runs[None][1]["best_epoch"] >= 0 and "replace_start_p" not in runs[None][1]
-    assert runs[0.05][1]["best_epoch"] == runs[None][1]["best_epoch"] and runs[0.05][1]["replace_start_p"] < 0.05
+    gated = runs[0.05][1]
+    assert gated["best_epoch"] == runs[None][1]["best_epoch"]
+    assert gated["replace_start_alpha"] == pytest.approx(0.05 / len(gated["history"]))  # best of that many epochs
+    assert gated["replace_start_p"] < gated["replace_start_alpha"]
     kept, summary = runs[0.0]
     assert summary["best_epoch"] == -1 and summary["trained_best_epoch"] == runs[None][1]["best_epoch"]
     for k, v in kept.state_dict().items():

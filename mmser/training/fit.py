@@ -66,7 +66,8 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     ``start_is_candidate``: the model arrives trained (a fused model started from an audio-only one); its
     validation UA before any step is scored as epoch -1, and training must beat it to replace it; with
     ``train_cfg.replace_start_p`` the best epoch must beat it significantly (paired bootstrap over the
-    validation utterances), else the start is kept.
+    validation utterances, the level divided by the number of epochs it was the best of), else the start
+    is kept.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
@@ -106,8 +107,10 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     if start is not None and keep.best_epoch != -1 and alpha is not None:
         best_pred = predict_proba(model, val).argmax(axis=1)
         p = paired_bootstrap_p(np.asarray(val.targets), start[1], best_pred, seed=seed)
-        summary["replace_start_p"] = p
-        if p >= alpha:  # the gain over the start is within validation noise: keep the start
+        # the best epoch is the maximum over every scored epoch: Bonferroni-correct for that many comparisons
+        corrected = alpha / max(1, len(module.history))
+        summary.update(replace_start_p=p, replace_start_alpha=corrected)
+        if p >= corrected:  # the gain over the start is within validation noise: keep the start
             model.load_state_dict(start[0])
             summary.update(best_epoch=-1, best_val_ua=start[2], trained_best_epoch=keep.best_epoch,
                            trained_best_val_ua=keep.best_score)
