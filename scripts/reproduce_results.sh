@@ -28,6 +28,8 @@ $M cv configs/experiment/ravdess_best_audio.yaml data.manifest=runs/ravdess/mani
 $M cv configs/experiment/ravdess_best_audio_speaker_norm.yaml data.manifest=runs/ravdess/manifest.csv \
   --out $A/best_audio_ensemble_speaker_norm
 $M cv configs/experiment/ravdess_best_audio_enrolled.yaml data.manifest=runs/ravdess/manifest.csv
+$M cv configs/experiment/ravdess_best_audio_enrolled.yaml data.manifest=runs/ravdess/manifest.csv \
+  --out $A/best_audio_ensemble_enrol10_3seeds train.ensemble_seeds=3
 $M baseline configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A/classical_egemaps_mfcc
 bash scripts/publish_results.sh runs/ravdess/ablation results/ravdess
 
