@@ -105,10 +105,10 @@ def main() -> None:
         "encode_s_per_clip": {k: round(v, 4) for k, v in per_clip.items()},
         "encode_sample_clips": args.sample if args.sample > 0 else len(df),
         "encode_one_pass_s": round(encode_one_pass, 1),
-        "reencode_every_fold_s": round(len(folds) * encode_one_pass, 1),
+        "reencode_every_fold_s": round(len(folds) * encode_one_pass, 2),
         "cache_load_s": round(load_s, 2), "train_and_predict_s": round(train_s, 2),
-        "cached_cv_s": round(cached_cv, 2), "reencode_cv_s": round(reencode_cv, 1),
-        "speedup": round(reencode_cv / cached_cv, 1), "cv_UA_mean": round(summary["UA_mean"], 4),
+        "cached_cv_s": round(cached_cv, 2), "reencode_cv_s": round(reencode_cv, 2),
+        "speedup": round(reencode_cv / cached_cv, 2), "cv_UA_mean": round(summary["UA_mean"], 4),
     }
     report(figures, args.json)
 
