@@ -79,11 +79,11 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, collate_fn=collate, num_workers=train_cfg.num_workers)
                   if val is not None and len(val) else None)
     keep = KeepBestWeights()
-    start = None  # (weights, validation predictions) of a model that arrives trained
-    if start_is_candidate and val_loader is not None:
+    start_scored = start_is_candidate and val_loader is not None
+    if start_scored:  # the start's weights, validation predictions and UA, kept for the significance check
         start_pred = predict_proba(model, val).argmax(axis=1)
         keep.consider(unweighted_accuracy(np.asarray(val.targets), start_pred), model, -1)
-        start = (keep.best_state, start_pred, keep.best_score)
+        start_state, start_ua = keep.best_state, keep.best_score
         model.train()  # predict_proba left it in eval mode (dropout off); Lightning keeps the mode it is given
     callbacks: list[Callback] = [keep]
     if val_loader is not None:
@@ -104,15 +104,15 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     summary = {"epochs_run": int(trainer.current_epoch), "best_epoch": keep.best_epoch,
                "best_val_ua": keep.best_score if keep.best_state is not None else None, "history": module.history}
     alpha = getattr(train_cfg, "replace_start_p", None)
-    if start is not None and keep.best_epoch != -1 and alpha is not None:
+    if start_scored and keep.best_epoch != -1 and alpha is not None:
         best_pred = predict_proba(model, val).argmax(axis=1)
-        p = paired_bootstrap_p(np.asarray(val.targets), start[1], best_pred, seed=seed)
+        p = paired_bootstrap_p(np.asarray(val.targets), start_pred, best_pred, seed=seed)
         # the best epoch is the maximum over every scored epoch: Bonferroni-correct for that many comparisons
         corrected = alpha / max(1, len(module.history))
         summary.update(replace_start_p=p, replace_start_alpha=corrected)
         if p >= corrected:  # the gain over the start is within validation noise: keep the start
-            model.load_state_dict(start[0])
-            summary.update(best_epoch=-1, best_val_ua=start[2], trained_best_epoch=keep.best_epoch,
+            model.load_state_dict(start_state)
+            summary.update(best_epoch=-1, best_val_ua=start_ua, trained_best_epoch=keep.best_epoch,
                            trained_best_val_ua=keep.best_score)
     return model.cpu().eval(), summary
 

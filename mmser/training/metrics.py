@@ -43,14 +43,23 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric=unweighted_accur
     return float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))
 
 
-def paired_bootstrap_p(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric=unweighted_accuracy,
-                       n_boot: int = 1000, seed: int = 0) -> float:
-    """One-sided paired bootstrap p-value for "``pred_b`` is better than ``pred_a``": the fraction of
-    utterance resamples (the same resample for both) in which ``metric(b) - metric(a) <= 0``."""
+def paired_bootstrap_p(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_boot: int = 1000,
+                       seed: int = 0) -> float:
+    """One-sided paired bootstrap p-value for "``pred_b`` has a higher UA than ``pred_a``": the fraction of
+    utterance resamples (the same resample for both) in which ``UA(b) - UA(a) <= 0``. UA is computed for
+    all resamples at once from per-class counts (mean recall over the classes present in the resample)."""
     rng = np.random.default_rng(seed)
     y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
-    not_better = 0
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        not_better += metric(y_true[idx], pred_b[idx]) - metric(y_true[idx], pred_a[idx]) <= 0
-    return not_better / n_boot
+    n = len(y_true)
+    classes, y_index = np.unique(y_true, return_inverse=True)
+    idx = rng.integers(0, n, (n_boot, n))  # (B, N) resampled utterances
+    cell = (np.arange(n_boot)[:, None] * len(classes) + y_index[idx]).ravel()  # (B*N,) resample x true class
+    size = n_boot * len(classes)
+    support = np.bincount(cell, minlength=size).reshape(n_boot, -1)  # (B, C)
+    present = support > 0
+
+    def ua(pred: np.ndarray) -> np.ndarray:  # (B,) UA of each resample
+        hits = np.bincount(cell, weights=(pred == y_true)[idx].ravel(), minlength=size).reshape(n_boot, -1)
+        return (hits / np.maximum(support, 1)).sum(axis=1) / present.sum(axis=1)
+
+    return float(np.mean(ua(pred_b) - ua(pred_a) <= 0))
