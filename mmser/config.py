@@ -80,6 +80,7 @@ class ASRConfig:
     models: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # transcript sources for ablations
     language: Optional[str] = "en"  # None = detect (multilingual models)
     beam_size: int = 5
+    batch_size: int = 8  # clips decoded together (faster-whisper); 1 = one clip at a time
     device: str = "cpu"
 
 

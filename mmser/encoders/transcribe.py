@@ -1,6 +1,6 @@
 """``mmser transcribe``: add an ASR transcript column to a manifest, resumably.
 
-Each finished transcript is appended to ``<manifest>.<column>.partial.jsonl`` (flushed per clip), so
+Each finished transcript is appended to ``<manifest>.<column>.partial.jsonl`` (flushed per decoding batch), so
 a killed run resumes where it stopped; at the end the column is merged into the manifest (atomic
 write), the WER against gold transcripts is printed and stored beside it, and the partial file goes.
 """
@@ -49,15 +49,19 @@ def transcribe_manifest(manifest: str | Path, spec: str, asr_cfg, force: bool = 
         done.update({u: t for u, t in zip(df["utt_id"], df[col].fillna("").astype(str)) if t and u not in done})
     todo = [i for i, u in enumerate(df["utt_id"]) if u not in done]
     if todo:
-        asr = asr or build_asr(spec, asr_cfg.device, asr_cfg.language, asr_cfg.beam_size)
+        asr = asr or build_asr(spec, asr_cfg.device, asr_cfg.language, asr_cfg.beam_size, asr_cfg.batch_size)
+        batch = max(1, asr.batch_size)
         with open(partial, "a", encoding="utf-8") as handle, \
-                tqdm(todo, desc=f"transcribe {spec}", unit="clip", disable=not progress) as bar:
-            for i in bar:
-                text = asr.transcribe(load_audio(df["path"].iloc[i], min_duration_s=0.0))
-                done[df["utt_id"].iloc[i]] = text
-                handle.write(json.dumps({"utt_id": df["utt_id"].iloc[i], "text": text}) + "\n")
-                handle.flush()
+                tqdm(total=len(todo), desc=f"transcribe {spec}", unit="clip", disable=not progress) as bar:
+            for first in range(0, len(todo), batch):
+                rows = todo[first:first + batch]
+                texts = asr.transcribe_many([load_audio(df["path"].iloc[i], min_duration_s=0.0) for i in rows])
+                for i, text in zip(rows, texts, strict=True):
+                    done[df["utt_id"].iloc[i]] = text
+                    handle.write(json.dumps({"utt_id": df["utt_id"].iloc[i], "text": text}) + "\n")
+                handle.flush()  # journalled per batch: a kill loses at most the batch in flight
                 os.fsync(handle.fileno())
+                bar.update(len(rows))
     table = _raw_table(manifest)  # as stored: relative paths stay relative
     table[col] = [done.get(u, "") for u in table["utt_id"]]
     write_manifest(table, manifest)
