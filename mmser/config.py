@@ -73,6 +73,9 @@ class FeaturesConfig:
     # None: statistics over all the speaker's clips (transductive: cross-validation only, `mmser train`
     # refuses it); k: over k other clips of the speaker, as `mmser predict --enrol` gets from k enrolment clips
     speaker_norm_enrol_clips: Optional[int] = None
+    # None: enrolment clips drawn among all the speaker's other clips; [neutral, calm]: only among those
+    # labels (enrolment with emotionally neutral speech); the label of the clip standardised is never used
+    speaker_norm_enrol_labels: Optional[List[str]] = None
 
 
 @dataclass

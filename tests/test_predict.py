@@ -234,6 +234,11 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     enrol = [write_tone(tmp_path / f"e{i}.wav", seconds=0.8 + 0.3 * i, freq=140 + 50 * i, seed=i + 3) for i in range(3)]
     with pytest.raises(MmserError, match="give enrolment clips"):
         predictor.predict(clip)
+    calm = save_checkpoint(tmp_path / "calm.safetensors", members,
+                           {**FEATURES, "speaker_norm_enrol_clips": 3, "speaker_norm_enrol_labels": ["neutral", "calm"]},
+                           None, {})
+    with pytest.raises(MmserError, match="statistics of 3 neutral/calm clips per speaker.*give neutral/calm enrolment"):
+        Predictor.from_checkpoint(calm).predict(clip)
     # the statistics are those of the enrolment clips' frames, as training computes them from the cache
     from mmser.audio import load_audio
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmser.config import ConfigError
 from mmser.encoders.extract import extract
+from mmser.labels import EMOTIONS
 from mmser.speaker_norm import normalize_per_speaker
 
 
@@ -39,6 +41,17 @@ def pool_frames(hidden: np.ndarray, stride: int) -> np.ndarray:
     return x.reshape(num_layers, -1, stride, dim).mean(axis=2).astype(np.float16)
 
 
+def enrolment_rows(df: pd.DataFrame, features_cfg) -> list[bool] | None:
+    """Which rows may serve as enrolment clips under ``features.speaker_norm_enrol_labels`` (None: all)."""
+    labels = getattr(features_cfg, "speaker_norm_enrol_labels", None)
+    if labels is None:
+        return None
+    unknown = sorted(set(labels) - set(EMOTIONS))
+    if unknown:
+        raise ConfigError(f"features.speaker_norm_enrol_labels: unknown label(s) {unknown}; labels are {list(EMOTIONS)}")
+    return df["label"].isin(list(labels)).tolist()
+
+
 def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
               progress: bool = True) -> FeatureBank:
     """Extract what is missing, then load every row's features from the cache."""
@@ -55,7 +68,8 @@ def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sourc
         bank.audio[spec] = [pooled[k] for k in result.keys]
         if getattr(features_cfg, "speaker_norm", False):
             bank.audio[spec] = normalize_per_speaker(bank.audio[spec], df["speaker"].astype(str).tolist(),
-                                                     getattr(features_cfg, "speaker_norm_enrol_clips", None))
+                                                     getattr(features_cfg, "speaker_norm_enrol_clips", None),
+                                                     may_enrol=enrolment_rows(df, features_cfg))
     encoder = None
     for source in text_sources:
         start = time.perf_counter()

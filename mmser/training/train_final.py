@@ -50,7 +50,9 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     f = cfg.features
     features = {"whisper_window": f.whisper_window, "frame_stride": f.frame_stride, "audio_layers": f.audio_layers,
                 "text_layers": f.text_layers, "max_text_tokens": f.max_text_tokens,
-                "speaker_norm_enrol_clips": f.speaker_norm_enrol_clips if f.speaker_norm else None}
+                "speaker_norm_enrol_clips": f.speaker_norm_enrol_clips if f.speaker_norm else None,
+                "speaker_norm_enrol_labels": (list(f.speaker_norm_enrol_labels)
+                                              if f.speaker_norm and f.speaker_norm_enrol_labels else None)}
     text_encoder = ({"spec": f.text_encoder, "fingerprint": bank.fingerprints.get(f.text_encoder)}
                     if text_source else None)
     path = save_checkpoint(out, members, features, text_encoder, OmegaConf.to_container(cfg, resolve=True))
