@@ -76,6 +76,9 @@ class FeaturesConfig:
     # None: enrolment clips drawn among all the speaker's other clips; [neutral, calm]: only among those
     # labels (enrolment with emotionally neutral speech); the label of the clip standardised is never used
     speaker_norm_enrol_labels: Optional[List[str]] = None
+    # cross-validation only: the same for the test speakers' enrolment clips, when they differ from training
+    # (a model trained with enrolment of any emotion, then enrolled with [neutral, calm] speech); None: as training
+    speaker_norm_test_enrol_labels: Optional[List[str]] = None
 
 
 @dataclass

@@ -31,6 +31,7 @@ $M cv configs/experiment/ravdess_best_audio_enrolled.yaml data.manifest=runs/rav
 $M cv configs/experiment/ravdess_best_audio_enrolled.yaml data.manifest=runs/ravdess/manifest.csv \
   --out $A/best_audio_ensemble_enrol10_3seeds train.ensemble_seeds=3
 $M cv configs/experiment/ravdess_best_audio_enrolled_neutral.yaml data.manifest=runs/ravdess/manifest.csv
+$M cv configs/experiment/ravdess_best_audio_enrolled_neutral_at_test.yaml data.manifest=runs/ravdess/manifest.csv
 $M baseline configs/experiment/ravdess_ablation.yaml data.manifest=runs/ravdess/manifest.csv --out $A/classical_egemaps_mfcc
 bash scripts/publish_results.sh runs/ravdess/ablation results/ravdess
 

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.errors import MmserError
+from mmser.evaluation.crossval import PROB_COLUMNS
 from mmser.speaker_norm import FrameMoments, normalize_per_speaker, standardise
 from tests.conftest import write_dialog_files, write_tone
 
@@ -203,6 +204,18 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     capsys.readouterr()
     assert main(["cv", *enrolled, "features.speaker_norm_enrol_labels=[angry,calmish]", "--out", str(tmp_path / "x")]) == 2
     assert "unknown label(s) ['calmish']" in capsys.readouterr().err
+    # test speakers enrolled with their angry clips only: the same training (identical weights), other test frames
+    assert main(["cv", *enrolled, "features.speaker_norm_test_enrol_labels=[angry]", "--out", str(tmp_path / "cv_t")]) == 0
+    for fold in ("fold0", "fold1", "fold2"):
+        assert (tmp_path / "cv_t" / fold / "member0.safetensors").read_bytes() == \
+            (tmp_path / "cv_enrol" / fold / "member0.safetensors").read_bytes()
+    probs = [pd.concat([pd.read_csv(f) for f in sorted((tmp_path / run).glob("fold*/predictions.csv"))])
+             for run in ("cv_enrol", "cv_t")]
+    assert not np.allclose(probs[0][PROB_COLUMNS].values, probs[1][PROB_COLUMNS].values)
+    capsys.readouterr()
+    assert main(["train", *enrolled, "features.speaker_norm_test_enrol_labels=[angry]",
+                 "--out", str(tmp_path / "t.safetensors")]) == 2
+    assert "cross-validation only" in capsys.readouterr().err
     assert main(["train", *enrolled, "--out", str(tmp_path / "m.safetensors")]) == 0
     clips = sorted((tmp_path / "a").rglob("*.wav"))
     capsys.readouterr()

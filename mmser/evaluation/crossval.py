@@ -118,9 +118,11 @@ def members_of(cfg: DictConfig, kind: str) -> list[tuple[str | None, int]]:
 
 
 def dataset_for(df: pd.DataFrame, ids: tuple[str, ...], bank: FeatureBank, encoder: str | None,
-             text_source: str | None) -> FeatureDataset:
+             text_source: str | None, test: bool = False) -> FeatureDataset:
+    """The rows ``ids`` as a dataset; ``test``: frames standardised under the test speakers' enrolment rule."""
     pos = pd.Series(range(len(df)), index=df["utt_id"])[list(ids)].values
-    audio = [bank.audio[encoder][i] for i in pos] if encoder else None
+    frames = bank.test_audio.get(encoder, bank.audio.get(encoder)) if test else bank.audio.get(encoder)
+    audio = [frames[i] for i in pos] if encoder else None
     text = [bank.text[text_source][i] for i in pos] if text_source else None
     return FeatureDataset(list(ids), df["label"].values[pos].tolist(), audio, text)
 
@@ -178,7 +180,7 @@ def run_fold(df: pd.DataFrame, fold: Fold, cfg: DictConfig, bank: FeatureBank, f
         atomic_write_bytes(fold_dir / f"member{j}.json", json.dumps(
             {"dims": model.dims.to_dict(), "audio_encoder": encoder, "text_encoder": cfg.features.text_encoder
              if text_source else None, "text_source": text_source, "seed": seed}, indent=2).encode())
-        probs.append(predict_proba(model, dataset_for(df, fold.test, bank, encoder, text_source)))
+        probs.append(predict_proba(model, dataset_for(df, fold.test, bank, encoder, text_source, test=True)))
         summaries.append(summary)
     mean_probs = np.mean(probs, axis=0)  # (N_test, 8): ensemble average
     test_rows = df.set_index("utt_id").loc[list(fold.test)]

@@ -19,6 +19,9 @@ class FeatureBank:
     """Per-row arrays of each audio encoder and each text source, plus their sizes."""
 
     audio: dict[str, list[np.ndarray]] = field(default_factory=dict)  # spec -> [(L, T, D)] per row
+    # spec -> [(L, T, D)] per row, standardised under the test speakers' enrolment rule where it differs
+    # (features.speaker_norm_test_enrol_labels); used for test rows only
+    test_audio: dict[str, list[np.ndarray]] = field(default_factory=dict)
     text: dict[str, list[np.ndarray]] = field(default_factory=dict)  # text source -> [(L, N, D)] per row
     encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
     fingerprints: dict[str, str] = field(default_factory=dict)  # encoder spec -> weights fingerprint
@@ -41,14 +44,13 @@ def pool_frames(hidden: np.ndarray, stride: int) -> np.ndarray:
     return x.reshape(num_layers, -1, stride, dim).mean(axis=2).astype(np.float16)
 
 
-def enrolment_rows(df: pd.DataFrame, features_cfg) -> list[bool] | None:
-    """Which rows may serve as enrolment clips under ``features.speaker_norm_enrol_labels`` (None: all)."""
-    labels = getattr(features_cfg, "speaker_norm_enrol_labels", None)
+def enrolment_rows(df: pd.DataFrame, labels: list[str] | None, key: str) -> list[bool] | None:
+    """Which rows may serve as enrolment clips when only ``labels`` may (None: all rows)."""
     if labels is None:
         return None
     unknown = sorted(set(labels) - set(EMOTIONS))
     if unknown:
-        raise ConfigError(f"features.speaker_norm_enrol_labels: unknown label(s) {unknown}; labels are {list(EMOTIONS)}")
+        raise ConfigError(f"features.{key}: unknown label(s) {unknown}; labels are {list(EMOTIONS)}")
     return df["label"].isin(list(labels)).tolist()
 
 
@@ -67,9 +69,15 @@ def load_bank(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sourc
         pooled = {k: pool_frames(v, stride) for k, v in items.items()}
         bank.audio[spec] = [pooled[k] for k in result.keys]
         if getattr(features_cfg, "speaker_norm", False):
-            bank.audio[spec] = normalize_per_speaker(bank.audio[spec], df["speaker"].astype(str).tolist(),
-                                                     getattr(features_cfg, "speaker_norm_enrol_clips", None),
-                                                     may_enrol=enrolment_rows(df, features_cfg))
+            speakers, k = df["speaker"].astype(str).tolist(), getattr(features_cfg, "speaker_norm_enrol_clips", None)
+            labels = getattr(features_cfg, "speaker_norm_enrol_labels", None)
+            test_labels = getattr(features_cfg, "speaker_norm_test_enrol_labels", None)
+            frames = bank.audio[spec]
+            bank.audio[spec] = normalize_per_speaker(
+                frames, speakers, k, may_enrol=enrolment_rows(df, labels, "speaker_norm_enrol_labels"))
+            if test_labels is not None and test_labels != labels:
+                bank.test_audio[spec] = normalize_per_speaker(
+                    frames, speakers, k, may_enrol=enrolment_rows(df, test_labels, "speaker_norm_test_enrol_labels"))
     encoder = None
     for source in text_sources:
         start = time.perf_counter()

@@ -32,6 +32,9 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
                          "only (it is transductive); set features.speaker_norm_enrol_clips=K to train a checkpoint "
                          "that standardises with K enrolment clips of the speaker (`mmser predict --enrol`), or "
                          "features.speaker_norm=false")
+    if cfg.features.speaker_norm_test_enrol_labels is not None:
+        raise MmserError("features.speaker_norm_test_enrol_labels sets the test speakers' enrolment clips in "
+                         "cross-validation only; a checkpoint is trained with features.speaker_norm_enrol_labels")
     kind = cfg.model.kind
     text_source = cfg.data.text_source if kind != "audio_only" else None
     df = load_protocol_manifest(cfg)
