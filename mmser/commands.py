@@ -254,7 +254,9 @@ def register(add) -> None:
     p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
     p.add_argument("--enrol", nargs="+", metavar="CLIP",
                    help="other clips (files, folders or a clip-list CSV) of the one speaker of CLIPS, for checkpoints "
-                        "trained with per-speaker standardisation (features.speaker_norm_enrol_clips)")
+                        "trained with per-speaker standardisation (features.speaker_norm_enrol_clips); they should "
+                        "span emotions as the training's enrolment clips did (calm speech only: train with "
+                        "features.speaker_norm_enrol_labels=[neutral,calm])")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--out", help="also write predictions to this CSV")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
