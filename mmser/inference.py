@@ -32,6 +32,7 @@ from mmser.training.lit_module import forward_batch
 
 SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
 
+NO_ENROLMENT = "this checkpoint does not standardise frames per speaker: it takes no enrolment clips"
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 
 
@@ -99,7 +100,7 @@ class Predictor:
         """Frame statistics of one speaker from enrolment clips (paths or waveforms; other clips than those
         predicted). An unusable clip raises its error, naming the file."""
         if not self.needs_enrolment:
-            raise MmserError("this checkpoint does not standardise frames per speaker: it takes no enrolment clips")
+            raise MmserError(NO_ENROLMENT)
         if not clips:
             raise MmserError("no enrolment clips given")
         if len(clips) < self.enrol_clips:
@@ -175,7 +176,7 @@ class Predictor:
                              f"{self.enrol_clips}{kind} clips per speaker): give{kind} enrolment clips of the same "
                              "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
         if speaker is not None and not self.needs_enrolment:
-            raise MmserError("this checkpoint does not standardise frames per speaker: it takes no enrolment clips")
+            raise MmserError(NO_ENROLMENT)
         step = int(self.window_s * SAMPLE_RATE)
         results: list[Prediction | Exception | None] = [None] * len(clips)
         windows: list[tuple[int, np.ndarray, str | None]] = []  # (clip index, window, transcript)

@@ -44,13 +44,12 @@ class FasterWhisperASR(SequentialASR):
     """
 
     def __init__(self, name: str, device: str = "cpu", language: str | None = "en", beam_size: int = 5,
-                 compute_type: str = "int8", batch_size: int = 1, cpu_threads: int = 0):
+                 compute_type: str = "int8", batch_size: int = 1):
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         from mmser.encoders.model_paths import whisper_ct2_dir
 
-        self.model = WhisperModel(str(whisper_ct2_dir(name)), device=device.split(":")[0], compute_type=compute_type,
-                                  cpu_threads=cpu_threads)
+        self.model = WhisperModel(str(whisper_ct2_dir(name)), device=device.split(":")[0], compute_type=compute_type)
         self.language = None if name.endswith(".en") else language
         self.beam_size = beam_size
         # one language per batch would be detected, so a multilingual model without a language decodes per clip
@@ -78,10 +77,9 @@ class FasterWhisperASR(SequentialASR):
                 windows.append((clip, offset + start, offset + end))
             pieces.append(wav)
             offset += len(wav)
-        texts = [[] for _ in wavs]
         if not windows:
             return ["" for _ in wavs]
-        audio = np.concatenate(pieces).astype(np.float32)  # (sum of clip samples,)
+        audio = np.concatenate(pieces, dtype=np.float32)  # (sum of clip samples,)
         # the pipeline turns seconds back into samples with int(): +0.5 sample lands on the exact sample
         clip_timestamps = [{"start": (a + 0.5) / SAMPLE_RATE, "end": (b + 0.5) / SAMPLE_RATE} for _, a, b in windows]
         starts = np.array([a for _, a, _ in windows]) / SAMPLE_RATE  # (windows,) seconds
@@ -89,6 +87,7 @@ class FasterWhisperASR(SequentialASR):
                                                clip_timestamps=clip_timestamps, batch_size=self.batch_size,
                                                temperature=0.0, condition_on_previous_text=False,
                                                without_timestamps=True)
+        texts: list[list[str]] = [[] for _ in wavs]
         for seg in segments:
             # a segment lies inside its window: its midpoint names the window, and so the clip
             window = int(np.searchsorted(starts, (seg.start + seg.end) / 2, side="right")) - 1
