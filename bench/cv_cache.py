@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 
 from mmser.config import load_config
-from mmser.encoders.extract import cache_for, extract, item_keys, open_encoder
+from mmser.features.extract import cache_for, extract, item_keys, open_encoder
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import load_protocol_manifest, make_folds, run_cv
-from mmser.evaluation.features import load_bank
+from mmser.features.store import load_bank
 
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 

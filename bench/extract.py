@@ -5,7 +5,7 @@
 
 Prints, measured side by side in one run on the same clips and the same loaded encoder:
 - bare encoder throughput (clips/s): ``encoder.encode`` on waveforms already in memory,
-- mmser extraction throughput (clips/s): ``mmser.encoders.extract.extract`` into an empty cache
+- mmser extraction throughput (clips/s): ``mmser.features.extract.extract`` into an empty cache
   (reads and resamples audio, hashes, encodes, writes fp16 shards atomically),
 - their ratio (target >= 0.9) and the cached re-run time as a fraction of the first run.
 """
@@ -22,7 +22,7 @@ import torch
 from mmser.audio import load_audio
 from mmser.config import load_config
 from mmser.data.manifest import read_manifest
-from mmser.encoders.extract import extract, open_encoder
+from mmser.features.extract import extract, open_encoder
 
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 

@@ -15,7 +15,7 @@ import time
 
 from mmser.audio import load_audio
 from mmser.data.manifest import read_manifest
-from mmser.encoders.asr import build_asr, normalize_text
+from mmser.features.asr import build_asr, normalize_text
 
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 

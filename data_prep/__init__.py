@@ -17,4 +17,20 @@ SCANNERS: dict[str, Callable[[str | Path], Scan]] = {
     "csv": csv_corpus.scan,
 }
 
-__all__ = ["SCANNERS", "PrepareError", "Scan", "prepare"]
+__all__ = ["SCANNERS", "PrepareError", "Scan", "prepare", "prepare_corpus"]
+
+
+def prepare_corpus(corpus: str, root: str | Path, out: str | Path, prepare_cfg, progress: bool = True):
+    """Scan ``root`` as a ``corpus`` layout and write its validated manifest to ``out`` (``cfg.prepare``:
+    label map, exclusions, skip_bad); returns (manifest, summary text). Raises PrepareError listing every
+    bad file."""
+    from mmser.errors import MmserError
+    from mmser.labels import label_map_for
+
+    if corpus not in SCANNERS:
+        raise MmserError(f"unknown corpus layout {corpus!r}; known: {sorted(SCANNERS)}")
+    root = Path(root)
+    if not root.exists():
+        raise MmserError(f"{root}: corpus root not found")
+    label_map = label_map_for(corpus, dict(prepare_cfg.label_map), prepare_cfg.exclude_labels)
+    return prepare(SCANNERS[corpus](root), label_map, out, skip_bad=prepare_cfg.skip_bad, progress=progress)

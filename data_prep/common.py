@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from mmser.audio import AudioError, audio_info, file_sha256, validate_waveform
 from mmser.data.manifest import write_manifest, write_table
+from mmser.errors import MmserError
 from mmser.labels import LabelMap, UnknownLabelError
 
 
@@ -54,7 +55,7 @@ class Scan:
     notes: list[str] = field(default_factory=list)
 
 
-class PrepareError(ValueError):
+class PrepareError(MmserError):
     """Preparation stopped on bad files; ``problems`` lists every one of them."""
 
     def __init__(self, problems: list[Problem], report: Path | None = None):
@@ -72,7 +73,7 @@ CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale = 
 QUIET_PEAK_DBFS = -36.0  # dBFS, clips whose peak is below this are reported as very quiet
 
 
-def check_audio(path: str, min_duration_s: float) -> dict[str, Any]:
+def check_audio(path: str) -> dict[str, Any]:
     """Decode ``path`` fully once; returns duration_s, sample_rate, audio_sha256, peak_dbfs, clipped_fraction.
 
     Raises AudioError for anything unusable.
@@ -82,7 +83,7 @@ def check_audio(path: str, min_duration_s: float) -> dict[str, Any]:
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # (n_samples, channels)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(path, f"unreadable audio ({err})") from None
-    validate_waveform(data.mean(axis=1), path, sr, min_duration_s)
+    validate_waveform(data.mean(axis=1), path, sr)  # the one rule of mmser.audio
     peak = float(np.abs(data).max())
     if peak == 0.0:
         raise AudioError(path, "digital silence (all samples are zero)")
@@ -94,7 +95,7 @@ def check_audio(path: str, min_duration_s: float) -> dict[str, Any]:
 
 
 def build_manifest(
-    scan: Scan, label_map: LabelMap, min_duration_s: float = 0.1, progress: bool = True
+    scan: Scan, label_map: LabelMap, progress: bool = True
 ) -> tuple[pd.DataFrame, list[Problem], list[str], dict[str, int]]:
     """Validate the scan: returns (manifest, problems, warnings, excluded-label counts)."""
     problems = list(scan.problems)
@@ -116,7 +117,7 @@ def build_manifest(
             excluded[cand.raw_label] += 1
             continue
         try:
-            audio = check_audio(cand.path, min_duration_s)
+            audio = check_audio(cand.path)
         except AudioError as err:
             problems.append(Problem(cand.path, cand.utt_id, err.reason))
             continue
@@ -176,14 +177,14 @@ def summarize(df: pd.DataFrame, problems: list[Problem], warnings: list[str], ex
 
 
 def prepare(scan: Scan, label_map: LabelMap, out: str | Path, skip_bad: bool = False,
-            min_duration_s: float = 0.1, progress: bool = True) -> tuple[pd.DataFrame, str]:
+            progress: bool = True) -> tuple[pd.DataFrame, str]:
     """Validate ``scan`` and write the manifest to ``out``; returns (manifest, summary text).
 
     With problems and not ``skip_bad``: writes only ``<out>.problems.csv`` and raises PrepareError.
     With ``skip_bad``: writes the manifest without the bad files plus that report.
     """
     out = Path(out)
-    df, problems, warnings, excluded = build_manifest(scan, label_map, min_duration_s, progress)
+    df, problems, warnings, excluded = build_manifest(scan, label_map, progress)
     report = out.with_name(out.stem + ".problems.csv")
     if problems:
         write_table(pd.DataFrame([p.__dict__ for p in problems]), report)

@@ -2,8 +2,9 @@
 
 The file holds every ensemble member's weights (``member{j}.<param>``) and, in the safetensors header
 metadata under ``"mmser"``, a JSON document: format version, label space, each member's
-:class:`ModelDims` and encoder ids + weight fingerprints, the feature settings, the resolved config and
-a SHA-256 of the tensors. Loading rebuilds the models from the file alone, refuses anything that is not
+:class:`ModelDims` and encoder ids + weight fingerprints, the :class:`FeatureSpec` the members were
+trained on, the text encoder's fingerprint, the resolved config and a SHA-256 of the tensors. Every
+trained model is such a file: ``mmser train`` writes one, and so does each fold of ``mmser cv``. Loading rebuilds the models from the file alone, refuses anything that is not
 such a file (a pickle/zip ``torch.save`` file, a plain safetensors file, another label space) and
 detects tampering with the weights.
 """
@@ -22,11 +23,12 @@ from safetensors import safe_open
 
 from mmser.data.manifest import atomic_write_bytes
 from mmser.errors import MmserError
+from mmser.features.spec import FeatureSpec
 from mmser.labels import EMOTIONS
 from mmser.models.builders import EmotionModel, ModelDims, build_model
 
 FORMAT = "mmser-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: FeatureSpec (typed) replaces v1's untyped feature dict
 
 
 class CheckpointError(MmserError):
@@ -44,7 +46,13 @@ class Member:
 @dataclass
 class Checkpoint:
     members: list[Member]
-    meta: dict  # the JSON document (labels, features, text encoder, config)
+    features: FeatureSpec  # how the members' inputs were made
+    text_fingerprint: str | None  # weights fingerprint of features.text_encoder (None: no member reads text)
+    meta: dict  # the whole JSON document (labels, config, ...)
+
+    @property
+    def uses_text(self) -> bool:
+        return any(m.text_source for m in self.members)
 
 
 def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -57,16 +65,20 @@ def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, members: list[Member], features: dict, text_encoder: dict | None,
-                    config: dict) -> Path:
-    """Write ``members`` (+ everything needed to rebuild and feed them) into one safetensors file."""
+def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSpec, text_fingerprint: str | None,
+                    config: dict, extra: dict | None = None) -> Path:
+    """Write ``members`` (+ everything needed to rebuild and feed them) into one safetensors file.
+
+    ``text_fingerprint``: of ``features.text_encoder`` when a member reads text; ``extra``: more JSON-able
+    facts kept in the metadata (e.g. the fold's held-out speakers)."""
     tensors = {f"member{j}.{k}": v.detach().cpu().contiguous() for j, m in enumerate(members)
                for k, v in m.model.state_dict().items()}
     meta = {
         "format": FORMAT, "version": VERSION, "labels": list(EMOTIONS),
         "members": [{"dims": m.model.dims.to_dict(), "audio_encoder": m.audio_encoder,
                      "audio_fingerprint": m.audio_fingerprint, "text_source": m.text_source} for m in members],
-        "features": features, "text_encoder": text_encoder, "config": config, "sha256": _tensor_digest(tensors),
+        "features": features.to_dict(), "text_fingerprint": text_fingerprint, "config": config,
+        "sha256": _tensor_digest(tensors), **(extra or {}),
     }
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata={"mmser": json.dumps(meta)}))
@@ -95,6 +107,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         meta = json.loads(metadata["mmser"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: refused: corrupt mmser metadata") from None
+    if meta.get("format") == FORMAT and meta.get("version") == 1:
+        raise CheckpointError(f"{path}: refused: written by an earlier mmser (format v1, untyped feature settings); "
+                              f"this mmser reads v{VERSION}: train it again (mmser train / mmser cv)")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(f"{path}: refused: format {meta.get('format')} v{meta.get('version')}, "
                               f"this mmser reads {FORMAT} v{VERSION}")
@@ -113,4 +128,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         except RuntimeError as err:
             raise CheckpointError(f"{path}: refused: member {j} weights do not fit its dims ({str(err)[:200]})") from None
         members.append(Member(model.eval(), info["audio_encoder"], info["audio_fingerprint"], info["text_source"]))
-    return Checkpoint(members, meta)
+    try:
+        features = FeatureSpec.from_dict(meta["features"])
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: refused: its feature settings do not read as a FeatureSpec ({err})") from None
+    return Checkpoint(members, features, meta.get("text_fingerprint"), meta)

@@ -50,12 +50,12 @@ def example_inputs(dims, batch: int = 2, frames: int = 37, tokens: int = 9, seed
     g = torch.Generator().manual_seed(seed)
     out = {}
     if dims.uses_audio:
-        out["audio"] = torch.randn(batch, dims.audio_layers, frames, dims.audio_dim, generator=g)
+        out["audio"] = torch.randn(batch, dims.num_audio_layers, frames, dims.audio_dim, generator=g)
         mask = torch.ones(batch, frames, dtype=torch.bool)
         mask[1:, frames // 2:] = False  # a padded row
         out["audio_mask"] = mask
     if dims.uses_text:
-        out["text"] = torch.randn(batch, dims.text_layers, tokens, dims.text_dim, generator=g)
+        out["text"] = torch.randn(batch, dims.num_text_layers, tokens, dims.text_dim, generator=g)
         mask = torch.ones(batch, tokens, dtype=torch.bool)
         mask[1:, 3:] = False
         out["text_mask"] = mask

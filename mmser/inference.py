@@ -1,11 +1,14 @@
 """Prediction on new clips: ``Predictor.from_checkpoint(path).predict(audio_or_path, transcript=None)``.
 
 The checkpoint alone says which encoders, layers, Whisper window and frame stride the models were
-trained on; the predictor loads those encoders once (checking their weight fingerprints), encodes the
-clip and its transcript, and averages the members' probabilities. Clips longer than ``window_s`` are
+trained on (its :class:`~mmser.features.spec.FeatureSpec`); the predictor opens those encoders once
+through that spec (checking their weight fingerprints), turns frames into model inputs the way training
+did (``FeatureSpec.model_frames``), and averages the members' probabilities. Audio is read by the one
+loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
+is imported on this path. Clips longer than ``window_s`` are
 cut into windows: each window gets a prediction and the overall one is their duration-weighted mean.
 
-A checkpoint trained with ``features.speaker_norm_enrol_clips`` standardises frames per speaker: it needs
+A checkpoint trained with ``features.speaker_norm.mode: enrol`` standardises frames per speaker: it needs
 enrolment clips of the speaker (``Predictor.enrol(clips)``, ``mmser predict --enrol``), whose frame
 statistics stand in for the speaker's statistics in training.
 """
@@ -20,15 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmser.audio import SAMPLE_RATE, AudioError, load_audio, validate_waveform
+from mmser.audio import SAMPLE_RATE, AudioError, load_audio, to_waveform
 from mmser.checkpoint import CheckpointError, load_checkpoint
-from mmser.data.dataset import collate
-from mmser.encoders.registry import build_audio_encoder, build_text_encoder
 from mmser.errors import MmserError
-from mmser.evaluation.features import pool_frames
+from mmser.features.batching import collate
+from mmser.features.speaker_norm import FrameMoments
 from mmser.labels import EMOTIONS
-from mmser.speaker_norm import FrameMoments, standardise
-from mmser.training.lit_module import forward_batch
 
 SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
 
@@ -54,25 +54,23 @@ class Predictor:
     def __init__(self, checkpoint, device: str = "cpu", window_s: float = DEFAULT_WINDOW_S, asr=None,
                  strict_fingerprints: bool = True):
         self.ckpt, self.device, self.window_s, self.asr = checkpoint, device, window_s, asr
-        f = checkpoint.meta["features"]
-        self.frame_stride = int(f.get("frame_stride", 1))
-        self.enrol_clips = f.get("speaker_norm_enrol_clips")  # None: no per-speaker standardisation
-        self.enrol_labels = f.get("speaker_norm_enrol_labels")  # e.g. [neutral, calm]: trained on such enrolment
+        self.features = checkpoint.features  # FeatureSpec: encoders, layers, window, stride, speaker norm
         self.audio_encoders = {}
         for member in checkpoint.members:
             spec = member.audio_encoder
             if spec and spec not in self.audio_encoders:
-                enc = build_audio_encoder(spec, f["audio_layers"], device, 1, f.get("whisper_window", "30s"))
+                enc = self.features.open_audio_encoder(spec, device, batch_size=1)
                 if strict_fingerprints and member.audio_fingerprint and enc.fingerprint != member.audio_fingerprint:
                     raise CheckpointError(f"encoder {spec}: its weights (fingerprint {enc.fingerprint}) differ from those "
                                           f"the checkpoint was trained on ({member.audio_fingerprint})")
                 self.audio_encoders[spec] = enc
         self.text_encoder = None
-        if checkpoint.meta.get("text_encoder"):
-            t = checkpoint.meta["text_encoder"]
-            self.text_encoder = build_text_encoder(t["spec"], f["text_layers"], device, 1, f["max_text_tokens"])
-            if strict_fingerprints and t.get("fingerprint") and self.text_encoder.fingerprint != t["fingerprint"]:
-                raise CheckpointError(f"text encoder {t['spec']}: weights differ from those the checkpoint was trained on")
+        if checkpoint.uses_text:
+            self.text_encoder = self.features.open_text_encoder(device, batch_size=1)
+            expected = checkpoint.text_fingerprint
+            if strict_fingerprints and expected and self.text_encoder.fingerprint != expected:
+                raise CheckpointError(f"text encoder {self.features.text_encoder}: weights differ from those the "
+                                      "checkpoint was trained on")
         for member in checkpoint.members:
             member.model.to(device).eval()
         self._lock = threading.Lock()  # encoders and models are shared: one request at a time through them
@@ -87,12 +85,11 @@ class Predictor:
 
     @property
     def needs_enrolment(self) -> bool:
-        return self.enrol_clips is not None
+        return self.features.speaker_norm.needs_enrolment
 
-    def _frames(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-        """Each audio encoder's pooled ``(L, T, D)`` frames of a batch of 16 kHz windows."""
-        return {spec: [pool_frames(f, self.frame_stride) for f in enc.encode(wavs)]
-                for spec, enc in self.audio_encoders.items()}
+    def _encoded(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Each audio encoder's ``(L, T, D)`` frames of a batch of 16 kHz windows."""
+        return {spec: enc.encode(wavs) for spec, enc in self.audio_encoders.items()}
 
     @torch.inference_mode()
     def enrol(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
@@ -103,16 +100,17 @@ class Predictor:
             raise MmserError(NO_ENROLMENT)
         if not clips:
             raise MmserError("no enrolment clips given")
-        if len(clips) < self.enrol_clips:
+        wanted = self.features.speaker_norm.clips
+        if wanted is not None and len(clips) < wanted:
             warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
-                          f"{self.enrol_clips} clips per speaker, so fewer make noisier statistics", stacklevel=2)
+                          f"{wanted} clips per speaker, so fewer make noisier statistics", stacklevel=2)
         step = int(self.window_s * SAMPLE_RATE)
         windows = [w for clip in clips for w in self._windows(self._load(clip, sample_rate)[0], step)]
         parts: dict[str, list[FrameMoments]] = {spec: [] for spec in self.audio_encoders}
         with self._lock:
             for start in range(0, len(windows), batch_size):
-                for spec, frames in self._frames(windows[start:start + batch_size]).items():
-                    parts[spec] += [FrameMoments.of(f) for f in frames]
+                for spec, frames in self._encoded(windows[start:start + batch_size]).items():
+                    parts[spec] += [FrameMoments.of(self.features.pooled(f)) for f in frames]
         return {spec: FrameMoments.combine(p) for spec, p in parts.items()}
 
     @staticmethod
@@ -126,9 +124,8 @@ class Predictor:
                              speaker: SpeakerMoments | None = None) -> np.ndarray:
         """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
         forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given."""
-        frames = self._frames(wavs)
-        if speaker is not None:
-            frames = {spec: [standardise(f, speaker[spec]) for f in fs] for spec, fs in frames.items()}
+        frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
+                  for spec, fs in self._encoded(wavs).items()}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
         probs = []
         for member in self.ckpt.members:
@@ -136,18 +133,15 @@ class Predictor:
                       "audio": frames[member.audio_encoder][i] if member.audio_encoder else None,
                       "text": tokens[i] if member.text_source else None} for i in range(len(wavs))]
             batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate(items).items()}
-            probs.append(torch.softmax(forward_batch(member.model, batch).float(), -1).cpu().numpy())
+            probs.append(torch.softmax(member.model.forward_batch(batch).float(), -1).cpu().numpy())
         return np.mean(probs, axis=0)
 
-    def _load(self, audio: str | Path | np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+    @staticmethod
+    def _load(audio: str | Path | np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        """A path or a waveform at ``sample_rate`` -> 16 kHz mono float32 by the one loader's rules."""
         if isinstance(audio, (str, Path)):
-            wav, source = load_audio(audio, min_duration_s=0.0), str(audio)
-        else:
-            from mmser.audio import resample
-
-            wav, source = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate), "<waveform>"
-        validate_waveform(wav, source, SAMPLE_RATE, min_duration_s=0.02)
-        return wav, source
+            return load_audio(audio), str(audio)
+        return to_waveform(audio, sample_rate), "<waveform>"
 
     def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
                 transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None) -> Prediction:
@@ -171,9 +165,11 @@ class Predictor:
         still predicted.
         """
         if self.needs_enrolment and speaker is None:
-            kind = f" {'/'.join(self.enrol_labels)}" if self.enrol_labels else ""
+            sn = self.features.speaker_norm
+            kind = f" {'/'.join(sn.labels)}" if sn.labels else ""
+            count = sn.clips if sn.mode == "enrol" else "all the speaker's"
             raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
-                             f"{self.enrol_clips}{kind} clips per speaker): give{kind} enrolment clips of the same "
+                             f"{count}{kind} clips per speaker): give{kind} enrolment clips of the same "
                              "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
         if speaker is not None and not self.needs_enrolment:
             raise MmserError(NO_ENROLMENT)
@@ -219,7 +215,7 @@ class Predictor:
 
     def _transcribe(self, wav: np.ndarray) -> str:
         if self.asr is None:
-            from mmser.encoders.asr import DEFAULT_ASR, build_asr
+            from mmser.features.asr import DEFAULT_ASR, build_asr
 
             self.asr = build_asr(DEFAULT_ASR)
         return self.asr.transcribe(wav)

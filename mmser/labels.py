@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from mmser.errors import MmserError
+
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 NUM_CLASSES = len(EMOTIONS)
 LABEL_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
@@ -48,7 +50,7 @@ CORPUS_LABEL_MAPS: dict[str, dict[str, str]] = {
 CORPUS_EXCLUDED_LABELS: dict[str, tuple[str, ...]] = {"iemocap": ("fru", "oth", "xxx")}
 
 
-class UnknownLabelError(ValueError):
+class UnknownLabelError(MmserError):
     """A raw label that is neither mapped nor excluded."""
 
     def __init__(self, raw_label: str, source: str, known: Iterable[str]):
@@ -74,10 +76,10 @@ class LabelMap:
     def __post_init__(self) -> None:
         bad = {raw: name for raw, name in self.mapping.items() if name not in LABEL_TO_INDEX}
         if bad:
-            raise ValueError(f"label map targets outside the 8-class space {EMOTIONS}: {bad}")
+            raise MmserError(f"label map targets outside the 8-class space {EMOTIONS}: {bad}")
         both = set(self.mapping) & set(self.excluded)
         if both:
-            raise ValueError(f"labels both mapped and excluded: {sorted(both)}")
+            raise MmserError(f"labels both mapped and excluded: {sorted(both)}")
 
     def map(self, raw_label: str, source: str = "<input>") -> str | None:
         """Return the shared label for ``raw_label``, ``None`` if it is excluded; raise if unknown."""
@@ -99,7 +101,7 @@ def label_map_for(
     all, which then need a mapping).
     """
     if corpus not in CORPUS_LABEL_MAPS:
-        raise ValueError(f"no label map for corpus {corpus!r}; known: {sorted(CORPUS_LABEL_MAPS)}")
+        raise MmserError(f"no label map for corpus {corpus!r}; known: {sorted(CORPUS_LABEL_MAPS)}")
     mapping = dict(CORPUS_LABEL_MAPS[corpus])
     mapping.update(overrides or {})
     excluded = frozenset(CORPUS_EXCLUDED_LABELS.get(corpus, ()) if exclude is None else exclude)
@@ -114,5 +116,5 @@ def class_mask(classes: Iterable[str] | None) -> list[bool]:
     wanted = set(classes)
     unknown = wanted - set(EMOTIONS)
     if unknown:
-        raise ValueError(f"classes outside the 8-class space: {sorted(unknown)}")
+        raise MmserError(f"classes outside the 8-class space: {sorted(unknown)}")
     return [name in wanted for name in EMOTIONS]

@@ -3,39 +3,20 @@
 - ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field, + ``enrol`` files: other
   clips of the same speaker, for checkpoints trained with per-speaker standardisation) -> label + probabilities
 - ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
-Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
+Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason.
 """
 
-import io
 from typing import Optional
 
-import numpy as np
-import soundfile as sf
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 
-from mmser.audio import SAMPLE_RATE, AudioError, resample, validate_waveform
+from mmser.audio import SAMPLE_RATE, AudioError, decode_audio
 from mmser.errors import MmserError
 from mmser.labels import EMOTIONS
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # bytes
 DEFAULT_MAX_DURATION_S = 120.0  # s
-
-
-def decode_upload(data: bytes, name: str, max_duration_s: float) -> np.ndarray:
-    """Uploaded bytes -> 16 kHz mono float32; raises AudioError naming the upload."""
-    if not data:
-        raise AudioError(name, "empty upload")
-    try:
-        info = sf.info(io.BytesIO(data))
-        if info.duration > max_duration_s:
-            raise AudioError(name, f"too long: {info.duration:.1f} s > limit {max_duration_s} s")
-        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(name, f"unreadable audio ({err})") from None
-    mono = wav.mean(axis=1)
-    validate_waveform(mono, name, sr, min_duration_s=0.05)
-    return resample(mono, sr, SAMPLE_RATE)
 
 
 def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
@@ -63,9 +44,10 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             if budget < 0:
                 raise HTTPException(413, f"{upload.filename}: uploads larger than {max_upload_bytes} bytes in all")
         try:
-            wavs = [decode_upload(data, upload.filename or "upload", max_duration_s)
+            wavs = [decode_audio(data, upload.filename or "upload", max_duration_s)  # the one loader's rules
                     for upload, data in zip(uploads, blobs)]
-            result = predictor.predict(wavs[0], transcript=transcript, enrolment=wavs[1:] or None)
+            result = predictor.predict(wavs[0], transcript=transcript, enrolment=wavs[1:] or None,
+                                       sample_rate=SAMPLE_RATE)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
         return {"file": audio.filename, **result.to_dict()}

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmser.data.manifest import read_manifest, write_manifest
-from mmser.encoders.asr import SequentialASR, asr_column, build_asr, normalize_text, wer_report
-from mmser.encoders.transcribe import transcribe_manifest
+from mmser.features.asr import SequentialASR, asr_column, build_asr, normalize_text, wer_report
+from mmser.features.transcribe import transcribe_manifest
 from tests.conftest import save_tiny_whisper, write_tone
 
 ASR_CFG = SimpleNamespace(device="cpu", language="en", beam_size=1)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from mmser.audio import AudioError
-from mmser.encoders import cache as cache_mod
-from mmser.encoders.cache import FeatureCache, ShardWriter, audio_key, text_key
-from mmser.encoders.extract import extract
+from mmser.features import cache as cache_mod
+from mmser.features.cache import FeatureCache, ShardWriter, audio_key, text_key
+from mmser.features.extract import extract
 from tests.conftest import write_tone
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mmser.data.manifest import read_manifest, write_manifest
-from mmser.encoders.cache import FeatureCache
+from mmser.features.cache import FeatureCache
 from tests.conftest import save_tiny_whisper, write_tone
 
 pytestmark = pytest.mark.slow

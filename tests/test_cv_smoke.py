@@ -11,7 +11,7 @@ from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import PROB_COLUMNS
-from mmser.speaker_norm import FrameMoments, normalize_per_speaker, standardise
+from mmser.features.speaker_norm import FrameMoments, normalize_per_speaker, standardise
 from tests.conftest import write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}

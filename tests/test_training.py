@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmser.data.dataset import FeatureDataset
+from mmser.features.batching import FeatureDataset
 from mmser.models.builders import ModelDims, build_model
 from mmser.training.fit import class_weights, fit, predict_proba
 from mmser.training.metrics import bootstrap_ci, classification_metrics, paired_bootstrap_p
@@ -29,7 +29,7 @@ def separable(n, seed):
 
 def test_training_learns_and_keeps_best_validation_weights():
     mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
-    model = build_model(ModelDims(kind="audio_only", audio_dim=6, audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
+    model = build_model(ModelDims(kind="audio_only", audio_dim=6, num_audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
     model, summary = fit(model, separable(64, 0), separable(32, 1), TRAIN, TRAINER, seed=0)
     test = separable(40, 2)
     probs = predict_proba(model, test)
@@ -41,7 +41,7 @@ def test_training_learns_and_keeps_best_validation_weights():
 def test_a_trained_starting_model_is_kept_unless_training_beats_it_on_validation():
     mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
     torch.manual_seed(0)
-    model = build_model(ModelDims(kind="audio_only", audio_dim=6, audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
+    model = build_model(ModelDims(kind="audio_only", audio_dim=6, num_audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     frozen_lr = SimpleNamespace(**{**vars(TRAIN), "lr": 0.0, "max_epochs": 3})  # no epoch can beat the start
     model, summary = fit(model, separable(32, 0), separable(16, 1), frozen_lr, TRAINER, seed=0, start_is_candidate=True)
@@ -52,7 +52,7 @@ def test_a_trained_starting_model_is_kept_unless_training_beats_it_on_validation
 
 def test_a_start_is_replaced_only_by_a_significant_validation_gain():
     mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
-    dims = ModelDims(kind="audio_only", audio_dim=6, audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask)
+    dims = ModelDims(kind="audio_only", audio_dim=6, num_audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask)
     torch.manual_seed(0)
     untrained = build_model(dims).state_dict()
     runs = {}

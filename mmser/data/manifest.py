@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmser.errors import MmserError
 from mmser.labels import LABEL_TO_INDEX
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -24,7 +25,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("utt_id", "path", "speaker", "label")
 STRING_COLUMNS = ("utt_id", "path", "corpus", "speaker", "gender", "session", "label", "raw_label", "transcript")
 
 
-class ManifestError(ValueError):
+class ManifestError(MmserError):
     """A manifest that cannot be used, naming the file and what is wrong."""
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmser.errors import MmserError
 
-class SplitError(ValueError):
+
+class SplitError(MmserError):
     """Folds that cannot be built speaker-independently."""
 
 

@@ -64,3 +64,15 @@ def plot_training_curves(run: Path) -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_curve(table: pd.DataFrame, out: Path, title: str) -> Path:
+    """UA (mean ± std over folds) against training examples per class, log x axis -> ``out``."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.errorbar(table["per_class"], 100 * table["UA_mean"], yerr=100 * table["UA_std"], marker="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set(xlabel="training examples per class", ylabel="UA (%) over folds", title=title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

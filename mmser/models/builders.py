@@ -1,4 +1,4 @@
-"""Model dimensions (stored in every checkpoint) and the one builder that turns them into a model."""
+"""Model dimensions (stored in every checkpoint), dims from config, and the one builder that turns them into a model."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from mmser.config import MODEL_KINDS
 from mmser.labels import NUM_CLASSES
 from mmser.models.fusion import CrossModalFusion
 from mmser.models.head import EmotionHead
 from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
 
-MODEL_KINDS = ("audio_only", "text_only", "concat", "cross_attn")
 AUDIO_BRANCH = ("audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
 
 
@@ -22,9 +22,9 @@ class ModelDims:
 
     kind: str  # one of MODEL_KINDS
     audio_dim: int = 0  # D of the acoustic encoder (0 = no audio)
-    audio_layers: int = 0  # hidden states per clip from the acoustic encoder
+    num_audio_layers: int = 0  # hidden states per clip from the acoustic encoder (after layer selection)
     text_dim: int = 0  # D of the text encoder (0 = no text)
-    text_layers: int = 0
+    num_text_layers: int = 0  # hidden states per token sequence from the text encoder
     hidden_dim: int = 256  # projection size of each modality; pooled vectors are 2 * hidden_dim
     num_heads: int = 4  # cross_attn heads
     num_fusion_layers: int = 1
@@ -66,11 +66,11 @@ class EmotionModel(nn.Module):
             raise ValueError(f"unknown model kind {dims.kind!r}: {MODEL_KINDS}")
         self.dims, h = dims, dims.hidden_dim
         if dims.uses_audio:
-            self.audio_layers = LayerWeights(dims.audio_layers)
+            self.audio_layers = LayerWeights(dims.num_audio_layers)
             self.audio_proj = nn.Sequential(nn.LayerNorm(dims.audio_dim), nn.Linear(dims.audio_dim, h))
             self.audio_pool = AttentiveStatsPooling(h)
         if dims.uses_text:
-            self.text_layers = LayerWeights(dims.text_layers)
+            self.text_layers = LayerWeights(dims.num_text_layers)
             self.text_proj = nn.Sequential(nn.LayerNorm(dims.text_dim), nn.Linear(dims.text_dim, h))
             self.text_pool = AttentiveStatsPooling(h)
         if dims.kind == "cross_attn":
@@ -105,6 +105,10 @@ class EmotionModel(nn.Module):
             pooled = pooled + self.fuse(both)  # (B, 2H)
         return self.head(pooled)
 
+    def forward_batch(self, batch: dict) -> torch.Tensor:
+        """Logits ``(B, 8)`` of a collated batch (whichever modalities it carries)."""
+        return self(batch.get("audio"), batch.get("audio_mask"), batch.get("text"), batch.get("text_mask"))
+
     def init_from_audio_only(self, state: dict[str, torch.Tensor]) -> list[str]:
         """Copy the audio branch and head of a trained audio-only model; zero ``fuse``. Returns copied keys."""
         if self.dims.kind not in ("concat", "cross_attn"):
@@ -126,3 +130,16 @@ class EmotionModel(nn.Module):
 
 def build_model(dims: ModelDims) -> EmotionModel:
     return EmotionModel(dims)
+
+
+def dims_from_config(model_cfg, audio_shape: tuple[int, int] | None, text_shape: tuple[int, int] | None,
+                     class_mask: tuple[bool, ...]) -> ModelDims:
+    """``ModelDims`` of ``cfg.model`` fed by audio frames and/or text tokens of the given ``(layers, dim)``
+    shapes (None: that modality is not used), predicting the classes of ``class_mask``."""
+    a_layers, a_dim = audio_shape or (0, 0)
+    t_layers, t_dim = text_shape or (0, 0)
+    return ModelDims(kind=str(model_cfg.kind), audio_dim=a_dim, num_audio_layers=a_layers, text_dim=t_dim,
+                     num_text_layers=t_layers, hidden_dim=int(model_cfg.hidden_dim),
+                     num_heads=int(model_cfg.fusion.num_heads), num_fusion_layers=int(model_cfg.fusion.num_layers),
+                     fusion_dropout=float(model_cfg.fusion.dropout), dropout=float(model_cfg.dropout),
+                     class_mask=tuple(class_mask))

@@ -12,9 +12,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from torch.utils.data import DataLoader
 
-from mmser.data.dataset import FeatureDataset, collate
+from mmser.features.batching import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
-from mmser.training.lit_module import EmotionLitModule, forward_batch
+from mmser.training.lit_module import EmotionLitModule
 from mmser.training.metrics import paired_bootstrap_p, unweighted_accuracy
 
 
@@ -123,6 +123,6 @@ def predict_proba(model: torch.nn.Module, data: FeatureDataset, batch_size: int 
     model.eval()
     out = np.zeros((len(data), NUM_CLASSES), dtype=np.float32)
     for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate):
-        probs = torch.softmax(forward_batch(model, batch).float(), dim=-1)
+        probs = torch.softmax(model.forward_batch(batch).float(), dim=-1)
         out[batch["index"].numpy()] = probs.numpy()
     return out

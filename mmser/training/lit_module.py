@@ -13,11 +13,6 @@ from mmser.labels import EMOTIONS
 from mmser.training.metrics import unweighted_accuracy
 
 
-def forward_batch(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """Logits ``(B, 8)`` of a collated batch (whichever modalities it carries)."""
-    return model(batch.get("audio"), batch.get("audio_mask"), batch.get("text"), batch.get("text_mask"))
-
-
 class EmotionLitModule(L.LightningModule):
     """AdamW, linear warm-up + cosine decay, class-weighted cross-entropy over the protocol's classes."""
 
@@ -37,7 +32,7 @@ class EmotionLitModule(L.LightningModule):
         self.history: list[dict] = []
 
     def model_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = forward_batch(self.model, batch)[:, self.valid]  # (B, C_valid)
+        logits = self.model.forward_batch(batch)[:, self.valid]  # (B, C_valid)
         target = self.remap[batch["target"]]  # (B,)
         loss = F.cross_entropy(logits, target, weight=self.class_weights, label_smoothing=self.label_smoothing)
         return loss, logits.argmax(dim=-1)
