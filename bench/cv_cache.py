@@ -29,8 +29,9 @@ import torch
 from mmser.config import load_config
 from mmser.features.extract import cache_for, extract, item_keys, open_encoder
 from mmser.errors import MmserError
-from mmser.evaluation.crossval import load_protocol_manifest, make_folds, run_cv
-from mmser.features.store import load_bank
+from mmser.data.protocol import load_protocol, make_folds
+from mmser.evaluation.crossval import run_cv
+from mmser.features.store import store_for
 
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
@@ -68,8 +69,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
     cfg = load_config([args.config], args.overrides)
-    df = load_protocol_manifest(cfg)
-    folds = make_folds(df, cfg)
+    protocol = load_protocol(cfg.data)
+    df = protocol.rows
+    folds = make_folds(protocol, cfg.split)
     specs = encoder_specs(cfg)
 
     encoders = {spec: open_encoder(spec, cfg.features) for spec, _ in specs}
@@ -87,15 +89,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        kind = cfg.model.kind
-        text_sources = [cfg.data.text_source] if kind != "audio_only" else []
-        audio = list(cfg.features.audio_encoders) if kind != "text_only" else []
-        bank = load_bank(df, cfg.features, audio, text_sources, progress=False)
+        store = store_for(df, cfg.features, [cfg.model.kind], [cfg.data.text_source], progress=False)
         load_s = time.perf_counter() - start
-        summary = run_cv(cfg, out, bank=bank, df=df, progress=False)
+        summary = run_cv(cfg, protocol, store, out)
         cached_cv = time.perf_counter() - start
         train_s = sum(json.loads(p.read_text())["train_seconds"] for p in Path(out).glob("*/metrics.json"))
-    assert bank.encode_seconds == 0.0, "the cached side encoded something"
+    assert store.encode_seconds == 0.0, "the cached side encoded something"
 
     reencode_cv = len(folds) * encode_one_pass + train_s
     figures = {

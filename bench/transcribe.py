@@ -44,7 +44,7 @@ def main() -> None:
 
     df = read_manifest(args.manifest)
     df = df.sample(min(args.n, len(df)), random_state=args.seed)
-    wavs = [load_audio(path, min_duration_s=0.0) for path in df["path"]]
+    wavs = [load_audio(path) for path in df["path"]]
     refs = [normalize_text(t) or "<empty>" for t in df["transcript"]] if "transcript" in df else None
 
     figures = {"asr": args.asr, "clips": len(wavs), "beam_size": args.beam_size,

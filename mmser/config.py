@@ -297,8 +297,6 @@ def config_problems(cfg: DictConfig) -> list[str]:
     one_of("split.protocol", s.protocol, PROTOCOLS)
     check(s.speakers_per_fold >= 1, "split.speakers_per_fold", f"{s.speakers_per_fold} must be >= 1")
     check(s.val_speakers >= 0, "split.val_speakers", f"{s.val_speakers} must be >= 0 (0 = fixed epochs)")
-    if s.protocol == "file":
-        check(s.folds_file is not None, "split.folds_file", "split.protocol=file needs a folds file (speaker,fold CSV)")
     # features
     check(len(f.audio_encoders) >= 1, "features.audio_encoders", "name at least one audio encoder")
     for spec in f.audio_encoders:
@@ -426,6 +424,8 @@ def check_paths(cfg: DictConfig, keys: tuple[str, ...] = EXPERIMENT_PATHS) -> No
     """Fail fast, naming the key, when a path of ``keys`` is still ``???`` or names no file."""
     if cfg.split.protocol != "file":
         keys = tuple(k for k in keys if k != "split.folds_file")  # not read by the other protocols
+    elif "split.folds_file" in keys and cfg.split.folds_file is None:  # a YAML's ??? merges as None here
+        raise ConfigError("split.folds_file: split.protocol=file needs a folds file (CSV with columns speaker,fold)")
     require(cfg, *keys)
     absent = [f"{key}: {OmegaConf.select(cfg, key)} not found" for key in keys
               if _is_set(cfg, key) and not Path(str(OmegaConf.select(cfg, key))).exists()]

@@ -43,7 +43,7 @@ def test_errors_name_file_and_reason(tmp_path):
     with pytest.raises(AudioError, match="text.wav: unreadable audio"):
         load_audio(tmp_path / "text.wav")
     with pytest.raises(AudioError, match="short.wav: too short"):
-        load_audio(write_tone(tmp_path / "short.wav", seconds=0.05), min_duration_s=0.1)
+        load_audio(write_tone(tmp_path / "short.wav", seconds=0.05))
     bad = np.zeros(16_000, dtype=np.float32)
     bad[100] = np.nan
     sf.write(tmp_path / "nan.wav", bad, 16_000, subtype="FLOAT")

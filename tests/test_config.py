@@ -49,3 +49,64 @@ def test_includes_and_bad_files(tmp_path):
         load_config([tmp_path / "bad.yaml"], use_local=False)
     with pytest.raises(ConfigError, match="not found"):
         load_config([tmp_path / "nope.yaml"], use_local=False)
+
+
+def test_configs_compose_one_level_deep(tmp_path):
+    (tmp_path / "a.yaml").write_text("train:\n  lr: 0.5\n")
+    (tmp_path / "b.yaml").write_text("includes: [a.yaml]\n")
+    (tmp_path / "c.yaml").write_text("includes: [b.yaml]\n")
+    with pytest.raises(ConfigError, match="b.yaml: included from .*c.yaml, so it may not include others"):
+        load_config([tmp_path / "c.yaml"], use_local=False)
+    for path in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):
+        includes = load_includes(path)
+        assert includes[0] == "../base.yaml" and [Path(i).parent.name for i in includes[1:]] == ["data", "model"], path
+
+
+def load_includes(path: Path) -> list[str]:
+    import yaml
+
+    return list(yaml.safe_load(path.read_text()).get("includes", []))
+
+
+def test_each_default_is_stated_once():
+    """A key an included file (base, data, model) sets is not set again to the same value by the schema's
+    default, and experiments do not restate their includes' values."""
+    from omegaconf import OmegaConf
+
+    from mmser.config import Config
+
+    schema = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
+
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        own = yaml_without_includes(path)
+        restated = [k for k, v in leaves(own) if OmegaConf.select(OmegaConf.create(schema), k) == v
+                    and k not in ("data.manifest", "split.folds_file", "model.kind")]  # a model file names its kind
+        assert not restated, f"{path.relative_to(CONFIG_DIR)} restates schema defaults {restated}"
+        for inc in load_includes(path):
+            inherited = dict(leaves(yaml_without_includes(path.parent / inc)))
+            again = [k for k, v in leaves(own) if k in inherited and inherited[k] == v]
+            assert not again, f"{path.relative_to(CONFIG_DIR)} restates {again} of {inc}"
+
+
+def yaml_without_includes(path: Path) -> dict:
+    import yaml
+
+    node = yaml.safe_load(path.read_text()) or {}
+    node.pop("includes", None)
+    return node
+
+
+def test_every_config_value_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_config([], ["model.kind=crossattn", "model.hidden_dim=30", "model.fusion.num_heads=4",
+                         "features.whisper_window=20s", "data.classes=[happy,joyful]"], use_local=False)
+    message = str(err.value)
+    for key in ("model.kind", "model.fusion.num_heads", "features.whisper_window", "data.classes"):
+        assert f"{key}:" in message

@@ -31,35 +31,40 @@ def unweighted_accuracy(y_true, y_pred) -> float:
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric=unweighted_accuracy, n_boot: int = 1000,
-                 seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric`` over utterances."""
+def resampled_ua(y_true: np.ndarray, preds: list[np.ndarray], idx: np.ndarray) -> list[np.ndarray]:
+    """UA of each prediction vector in ``preds`` on each utterance resample ``idx`` ``(B, N)``, all at once from
+    per-class counts: mean recall over the classes present in the resample (as :func:`unweighted_accuracy`).
+    Returns one ``(B,)`` array per prediction vector."""
+    n_boot = idx.shape[0]
+    classes, y_index = np.unique(y_true, return_inverse=True)
+    cell = (np.arange(n_boot)[:, None] * len(classes) + y_index[idx]).ravel()  # (B*N,) resample x true class
+    size = n_boot * len(classes)
+    support = np.bincount(cell, minlength=size).reshape(n_boot, -1)  # (B, C)
+    present = support > 0
+    out = []
+    for pred in preds:
+        hits = np.bincount(cell, weights=(pred == y_true)[idx].ravel(), minlength=size).reshape(n_boot, -1)
+        out.append((hits / np.maximum(support, 1)).sum(axis=1) / present.sum(axis=1))
+    return out
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of UA over utterances (resamples drawn one at a time, in order, from
+    ``seed``)."""
     rng = np.random.default_rng(seed)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        stats.append(metric(y_true[idx], y_pred[idx]))
+    idx = np.stack([rng.integers(0, len(y_true), len(y_true)) for _ in range(n_boot)])  # (B, N)
+    stats = resampled_ua(y_true, [y_pred], idx)[0]
     return float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))
 
 
 def paired_bootstrap_p(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_boot: int = 1000,
                        seed: int = 0) -> float:
     """One-sided paired bootstrap p-value for "``pred_b`` has a higher UA than ``pred_a``": the fraction of
-    utterance resamples (the same resample for both) in which ``UA(b) - UA(a) <= 0``. UA is computed for
-    all resamples at once from per-class counts (mean recall over the classes present in the resample)."""
+    utterance resamples (the same resample for both) in which ``UA(b) - UA(a) <= 0``."""
     rng = np.random.default_rng(seed)
     y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
-    n = len(y_true)
-    classes, y_index = np.unique(y_true, return_inverse=True)
-    idx = rng.integers(0, n, (n_boot, n))  # (B, N) resampled utterances
-    cell = (np.arange(n_boot)[:, None] * len(classes) + y_index[idx]).ravel()  # (B*N,) resample x true class
-    size = n_boot * len(classes)
-    support = np.bincount(cell, minlength=size).reshape(n_boot, -1)  # (B, C)
-    present = support > 0
-
-    def ua(pred: np.ndarray) -> np.ndarray:  # (B,) UA of each resample
-        hits = np.bincount(cell, weights=(pred == y_true)[idx].ravel(), minlength=size).reshape(n_boot, -1)
-        return (hits / np.maximum(support, 1)).sum(axis=1) / present.sum(axis=1)
-
-    return float(np.mean(ua(pred_b) - ua(pred_a) <= 0))
+    idx = rng.integers(0, len(y_true), (n_boot, len(y_true)))  # (B, N) resampled utterances
+    ua_a, ua_b = resampled_ua(y_true, [pred_a, pred_b], idx)
+    return float(np.mean(ua_b - ua_a <= 0))

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mmser.checkpoint import Member, save_checkpoint
+from mmser.features.spec import FeatureSpec
 from mmser.features.encoders.registry import build_audio_encoder
 from mmser.models.builders import ModelDims, build_model
 from tests.conftest import save_tiny_whisper, write_tone
@@ -34,8 +35,7 @@ def server(tmp_path):
     enc = build_audio_encoder(spec, "all", whisper_window="clip")
     model = build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16))
     ckpt = save_checkpoint(tmp_path / "m.safetensors", [Member(model, spec, enc.fingerprint, None)],
-                           {"whisper_window": "clip", "frame_stride": 1, "audio_layers": "all", "text_layers": "last",
-                            "max_text_tokens": 16}, None, {})
+                           FeatureSpec(audio_encoders=(spec,), whisper_window="clip", max_text_tokens=16), None, {})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

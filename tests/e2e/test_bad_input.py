@@ -109,7 +109,7 @@ def test_transcripts_empty_long_and_non_ascii(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.max_epochs=many", "max_epochs"), ("model.colour=red", "colour"), ("split.protocol=random", "unknown split.protocol"),
+    ("train.max_epochs=many", "max_epochs"), ("model.colour=red", "colour"), ("split.protocol=random", "split.protocol: 'random' is not one of"),
 ])
 def test_bad_config_values(tmp_path, capsys, override, message):
     write_manifest(pd.DataFrame([{"utt_id": f"u{i}", "path": "x.wav", "speaker": f"s{i}", "label": "sad"} for i in range(3)]),

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,16 +10,17 @@ import pytest
 import soundfile as sf
 import torch
 
+from mmser.audio import AudioError
 from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_checkpoint
 from mmser.cli import main
 from mmser.features.encoders.registry import build_audio_encoder
+from mmser.features.spec import FeatureSpec, SpeakerNorm
 from mmser.inference import Predictor
 from mmser.labels import EMOTIONS, class_mask
 from mmser.models.builders import ModelDims, build_model
 from tests.conftest import save_tiny_whisper, write_tone
 
-FEATURES = {"whisper_window": "clip", "frame_stride": 2, "audio_layers": "all", "text_layers": "last",
-            "max_text_tokens": 32}
+FEATURES = FeatureSpec(whisper_window="clip", frame_stride=2, audio_layers="all", text_layers="last", max_text_tokens=32)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def test_fused_model_without_transcript_says_so(whisper_ckpt, tmp_path):
     model = build_model(ModelDims("cross_attn", audio_dim=32, num_audio_layers=2, text_dim=384, num_text_layers=1,
                                   hidden_dim=16, num_heads=2))
     path = save_checkpoint(tmp_path / "fused.safetensors", [Member(model, spec, enc.fingerprint, "gold")], FEATURES,
-                           {"spec": "bert:minilm", "fingerprint": text.fingerprint}, {})
+                           text.fingerprint, {})
     predictor = Predictor.from_checkpoint(path)
     clip = write_tone(tmp_path / "c.wav")
     with pytest.raises(Exception, match="needs a transcript"):
@@ -163,6 +165,46 @@ def test_http_matches_api_and_refuses_bad_uploads(client, tmp_path):
     r = http.post("/predict", files={"audio": ("long.wav", long.read_bytes(), "audio/wav")})
     assert r.status_code == 422 and "too long" in r.json()["detail"]
     assert http.post("/predict", files={"audio": ("e.wav", b"", "audio/wav")}).status_code == 422
+
+
+def test_one_loader_serves_cli_api_and_http_alike(client, checkpoint, tmp_path, capsys):
+    """An out-of-range float32 stereo WAV at 22.05 kHz gets identical probabilities through the CLI, the
+    Python API (path and waveform) and HTTP; a 50 ms clip is refused by all of them with the same reason."""
+    http, predictor = client
+    rng = np.random.default_rng(7)
+    t = np.arange(int(0.7 * 22_050)) / 22_050
+    left = 1.8 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)  # peaks far beyond full scale
+    wav = np.stack([left, 0.5 * left], axis=1).astype(np.float32)  # (n, 2)
+    path = tmp_path / "loud.wav"
+    sf.write(path, wav, 22_050, subtype="FLOAT")
+    assert np.abs(sf.read(path)[0]).max() > 1.5  # the file really is out of range
+    api_path = predictor.predict(path).probabilities
+    api_array = predictor.predict(wav, sample_rate=22_050).probabilities
+    assert main(["predict", str(path), "--checkpoint", str(checkpoint), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["probabilities"]
+    r = http.post("/predict", files={"audio": ("loud.wav", path.read_bytes(), "audio/wav")})
+    assert r.status_code == 200
+    assert api_path == api_array == cli == r.json()["probabilities"]
+    # the clip is clipped to [-1, 1], not fed as is: an unclipped copy would answer otherwise
+    unclipped = predictor.window_probabilities([resample_to_16k(wav.mean(axis=1))], [None])[0]
+    assert not np.allclose(unclipped, [api_path[e] for e in EMOTIONS], atol=1e-6)
+
+    short = tmp_path / "short.wav"
+    sf.write(short, wav[: int(0.05 * 22_050)], 22_050, subtype="FLOAT")
+    with pytest.raises(AudioError, match="too short"):
+        predictor.predict(short)
+    with pytest.raises(AudioError, match="too short"):
+        predictor.predict(wav[: int(0.05 * 22_050)], sample_rate=22_050)
+    assert main(["predict", str(short), "--checkpoint", str(checkpoint)]) == 2
+    assert "short.wav: too short" in capsys.readouterr().err
+    r = http.post("/predict", files={"audio": ("short.wav", short.read_bytes(), "audio/wav")})
+    assert r.status_code == 422 and "short.wav: too short" in r.json()["detail"]
+
+
+def resample_to_16k(mono: np.ndarray) -> np.ndarray:
+    from mmser.audio import resample
+
+    return resample(mono.astype(np.float32), 22_050)
 
 
 def test_concurrent_requests_do_not_mix(client, tmp_path):
@@ -219,7 +261,7 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     from fastapi.testclient import TestClient
 
     from mmser.errors import MmserError
-    from mmser.features.store import pool_frames
+    from mmser.features.frames import pool_frames
     from mmser.serve import create_app
     from mmser.features.speaker_norm import FrameMoments
 
@@ -228,21 +270,21 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     torch.manual_seed(2)
     members = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16)),
                       spec, enc.fingerprint, None)]
-    path = save_checkpoint(tmp_path / "enrolled.safetensors", members, {**FEATURES, "speaker_norm_enrol_clips": 3}, None, {})
+    path = save_checkpoint(tmp_path / "enrolled.safetensors", members, replace(FEATURES, speaker_norm=SpeakerNorm("enrol", 3)), None, {})
     predictor = Predictor.from_checkpoint(path)
     clip = write_tone(tmp_path / "c.wav", seconds=1.0)
     enrol = [write_tone(tmp_path / f"e{i}.wav", seconds=0.8 + 0.3 * i, freq=140 + 50 * i, seed=i + 3) for i in range(3)]
     with pytest.raises(MmserError, match="give enrolment clips"):
         predictor.predict(clip)
     calm = save_checkpoint(tmp_path / "calm.safetensors", members,
-                           {**FEATURES, "speaker_norm_enrol_clips": 3, "speaker_norm_enrol_labels": ["neutral", "calm"]},
+                           replace(FEATURES, speaker_norm=SpeakerNorm("enrol", 3, ("neutral", "calm"))),
                            None, {})
     with pytest.raises(MmserError, match="statistics of 3 neutral/calm clips per speaker.*give neutral/calm enrolment"):
         Predictor.from_checkpoint(calm).predict(clip)
     # the statistics are those of the enrolment clips' frames, as training computes them from the cache
     from mmser.audio import load_audio
 
-    frames = [pool_frames(f, FEATURES["frame_stride"]) for f in enc.encode([load_audio(e) for e in enrol])]
+    frames = [pool_frames(f, FEATURES.frame_stride) for f in enc.encode([load_audio(e) for e in enrol])]
     expected = FrameMoments.combine([FrameMoments.of(f) for f in frames]).mean_std()
     got = predictor.enrol(enrol)[spec].mean_std()
     for a, b in zip(got, expected):

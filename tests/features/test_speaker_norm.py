@@ -1,0 +1,53 @@
+"""Per-speaker standardisation: statistics of the speaker's clips, never the clip's own under enrolment."""
+
+import numpy as np
+import pytest
+
+from mmser.errors import MmserError
+from mmser.features.speaker_norm import FrameMoments, normalize_per_speaker, standardise
+
+
+def test_speaker_normalisation_removes_each_speakers_offset():
+    rng = np.random.default_rng(0)
+    base = [rng.standard_normal((2, int(rng.integers(5, 9)), 3)).astype(np.float16) for _ in range(6)]
+    shifted = [b + (10.0 if i % 2 else -4.0) for i, b in enumerate(base)]  # speaker B's frames sit 14 higher
+    speakers = ["A", "B"] * 3
+    out = normalize_per_speaker(shifted, speakers)
+    for who in ("A", "B"):
+        frames = np.concatenate([o.astype(np.float32) for o, s in zip(out, speakers) if s == who], axis=1)
+        assert np.allclose(frames.mean(axis=1), 0, atol=1e-2) and np.allclose(frames.std(axis=1), 1, atol=1e-2)
+    assert [o.shape for o in out] == [b.shape for b in base] and out[0].dtype == np.float16
+
+
+def test_enrolment_statistics_never_include_the_clip_itself():
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal((2, 6, 3)).astype(np.float16) for _ in range(5)]
+    clips[0] = (clips[0] * 5 + 40).astype(np.float16)  # an outlier clip of speaker A
+    speakers = ["A", "A", "A", "B", "B"]
+    out = normalize_per_speaker(clips, speakers, enrol_clips=10)  # more than there are: all the others
+    others = np.concatenate([c.astype(np.float32) for c in clips[1:3]], axis=1)
+    expected = (clips[0].astype(np.float32) - others.mean(1, keepdims=True)) / (others.std(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out[0].astype(np.float32), expected, rtol=2e-3, atol=2e-2)
+    assert out[0].astype(np.float32).mean() > 5  # the outlier stays far out: its own frames are not in its statistics
+    one = normalize_per_speaker(clips, speakers, enrol_clips=1, seed=3)
+    for i, who in enumerate(speakers):  # k=1: standardised with exactly one other clip of the same speaker
+        candidates = [j for j, s in enumerate(speakers) if s == who and j != i]
+        assert any(np.allclose(one[i], normalize_per_speaker([clips[i], clips[j]], ["x", "x"], enrol_clips=1)[0])
+                   for j in candidates)
+    with pytest.raises(MmserError, match="single clip"):
+        normalize_per_speaker(clips[:4], speakers[:4], enrol_clips=2)
+
+
+def test_enrolment_labels_limit_which_clips_are_drawn_but_every_clip_is_standardised():
+    rng = np.random.default_rng(2)
+    clips = [rng.standard_normal((1, 4, 2)).astype(np.float16) + 3 * i for i in range(4)]
+    speakers = ["A"] * 4
+    may_enrol = [True, False, False, True]  # e.g. clips 0 and 3 are neutral
+    out = normalize_per_speaker(clips, speakers, enrol_clips=5, may_enrol=may_enrol)
+    for i, expected_from in ((0, [3]), (1, [0, 3]), (2, [0, 3]), (3, [0])):  # never itself, never a barred clip
+        reference = standardise(clips[i], FrameMoments.combine([FrameMoments.of(clips[j]) for j in expected_from]))
+        np.testing.assert_array_equal(out[i], reference)
+    with pytest.raises(MmserError, match="no other clip"):  # clip 0's only allowed partner is barred
+        normalize_per_speaker(clips, speakers, enrol_clips=2, may_enrol=[False, False, False, True])
+    with pytest.raises(MmserError, match="features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol"):
+        normalize_per_speaker(clips, speakers, may_enrol=may_enrol)
