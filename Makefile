@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow reproduce bench clean
 setup:
 	bash scripts/setup.sh
 
@@ -15,6 +15,12 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+reproduce: setup
+	bash scripts/reproduce_results.sh
+
+bench: setup
+	bash scripts/bench.sh
 
 clean:
 	rm -rf runs cache .pytest_cache

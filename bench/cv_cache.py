@@ -1,7 +1,10 @@
 """Cross-validation from cached features vs re-encoding every fold, measured side by side in one run.
 
-    python bench/cv_cache.py configs/experiment/ravdess_audio.yaml data.manifest=runs/ravdess/manifest.csv \\
-        features.whisper_window=30s --sample 60 --json results/bench/cv_cache.json
+    python bench/cv_cache.py configs/experiment/ravdess_audio_base_30s.yaml data.manifest=runs/ravdess/manifest.csv \\
+        --sample 60 --json results/bench/cv_cache_base30s.json
+
+Figures go to ``results/bench/cv_cache_<config, and overrides if any>.json``; the JSON records the config and
+overrides it was run with.
 
 1. Encoding (measured): the config's encoder(s) encode ``--sample`` clips drawn at random from the
    protocol's manifest into an empty temporary cache: real forward passes on an already loaded encoder

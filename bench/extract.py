@@ -1,7 +1,9 @@
 """Feature extraction benchmark: bare encoder forward vs mmser's extraction, and the cached re-run.
 
     python bench/extract.py runs/ravdess/manifest.csv --encoder whisper-ct2:base --clips 120 \\
-        features.whisper_window=clip --json results/bench/extract.json
+        features.whisper_window=clip --json results/bench/extract_whisper-base-clip.json
+
+Figures go to ``results/bench/extract_<encoder>-<window>.json``.
 
 Prints, measured side by side in one run on the same clips and the same loaded encoder:
 - bare encoder throughput (clips/s): ``encoder.encode`` on waveforms already in memory,

@@ -1,7 +1,9 @@
 """Prediction latency benchmark on real clips (CPU), all figures measured in one run.
 
     python bench/latency.py --checkpoint results/ravdess/model.safetensors --clips-from runs/ravdess/manifest.csv \\
-        --n 20 --json results/bench/latency.json
+        --n 20 --json results/bench/latency_ravdess_audio_only.json
+
+Figures go to ``results/bench/latency_<corpus>_<model>.json``.
 
 - bare forward: the checkpoint's encoder(s) + model forward on waveforms already in memory,
 - ``Predictor.predict(path)``: the same work through the public API (reads the file, validates, windows),

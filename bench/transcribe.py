@@ -1,7 +1,9 @@
 """Transcription speed: one clip at a time against batched decoding, measured side by side in one run.
 
     python bench/transcribe.py runs/demo/manifest.csv --asr faster-whisper:tiny.en --n 80 --batch-size 8 \\
-        --json results/bench/transcribe.json
+        --json results/bench/transcribe_synthetic_tiny.en.json
+
+Figures go to ``results/bench/transcribe_<corpus>_<model>.json``.
 
 Both runs decode the same clips (a seeded sample of the manifest) with the same model, beam and
 temperature 0; the audio is read before timing. Printed: seconds per clip of each, their ratio, the

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from data_prep.common import Candidate, Problem, Scan
+from mmser.errors import MmserError
 
 EMO_RE = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\S+)\t\[([^\]]*)\]")
 TRANS_RE = re.compile(r"^(\S+) \[[\d.]+-[\d.]+\]:\s?(.*)$")
@@ -37,7 +38,7 @@ def scan(root: str | Path) -> Scan:
         root = root / "IEMOCAP_full_release"
     sessions = sorted((d for d in root.iterdir() if d.is_dir() and SESSION_RE.match(d.name)), key=lambda d: d.name)
     if not sessions:
-        raise FileNotFoundError(f"{root}: no SessionN folders (expected the IEMOCAP_full_release layout)")
+        raise MmserError(f"{root}: no SessionN folders (expected the IEMOCAP_full_release layout)")
     candidates, problems, notes = [], [], []
     synthetic = (root / "SYNTHETIC").exists()
     corpus = "synthetic" if synthetic else "iemocap"

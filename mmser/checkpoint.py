@@ -120,7 +120,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: refused: the weights do not match the checksum stored with them (modified file)")
     members = []
     for j, info in enumerate(meta["members"]):
-        model = build_model(ModelDims.from_dict(info["dims"]))
+        try:
+            model = build_model(ModelDims.from_dict(info["dims"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: refused: member {j} has unusable dims ({err})") from None
         prefix = f"member{j}."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from mmser.audio import SAMPLE_RATE, resample
+from mmser.errors import MmserError
 
 # Emotion words, split into one disjoint group per session: the words of a test session never occur in
 # training, so recognising them takes word meaning (a pretrained text encoder) rather than memorised
@@ -131,7 +132,7 @@ def synthesize(out_dir: str | Path, seed: int = 0, per_speaker: int = 40, worker
                progress: bool = True) -> Path:
     """Write the synthetic corpus under ``out_dir/IEMOCAP_full_release`` (IEMOCAP layout); returns that root."""
     if not espeak_available():
-        raise RuntimeError("espeak-ng not found: install it (apt-get install espeak-ng) to generate the synthetic corpus")
+        raise MmserError("espeak-ng not found: install it (apt-get install espeak-ng) to generate the synthetic corpus")
     from tqdm import tqdm
 
     root = Path(out_dir) / "IEMOCAP_full_release"

@@ -87,3 +87,15 @@ def test_every_results_folder_comes_from_one_yaml():
             if run.name.split("__")[0] in ("audio_only", "text_only"):
                 differ -= {"model.freeze_audio_branch", "train.replace_start_p"}
         assert not differ, f"{run}: {sorted(differ)} differ from its YAML"
+
+
+def test_every_benchmark_json_is_named_as_its_script_says():
+    """results/bench/<script>_<what>.json, where bench/<script>.py documents that pattern."""
+    bench = PROJECT_ROOT / "bench"
+    scripts = {p.stem: p.read_text() for p in bench.glob("*.py") if p.stem != "report"}
+    figures = sorted((RESULTS / "bench").glob("*.json"))
+    assert figures
+    for path in figures:
+        owners = [s for s in scripts if path.name.startswith(f"{s}_")]
+        assert owners, f"{path.name}: no bench script's name starts it"
+        assert f"results/bench/{owners[0]}_" in scripts[owners[0]], f"bench/{owners[0]}.py does not document {path.name}"

@@ -1,1 +1,2 @@
-"""Cross-validation, ablations, tables and plots (all built from stored per-utterance predictions)."""
+"""Evaluation: the cross-validation runner (folds -> checkpoints, predictions, metrics), tables and plots, all
+built from stored per-utterance predictions."""

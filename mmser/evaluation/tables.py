@@ -14,6 +14,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from mmser.data.manifest import atomic_write_bytes
+from mmser.errors import MmserError
 from mmser.training.metrics import bootstrap_ci, classification_metrics
 
 
@@ -62,7 +63,7 @@ def build_table(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     runs = find_runs(root)
     if not runs:
-        raise FileNotFoundError(f"{root}: no run folders with <fold>/predictions.csv")
+        raise MmserError(f"{root}: no run folders with <fold>/predictions.csv")
     return pd.DataFrame([run_row(r, root) for r in runs])
 
 

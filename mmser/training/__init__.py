@@ -1,1 +1,2 @@
-"""Lightning training on cached features, and the metrics."""
+"""Training on cached features: the Lightning module, fit with model selection on validation speakers, the
+ensemble members, and the metrics."""
