@@ -86,3 +86,52 @@ def save_tiny_whisper(path: Path, state: int = 32, layers: int = 1) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
     return path
+
+
+
+
+def tiny_features():
+    """The FeatureSpec of the tiny test checkpoints (clip window, 2-frame pooling)."""
+    from mmser.features.spec import FeatureSpec
+
+    return FeatureSpec(whisper_window="clip", frame_stride=2, audio_layers="all", text_layers="last", max_text_tokens=32)
+
+
+@pytest.fixture(scope="module")
+def whisper_ckpt(tmp_path_factory):
+    """A tiny randomly initialised openai-whisper checkpoint (state 32, 1 block)."""
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt", state=32, layers=1)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(whisper_ckpt, tmp_path_factory):
+    """An audio-only 2-member mmser checkpoint over the tiny Whisper (4 classes)."""
+    import torch
+
+    from mmser.checkpoint import Member, save_checkpoint
+    from mmser.features.encoders.registry import build_audio_encoder
+    from mmser.labels import class_mask
+    from mmser.models.builders import ModelDims, build_model
+
+    spec = f"whisper:{whisper_ckpt}"
+    enc = build_audio_encoder(spec, "all", whisper_window="clip")
+    torch.manual_seed(1)
+    mask = tuple(class_mask(["neutral", "happy", "sad", "angry"]))
+    members = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16, class_mask=mask)),
+                      spec, enc.fingerprint, None) for _ in range(2)]
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    save_checkpoint(path, members, tiny_features(), None, {"note": "test"})
+    return path
+
+
+@pytest.fixture
+def client(checkpoint):
+    """(HTTP test client, the predictor behind it) for ``checkpoint``."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmser.inference import Predictor
+    from mmser.serve import create_app
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    return TestClient(create_app(predictor, max_upload_bytes=200_000, max_duration_s=10.0)), predictor

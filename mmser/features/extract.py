@@ -14,7 +14,6 @@ from mmser.data.protocol import text_column
 from mmser.features.cache import FeatureCache, ShardWriter, audio_key, text_key
 from mmser.features.encoders.registry import is_text_spec
 from mmser.features.spec import FeatureSpec
-from mmser.errors import MmserError
 
 
 @dataclass

@@ -1,0 +1,59 @@
+"""Checkpoints: one safetensors file that rebuilds its models; pickles, foreign files, other label spaces
+and tampered weights are refused."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from mmser.checkpoint import CheckpointError, load_checkpoint
+from mmser.labels import EMOTIONS
+
+
+def test_checkpoint_roundtrip_rebuilds_models(checkpoint):
+    ckpt = load_checkpoint(checkpoint)
+    assert len(ckpt.members) == 2 and ckpt.meta["labels"] == list(EMOTIONS)
+    assert ckpt.members[0].model.dims.kind == "audio_only"
+
+
+def test_pickle_and_foreign_checkpoints_are_refused(tmp_path, checkpoint):
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(evil)
+    torch.save({"x": torch.zeros(2)}, tmp_path / "torch.pt")
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        load_checkpoint(tmp_path / "torch.pt")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="without mmser metadata"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+
+
+def _rewrite(src, dst, change_meta=None, change_tensor=False):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), framework="pt") as h:
+        meta = json.loads(h.metadata()["mmser"])
+    tensors = load_file(str(src))
+    if change_meta:
+        change_meta(meta)
+    if change_tensor:
+        key = sorted(tensors)[0]
+        tensors[key] = tensors[key] + 1.0
+    save_file(tensors, str(dst), metadata={"mmser": json.dumps(meta)})
+
+
+def test_other_label_space_and_tampering_are_refused(checkpoint, tmp_path):
+    _rewrite(checkpoint, tmp_path / "labels.safetensors", lambda m: m.update(labels=["neu", "ang"]))
+    with pytest.raises(CheckpointError, match="label space"):
+        load_checkpoint(tmp_path / "labels.safetensors")
+    _rewrite(checkpoint, tmp_path / "tampered.safetensors", change_tensor=True)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(tmp_path / "tampered.safetensors")
