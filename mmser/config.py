@@ -34,6 +34,8 @@ LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
 MODEL_KINDS = ("audio_only", "text_only", "concat", "cross_attn")
 PROTOCOLS = ("leave_one_session_out", "leave_speakers_out", "file")
 WHISPER_WINDOWS = ("30s", "clip")
+STORE_MODES = ("auto", "memory", "lazy")
+DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
 SPEAKER_NORM_MODES = ("off", "transductive", "enrol")
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper")
 TEXT_ENCODER_KINDS = ("bert",)
@@ -101,11 +103,16 @@ class FeaturesConfig:
     frame_stride: int = 1  # average every N encoder frames before the model (4: 50 Hz -> 12.5 Hz), cache unchanged
     audio_layers: str = "all"  # which hidden states: "all", "last", or comma-separated indices (negative allowed)
     text_layers: str = "last"
-    device: str = "cpu"  # cpu | cuda | cuda:N
+    device: str = "cpu"  # encoders: cpu | cuda | cuda:N | auto (CUDA when there is one)
     num_threads: int = 0  # torch intra-op threads (0 = leave torch's default)
     batch_size: int = 8  # clips per encoder batch (bucketed by length)
     shard_size: int = 256  # clips per cache shard
     max_text_tokens: int = 64  # text tokens kept per utterance
+    # how a run holds its features: "memory" loads every row's model input once (fastest for small corpora),
+    # "lazy" reads each row from the memory-mapped cache shards when a batch needs it (memory does not grow
+    # with the corpus), "auto" picks memory while the cached features fit in memory_budget_gb
+    store: str = "auto"
+    memory_budget_gb: float = 2.0  # GB, auto: the largest cache a run loads into memory
     speaker_norm: SpeakerNormConfig = field(default_factory=SpeakerNormConfig)
 
 
@@ -115,7 +122,7 @@ class ASRConfig:
     language: Optional[str] = "en"  # None = detect (multilingual models)
     beam_size: int = 5
     batch_size: int = 8  # clips decoded together (faster-whisper); 1 = one clip at a time
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
 
 
 @dataclass
@@ -313,6 +320,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     for key in ("batch_size", "shard_size", "max_text_tokens"):
         check(f[key] >= 1, f"features.{key}", f"{f[key]} must be >= 1")
     check(f.num_threads >= 0, "features.num_threads", f"{f.num_threads} must be >= 0 (0 = torch's default)")
+    one_of("features.store", f.store, STORE_MODES)
+    for key, value in (("features.device", f.device), ("asr.device", cfg.asr.device)):
+        check(bool(DEVICE_SPEC.match(str(value))), key, f"{value!r}: use cpu, cuda, cuda:N or auto")
+    check(f.memory_budget_gb >= 0, "features.memory_budget_gb", f"{f.memory_budget_gb} must be >= 0")
     problems += speaker_norm_problems(f.speaker_norm)
     # asr
     for spec in cfg.asr.models:

@@ -14,7 +14,13 @@ def experiment_config(args: argparse.Namespace):
     """The validated config of ``CONFIG_FILE [--config ...] [key=value ...]``, its paths checked."""
     from mmser.config import check_paths, load_config
 
-    cfg = load_config([args.config_file] + list(args.config), args.overrides)
+    placement = []
+    if getattr(args, "device", None):  # encoders and training on one device
+        from mmser.devices import trainer_placement
+
+        accelerator, devices = trainer_placement(args.device)
+        placement = [f"features.device={args.device}", f"trainer.accelerator={accelerator}", f"trainer.devices={devices}"]
+    cfg = load_config([args.config_file] + list(args.config), placement + list(args.overrides))
     check_paths(cfg)
     return cfg
 
@@ -100,6 +106,8 @@ def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argpar
     p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
     p.add_argument("--out", help=out_help)
     p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto: encoders and training (default: the config's "
+                                    "features.device and trainer.*)")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     return p
 

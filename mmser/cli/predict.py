@@ -65,7 +65,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_predict_args(args)
     clips = clip_inputs(args.clips)
     enrolment = [c for c, _ in clip_inputs(args.enrol)] if args.enrol else None
-    predictor = Predictor(load_checkpoint(args.checkpoint), window_s=args.window)
+    from mmser.devices import resolve_device
+
+    device = resolve_device(args.device)
+    predictor = Predictor(load_checkpoint(args.checkpoint), device=device, window_s=args.window)
     speaker = predictor.enrol(enrolment, args.batch_size) if enrolment else None
     rows, failed = [], []
     batches = range(0, len(clips), args.batch_size)
@@ -101,7 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_upload_mb <= 0 or args.max_duration <= 0:
         raise MmserError("--max-upload-mb and --max-duration must be > 0")
-    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_upload_mb * 1024 * 1024, args.max_duration)
+    from mmser.devices import resolve_device
+
+    device = resolve_device(args.device)
+    app = create_app(Predictor.from_checkpoint(args.checkpoint, device=device), args.max_upload_mb * 1024 * 1024,
+                     args.max_duration)
     uvicorn.run(app, host=args.host, port=args.port, workers=1)
 
 
@@ -134,6 +141,7 @@ def register(add) -> None:
     p.add_argument("--out", help="also write predictions to this CSV")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
 
     p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
     p.add_argument("--checkpoint", required=True)
@@ -141,6 +149,7 @@ def register(add) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=int, default=20)
     p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
 
     p = add("export", cmd_export, "export a checkpoint's models (fusion + head over encoder outputs) to ONNX, checked")
     p.add_argument("format", choices=["onnx"])

@@ -49,7 +49,9 @@ class FasterWhisperASR(SequentialASR):
 
         from mmser.features.encoders.model_paths import whisper_ct2_dir
 
-        self.model = WhisperModel(str(whisper_ct2_dir(name)), device=device.split(":")[0], compute_type=compute_type)
+        kind, _, index = device.partition(":")
+        self.model = WhisperModel(str(whisper_ct2_dir(name)), device=kind, device_index=int(index or 0),
+                                  compute_type=compute_type)
         self.language = None if name.endswith(".en") else language
         self.beam_size = beam_size
         # one language per batch would be detected, so a multilingual model without a language decodes per clip
@@ -115,7 +117,10 @@ class OpenAIWhisperASR(SequentialASR):
 def build_asr(spec: str, device: str = "cpu", language: str | None = "en", beam_size: int = 5,
               batch_size: int = 1):
     """An ASR backend for ``spec``; ``batch_size`` > 1 batches faster-whisper decoding (openai-whisper: per clip)."""
+    from mmser.devices import resolve_device
+
     backend, _, name = spec.partition(":")
+    device = resolve_device(device)
     if backend == "faster-whisper":
         return FasterWhisperASR(name or "tiny.en", device, language, beam_size, batch_size=batch_size)
     if backend == "openai-whisper":

@@ -32,13 +32,16 @@ class FeatureDataset(Dataset):
 
 
 def _pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of ``(L, T_i, D)`` -> padded ``(B, L, T_max, D)`` float32 and mask ``(B, T_max)`` bool."""
+    """List of ``(L, T_i, D)`` -> padded ``(B, L, T_max, D)`` float16 and mask ``(B, T_max)`` bool.
+
+    Batches stay in the cache's float16 (half the host memory and host-to-device traffic of float32); the
+    model casts them on its device (``EmotionModel.forward_batch``)."""
     lengths = [a.shape[1] for a in arrays]
     num_layers, dim = arrays[0].shape[0], arrays[0].shape[2]
-    out = torch.zeros(len(arrays), num_layers, max(lengths), dim)
+    out = torch.zeros(len(arrays), num_layers, max(lengths), dim, dtype=torch.float16)
     mask = torch.zeros(len(arrays), max(lengths), dtype=torch.bool)
     for b, (a, n) in enumerate(zip(arrays, lengths)):
-        out[b, :, :n] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+        out[b, :, :n] = torch.from_numpy(np.asarray(a, dtype=np.float16))
         mask[b, :n] = True
     return out, mask
 

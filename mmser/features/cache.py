@@ -62,6 +62,12 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._index)
 
+    def location(self, key: str) -> Path:
+        """The shard holding ``key`` (raises KeyError naming the cache when none does)."""
+        if key not in self._index:
+            raise KeyError(f"{key} not in feature cache {self.dir}")
+        return self._index[key]
+
     def missing(self, keys: Iterable[str]) -> list[str]:
         return [k for k in dict.fromkeys(keys) if k not in self._index]
 

@@ -11,8 +11,10 @@ from tqdm import tqdm
 
 from mmser.audio import AudioError, file_sha256, load_audio
 from mmser.data.protocol import text_column
+from mmser.devices import resolve_device
 from mmser.features.cache import FeatureCache, ShardWriter, audio_key, text_key
 from mmser.features.encoders.registry import is_text_spec
+from mmser.features.sharding import in_shard
 from mmser.features.spec import FeatureSpec
 
 
@@ -40,12 +42,12 @@ def open_encoder(spec: str, features_cfg) -> object:
     """Encoder ``spec`` opened through the config's :class:`FeatureSpec`, on ``features.device``."""
     if features_cfg.num_threads:
         torch.set_num_threads(int(features_cfg.num_threads))
-    features = FeatureSpec.from_config(features_cfg)
+    features, device = FeatureSpec.from_config(features_cfg), resolve_device(features_cfg.device)
     if is_text_spec(spec):
         if spec != features.text_encoder:
             features = replace(features, text_encoder=spec)
-        return features.open_text_encoder(features_cfg.device, max(features_cfg.batch_size, 16))
-    return features.open_audio_encoder(spec, features_cfg.device, features_cfg.batch_size)
+        return features.open_text_encoder(device, max(features_cfg.batch_size, 16))
+    return features.open_audio_encoder(spec, device, features_cfg.batch_size)
 
 
 def cache_for(encoder, features_cfg, spec: str) -> FeatureCache:
@@ -55,12 +57,13 @@ def cache_for(encoder, features_cfg, spec: str) -> FeatureCache:
 
 
 def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold", progress: bool = True,
-            encoder=None) -> ExtractResult:
-    """Encode every manifest row not yet cached; returns the cache and each row's key."""
+            encoder=None, shard: tuple[int, int] | None = None) -> ExtractResult:
+    """Encode every manifest row not yet cached (``shard`` (I, N): only the rows of that shard, see
+    :mod:`mmser.features.sharding`); returns the cache and each row's key."""
     keys = item_keys(df, spec, text_source)
     encoder = encoder or open_encoder(spec, features_cfg)
     cache = cache_for(encoder, features_cfg, spec)
-    todo = cache.missing(keys)
+    todo = [k for k in cache.missing(keys) if in_shard(k, shard)]
     if not todo:
         return ExtractResult(cache, keys, 0, encoder)
     first_row = {k: i for i, k in reversed(list(enumerate(keys)))}

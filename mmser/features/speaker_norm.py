@@ -59,7 +59,13 @@ def standardise(frames: np.ndarray, moments: FrameMoments) -> np.ndarray:
 
 def speaker_moments(arrays: list[np.ndarray], speakers: list[str], enrol_clips: int | None = None,
                     seed: int = 0, may_enrol: list[bool] | None = None) -> list[FrameMoments]:
-    """The moments each row's ``(L, T, D)`` frames are standardised with: its speaker's clips' statistics.
+    """The moments each row's ``(L, T, D)`` frames are standardised with (see :func:`speaker_moments_of`)."""
+    return speaker_moments_of([FrameMoments.of(a) for a in arrays], speakers, enrol_clips, seed, may_enrol)
+
+
+def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_clips: int | None = None,
+                       seed: int = 0, may_enrol: list[bool] | None = None) -> list[FrameMoments]:
+    """From each row's own frame moments, the moments it is standardised with: its speaker's clips' statistics.
 
     ``enrol_clips=None``: all the speaker's clips (the row itself included). ``enrol_clips=k``: ``k`` other
     clips of the speaker drawn with ``seed`` (all the others when it has fewer), only among rows whose
@@ -69,13 +75,12 @@ def speaker_moments(arrays: list[np.ndarray], speakers: list[str], enrol_clips: 
         raise MmserError(f"features.speaker_norm.clips must be >= 1 (got {enrol_clips})")
     if may_enrol is not None and enrol_clips is None:
         raise MmserError("features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol with clips")
-    may_enrol = may_enrol if may_enrol is not None else [True] * len(arrays)
-    moments = [FrameMoments.of(a) for a in arrays]
+    may_enrol = may_enrol if may_enrol is not None else [True] * len(moments)
     by_speaker: dict[str, list[int]] = {}
     for i, speaker in enumerate(speakers):
         by_speaker.setdefault(speaker, []).append(i)
     rng = np.random.default_rng(seed)
-    out: list[FrameMoments | None] = [None] * len(arrays)
+    out: list[FrameMoments | None] = [None] * len(moments)
     for speaker, rows in by_speaker.items():
         if enrol_clips is None:
             pooled = FrameMoments.combine([moments[i] for i in rows])

@@ -88,13 +88,15 @@ class EmotionModel(nn.Module):
         Args:
             audio: (B, L_a, T, D_a) encoder hidden states; audio_mask: (B, T) bool, True = valid frame.
             text: (B, L_t, N, D_t) token hidden states; text_mask: (B, N) bool, True = valid token.
+            Inputs may be float16 (batches keep the cache's precision up to the device): they are cast to
+            float32 here, on the model's device.
         """
         kind = self.dims.kind
         if self.dims.uses_audio:
-            a = self.audio_proj(self.audio_layers(audio))  # (B, T, H)
+            a = self.audio_proj(self.audio_layers(audio.float()))  # (B, T, H)
             pooled = self.audio_pool(a, audio_mask)  # (B, 2H)
         if self.dims.uses_text:
-            t = self.text_proj(self.text_layers(text))  # (B, N, H)
+            t = self.text_proj(self.text_layers(text.float()))  # (B, N, H)
         if kind == "text_only":
             pooled = self.text_pool(t, text_mask)  # (B, 2H)
         elif kind == "concat":

@@ -50,11 +50,15 @@ def class_weights(targets: list[int], mask: tuple[bool, ...]) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def on_gpu(trainer_cfg) -> bool:
+    """Whether Lightning will train on a GPU (``trainer.accelerator``, ``auto`` when CUDA is there)."""
+    return trainer_cfg.accelerator in ("gpu", "cuda") or (trainer_cfg.accelerator == "auto" and torch.cuda.is_available())
+
+
 def resolve_precision(trainer_cfg) -> str:
     if trainer_cfg.precision != "auto":
         return trainer_cfg.precision
-    on_gpu = trainer_cfg.accelerator in ("gpu", "cuda") or (trainer_cfg.accelerator == "auto" and torch.cuda.is_available())
-    if not on_gpu:
+    if not on_gpu(trainer_cfg):
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
 
@@ -74,9 +78,11 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
                               train_cfg.label_smoothing)
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True, collate_fn=collate,
-                              num_workers=train_cfg.num_workers, generator=generator, drop_last=len(train) > train_cfg.batch_size)
-    val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, collate_fn=collate, num_workers=train_cfg.num_workers)
+    loading = {"collate_fn": collate, "num_workers": train_cfg.num_workers, "pin_memory": on_gpu(trainer_cfg),
+               "persistent_workers": train_cfg.num_workers > 0}  # workers read lazy rows in parallel
+    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True, generator=generator,
+                              drop_last=len(train) > train_cfg.batch_size, **loading)
+    val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, **loading)
                   if val is not None and len(val) else None)
     keep = KeepBestWeights()
     start_scored = start_is_candidate and val_loader is not None

@@ -4,7 +4,6 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import torch
 
 from mmser.data.manifest import read_manifest, write_manifest
 from mmser.features.asr import SequentialASR, asr_column, build_asr, normalize_text, wer_report

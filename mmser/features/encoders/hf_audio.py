@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mmser.devices import autocast
 from mmser.features.encoders.base import ModelUnavailableError, length_buckets, parse_layers, state_dict_fingerprint
 
 OFFLINE_HINT = ("No copy is cached here and the model hub cannot be reached. Save the model on a machine with "
@@ -85,7 +86,8 @@ class HFAudioEncoder:
                 batch[row, : lengths[row]] = self._prepare(wavs[i])
                 mask[row, : lengths[row]] = 1
             kwargs = {"attention_mask": torch.from_numpy(mask).to(self.device)} if self.use_mask else {}
-            result = self.model(torch.from_numpy(batch).to(self.device), output_hidden_states=True, **kwargs)
+            with autocast(self.device):
+                result = self.model(torch.from_numpy(batch).to(self.device), output_hidden_states=True, **kwargs)
             hidden = torch.stack([result.hidden_states[i] for i in self.layers])  # (L, B, T, D)
             frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
             hidden = hidden.float().cpu().numpy()

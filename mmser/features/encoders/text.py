@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mmser.devices import autocast
 from mmser.features.encoders.base import length_buckets, parse_layers, state_dict_fingerprint
 from mmser.features.encoders.hf_audio import load_pretrained
 from mmser.features.encoders.model_paths import bert_dir
@@ -37,7 +38,8 @@ class BertTextEncoder:
         for idx in length_buckets([len(t) for t in texts], self.batch_size):
             tok = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
                                  return_tensors="pt").to(self.device)
-            result = self.model(**tok, output_hidden_states=True)
+            with autocast(self.device):
+                result = self.model(**tok, output_hidden_states=True)
             hidden = torch.stack([result.hidden_states[i] for i in self.layers]).float().cpu().numpy()  # (L, B, N, D)
             lengths = tok["attention_mask"].sum(dim=1).tolist()
             for row, i in enumerate(idx):

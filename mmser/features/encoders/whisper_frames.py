@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mmser.audio import SAMPLE_RATE
+from mmser.devices import autocast
 from mmser.features.encoders.base import ModelUnavailableError, parse_layers, state_dict_fingerprint
 from mmser.features.encoders.ct2_reader import read_ct2_model
 from mmser.features.encoders.model_paths import whisper_ct2_dir
@@ -121,6 +122,10 @@ class WhisperTorchEncoder:
     def _forward(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, 3000) log-mel -> (L_selected, B, 1500, D) hidden states."""
         enc = self.encoder
+        with autocast(self.device):
+            return self._hidden_states(enc, mel)
+
+    def _hidden_states(self, enc, mel: torch.Tensor) -> torch.Tensor:
         x = F.gelu(enc.conv1(mel))
         x = F.gelu(enc.conv2(x)).permute(0, 2, 1)  # (B, 1500, D)
         x = (x + enc.positional_embedding[: x.shape[1]]).to(x.dtype)
@@ -166,7 +171,8 @@ class FasterWhisperEncoder:
 
         _, _, name = spec.partition(":")
         model_dir = whisper_ct2_dir(name)
-        self.model = WhisperModel(str(model_dir), device=device.split(":")[0], compute_type=compute_type)
+        kind, _, index = device.partition(":")
+        self.model = WhisperModel(str(model_dir), device=kind, device_index=int(index or 0), compute_type=compute_type)
         self.encoder_id, self.batch_size = spec, batch_size
         from mmser.audio import file_sha256
 
