@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmser.distributed import say
+
 
 def experiment_config(args: argparse.Namespace):
     """The validated config of ``CONFIG_FILE [--config ...] [key=value ...]``, its paths checked."""
@@ -31,8 +33,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     table = run_demo(out, seed=args.seed, overrides=args.overrides)
-    print("\n" + to_markdown(table))
-    print(f"tables: {out / 'ablation' / 'results.md'}, {out / 'ablation' / 'results.csv'}")
+    say("\n" + to_markdown(table))
+    say(f"tables: {out / 'ablation' / 'results.md'}, {out / 'ablation' / 'results.csv'}")
 
 
 def cmd_cv(args: argparse.Namespace) -> None:
@@ -41,7 +43,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     cfg = experiment_config(args)
     out = args.out or cfg.output_dir
     summary = cross_validate(cfg, out)
-    print(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
+    say(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
           f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds -> {out}")
 
 
@@ -52,8 +54,8 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     cfg = experiment_config(args)
     out = Path(args.out or cfg.output_dir)
     table = run_ablation(cfg, out)
-    print("\n" + to_markdown(table))
-    print(f"tables: {out / 'results.md'}, {out / 'results.csv'}")
+    say("\n" + to_markdown(table))
+    say(f"tables: {out / 'results.md'}, {out / 'results.csv'}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -63,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_trainable(cfg)
     out = Path(args.out or Path(cfg.output_dir) / "model.safetensors")
     path, _ = train_checkpoint(cfg, out)
-    print(f"wrote checkpoint {path}")
+    say(f"wrote checkpoint {path}")
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
@@ -72,7 +74,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     cfg = experiment_config(args)
     out = Path(args.out or cfg.output_dir)
     summary = run_classical(cfg, out)
-    print(f"classical eGeMAPS + MFCC logistic regression: UA {100 * summary['UA_mean']:.1f} % over "
+    say(f"classical eGeMAPS + MFCC logistic regression: UA {100 * summary['UA_mean']:.1f} % over "
           f"{summary['folds']} folds -> {out}")
 
 
@@ -89,15 +91,15 @@ def cmd_curve(args: argparse.Namespace) -> None:
     cfg = experiment_config(args)
     out = Path(args.out or Path(cfg.output_dir) / "curve")
     table = run_curve(cfg, out, per_class)
-    print(table.to_string(index=False))
-    print(f"-> {out / 'curve.png'}")
+    say(table.to_string(index=False))
+    say(f"-> {out / 'curve.png'}")
 
 
 def cmd_table(args: argparse.Namespace) -> None:
     from mmser.evaluation.tables import to_markdown
     from mmser.recipes.table import rebuild_tables
 
-    print(to_markdown(rebuild_tables(args.results_dir)))
+    say(to_markdown(rebuild_tables(args.results_dir)))
 
 
 def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argparse.ArgumentParser:

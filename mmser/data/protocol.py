@@ -14,6 +14,7 @@ import pandas as pd
 from mmser.config import require
 from mmser.data.manifest import read_manifest
 from mmser.data.splits import Fold, assert_speaker_disjoint, build_folds, holdout_validation
+from mmser.distributed import say
 from mmser.errors import MmserError
 from mmser.labels import EMOTIONS, class_mask
 
@@ -56,7 +57,7 @@ def load_protocol(data_cfg, text_sources: list[str] | tuple[str, ...] = ()) -> P
     if data_cfg.test_manifest:
         test = read_manifest(data_cfg.test_manifest)
         shared = sorted(set(df["label"]) & set(test["label"]), key=EMOTIONS.index)
-        print(f"cross-corpus: train {data_cfg.manifest} ({len(df)}), test {data_cfg.test_manifest} ({len(test)}); "
+        say(f"cross-corpus: train {data_cfg.manifest} ({len(df)}), test {data_cfg.test_manifest} ({len(test)}); "
               f"shared labels {shared}")
         clash = set(df["utt_id"]) & set(test["utt_id"])
         if clash:
@@ -69,14 +70,14 @@ def load_protocol(data_cfg, text_sources: list[str] | tuple[str, ...] = ()) -> P
         classes = [e for e in EMOTIONS if e in set(df["label"])]
     keep = df["label"].isin(classes)
     if (~keep).any():
-        print(f"protocol classes {classes}: leaving out {int((~keep).sum())} utterance(s) "
+        say(f"protocol classes {classes}: leaving out {int((~keep).sum())} utterance(s) "
               f"labelled {sorted(df.loc[~keep, 'label'].unique())}")
     df = df[keep]
     if data_cfg.improvised_only:
         if "improvised" not in df.columns:
             raise MmserError("data.improvised_only needs an 'improvised' column (IEMOCAP manifests have it)")
         df = df[df["improvised"].astype(str).str.lower() == "true"]
-        print(f"improvised dialogs only: {len(df)} utterances")
+        say(f"improvised dialogs only: {len(df)} utterances")
     df = df.reset_index(drop=True)
     for source in text_sources:
         text_column(df, source)

@@ -24,6 +24,7 @@ from mmser.config import to_yaml
 from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
 from mmser.data.splits import Fold
+from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
 from mmser.labels import EMOTIONS
@@ -78,16 +79,17 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
         summaries.append(summary)
     stored_cfg = run_config(cfg, protocol)
     text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
-    save_checkpoint(fold_dir / FOLD_CHECKPOINT, members, store.spec, text_fingerprint,
-                    OmegaConf.to_container(stored_cfg, resolve=True),
-                    {"fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers)})
+    if is_main():  # several training processes: one writes
+        save_checkpoint(fold_dir / FOLD_CHECKPOINT, members, store.spec, text_fingerprint,
+                        OmegaConf.to_container(stored_cfg, resolve=True),
+                        {"fold": fold.name, "test_speakers": list(fold.test_speakers),
+                         "val_speakers": list(fold.val_speakers)})
     mean_probs = np.mean(probs, axis=0)  # (N_test, 8): ensemble average
     test_rows = df.set_index("utt_id").loc[list(fold.test)]
     pred = [EMOTIONS[i] for i in mean_probs.argmax(axis=1)]
     table = pd.DataFrame({"utt_id": list(fold.test), "speaker": test_rows["speaker"].values,
                           "true": test_rows["label"].values, "pred": pred})
     table[PROB_COLUMNS] = np.round(mean_probs, 6)
-    write_table(table, fold_dir / "predictions.csv")
     metrics = classification_metrics(table["true"].values, table["pred"].values, list(protocol.classes))
     metrics.update({
         "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),
@@ -96,7 +98,9 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
     })
     if text_source:
         metrics["test_sentences_in_train"] = sentence_overlap(df, fold, text_source)
-    atomic_write_bytes(fold_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    if is_main():
+        write_table(table, fold_dir / "predictions.csv")
+        atomic_write_bytes(fold_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the fold is done
     return metrics
 
 
@@ -108,30 +112,34 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
     kind = cfg.model.kind
     text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
     folds = make_folds(protocol, cfg.split)
-    out_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_yaml(run_config(cfg, protocol))
     stored = out_dir / "config.yaml"
-    if not stored.is_file():
+    if not is_main():
+        pass
+    elif not stored.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(stored, resolved.encode())
     elif stored.read_text() != resolved:
-        print(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
+        say(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
               "each fold's own config.yaml says how that fold ran")
     results, start = [], time.perf_counter()
     for fold in folds:
         fold_dir = out_dir / fold.name
         if (fold_dir / "metrics.json").is_file():
             results.append(json.loads((fold_dir / "metrics.json").read_text()))
-            print(f"  {out_dir.name}/{fold.name}: done earlier (UA {results[-1]['UA']:.3f}), skipped")
+            say(f"  {out_dir.name}/{fold.name}: done earlier (UA {results[-1]['UA']:.3f}), skipped")
             continue
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
+        if is_main():
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
         metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
         results.append(metrics)
-        print(f"  {out_dir.name}/{fold.name}: UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}  "
+        say(f"  {out_dir.name}/{fold.name}: UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}  "
               f"({metrics['train_seconds']:.0f} s)", flush=True)
     summary = {"model": kind, "text_source": text_source, "folds": len(folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),
                "WA_mean": float(np.mean([r["WA"] for r in results])),
                "cv_seconds": round(time.perf_counter() - start, 2), "encode_seconds": round(store.encode_seconds, 2)}
-    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    if is_main():
+        atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary

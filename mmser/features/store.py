@@ -11,6 +11,7 @@ the same :class:`CachedRows` sequence; ``memory`` just materialises it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from safetensors import safe_open
 
 from mmser.features.batching import FeatureDataset
 from mmser.features.extract import extract
@@ -29,12 +29,44 @@ from mmser.features.spec import FeatureSpec
 GIGABYTE = 1 << 30  # bytes
 
 
+class ShardReader:
+    """Reads single tensors of one safetensors shard with positioned reads (``os.pread``).
+
+    A memory map would leave every page a run has touched resident in the process (and counted in its
+    RSS) for as long as the shard stays open; positioned reads go through the page cache, which the kernel
+    reclaims, so a lazy store's memory stays flat however large the cache. The header is parsed once.
+    """
+
+    DTYPES = {"F16": np.float16, "F32": np.float32}  # what the feature cache writes
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+        (size,) = np.frombuffer(os.pread(self.fd, 8, 0), dtype="<u8")
+        self.header = json.loads(os.pread(self.fd, int(size), 8))
+        self.base = 8 + int(size)
+
+    def get(self, key: str) -> np.ndarray:
+        """The tensor ``key`` as a new, writable array (one copy, straight from the file)."""
+        info = self.header[key]
+        start, end = info["data_offsets"]
+        buffer = np.empty(end - start, dtype=np.uint8)
+        if os.preadv(self.fd, [buffer], self.base + start) != end - start:
+            raise OSError(f"short read of {key} from a feature cache shard")
+        return buffer.view(self.DTYPES[info["dtype"]]).reshape(info["shape"])
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
 class CachedRows(Sequence):
     """Rows of one encoder's cache as model inputs, read on demand (picklable for DataLoader workers).
 
     ``locations[i]`` is (shard file, key) of row ``i``; audio rows are pooled by ``spec`` and, when
     ``moments`` is given, standardised with ``moments[i]``; text rows (``spec`` None) are returned as stored.
-    Each process opens a shard once and reads items through its memory map.
+    Each process opens a shard once (:class:`ShardReader`).
     """
 
     def __init__(self, locations: list[tuple[str, str]], spec: FeatureSpec | None = None,
@@ -56,8 +88,8 @@ class CachedRows(Sequence):
         shard, key = self.locations[i]
         handle = self._handles.get(shard)
         if handle is None:
-            handle = self._handles[shard] = safe_open(shard, framework="numpy")
-        return handle.get_tensor(key)
+            handle = self._handles[shard] = ShardReader(shard)
+        return handle.get(key)
 
     def __getitem__(self, i: int) -> np.ndarray:
         frames = self.raw(i)

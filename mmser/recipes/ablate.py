@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mmser.config import cell_config
 from mmser.data.protocol import load_protocol
+from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import run_cv
 from mmser.evaluation.tables import write_tables
 from mmser.features.store import store_for
@@ -37,7 +38,7 @@ def run_ablation(cfg: DictConfig, out_dir: str | Path, progress: bool = True) ->
         cell_cfg = cell_config(cfg, kind)
         for source in ([None] if kind == "audio_only" else sources):
             name = cell_name(kind, source)
-            print(f"\n[{name}]", flush=True)
+            say(f"\n[{name}]", flush=True)
             run_cv(cell_cfg, protocol, store, out_dir / name, text_source=source,
                    audio_init_dir=audio_dir if cfg.model.init_from_audio_only else None)
-    return write_tables(out_dir)
+    return write_tables(out_dir) if is_main() else pd.DataFrame()  # the other ranks of a DDP run write nothing

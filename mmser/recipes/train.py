@@ -10,6 +10,7 @@ from mmser.checkpoint import Member, save_checkpoint
 from mmser.config import ConfigError
 from mmser.data.protocol import load_protocol
 from mmser.data.splits import holdout_validation
+from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import FUSED_KINDS, run_config
 from mmser.features.store import store_for
 from mmser.models.builders import dims_from_config
@@ -57,15 +58,16 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
             start, summary = train_member(member_dims(audio_model, encoder, None), store.dataset(split.train, encoder, None),
                                           store.dataset(split.val, encoder, None) if split.val else None,
                                           cfg.train, cfg.trainer, seed)
-            print(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+            say(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
             init = start.state_dict()
         model, summary = train_member(member_dims(cfg.model, encoder, text_source), train, val, cfg.train, cfg.trainer,
                                       seed, init, cfg.model.freeze_audio_branch)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
-        print(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+        say(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
     text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
-    path = save_checkpoint(out, members, store.spec, text_fingerprint,
-                           OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
-                           {"val_speakers": list(split.val_speakers)})
-    return path, summaries
+    if is_main():  # several training processes: one writes
+        save_checkpoint(out, members, store.spec, text_fingerprint,
+                        OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
+                        {"val_speakers": list(split.val_speakers)})
+    return Path(out), summaries

@@ -10,8 +10,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from mmser.errors import MmserError
 from mmser.features.batching import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
 from mmser.training.lit_module import EmotionLitModule
@@ -77,34 +78,32 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
     module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
                               train_cfg.label_smoothing)
-    generator = torch.Generator().manual_seed(seed)
-    loading = {"collate_fn": collate, "num_workers": train_cfg.num_workers, "pin_memory": on_gpu(trainer_cfg),
-               "persistent_workers": train_cfg.num_workers > 0}  # workers read lazy rows in parallel
-    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True, generator=generator,
-                              drop_last=len(train) > train_cfg.batch_size, **loading)
-    val_loader = (DataLoader(val, batch_size=train_cfg.batch_size, **loading)
-                  if val is not None and len(val) else None)
+    has_val = val is not None and len(val) > 0
     keep = KeepBestWeights()
-    start_scored = start_is_candidate and val_loader is not None
+    start_scored = start_is_candidate and has_val
     if start_scored:  # the start's weights, validation predictions and UA, kept for the significance check
         start_pred = predict_proba(model, val).argmax(axis=1)
         keep.consider(unweighted_accuracy(np.asarray(val.targets), start_pred), model, -1)
         start_state, start_ua = keep.best_state, keep.best_score
         model.train()  # predict_proba left it in eval mode (dropout off); Lightning keeps the mode it is given
     callbacks: list[Callback] = [keep]
-    if val_loader is not None:
+    if has_val:
         callbacks.append(EarlyStopping(monitor="val_ua", mode="max", patience=train_cfg.patience))
     trainer = L.Trainer(
         max_epochs=train_cfg.max_epochs, accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices,
         strategy=trainer_cfg.strategy, precision=resolve_precision(trainer_cfg),
         accumulate_grad_batches=train_cfg.accumulate_grad_batches, callbacks=callbacks, logger=False,
         enable_checkpointing=False, enable_progress_bar=trainer_cfg.enable_progress_bar, enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=False,
+        num_sanity_val_steps=0, deterministic=False, use_distributed_sampler=False,  # samplers below, per rank
     )
+    train_loader, val_loader = fold_loaders(train, val if has_val else None, train_cfg, trainer_cfg, seed,
+                                            trainer.world_size, trainer.global_rank)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
         trainer.fit(module, train_loader, val_loader)
+    if trainer.world_size > 1:
+        agree_across_ranks(keep.best_epoch, int(trainer.current_epoch))
     if keep.best_state is not None:
         model.load_state_dict(keep.best_state)
     summary = {"epochs_run": int(trainer.current_epoch), "best_epoch": keep.best_epoch,
@@ -121,6 +120,43 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
             summary.update(best_epoch=-1, best_val_ua=start_ua, trained_best_epoch=keep.best_epoch,
                            trained_best_val_ua=keep.best_score)
     return model.cpu().eval(), summary
+
+
+def fold_loaders(train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg, seed: int,
+                 world_size: int = 1, rank: int = 0) -> tuple[DataLoader, DataLoader | None]:
+    """The training and validation loaders of process ``rank`` of ``world_size``.
+
+    One process: the training set shuffled by a generator seeded with ``seed``. Several (DDP): each rank
+    trains on its share of a seeded shuffle (``DistributedSampler``), and validates on every
+    ``world_size``-th utterance from ``rank`` on, with no padding, so that every validation utterance is
+    scored exactly once when the ranks gather their predictions.
+    """
+    loading = {"collate_fn": collate, "num_workers": train_cfg.num_workers, "pin_memory": on_gpu(trainer_cfg),
+               "persistent_workers": train_cfg.num_workers > 0}  # workers read lazy rows in parallel
+    drop_last = len(train) > train_cfg.batch_size * world_size
+    if world_size == 1:
+        train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True,
+                                  generator=torch.Generator().manual_seed(seed), drop_last=drop_last, **loading)
+    else:
+        sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        train_loader = DataLoader(train, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=drop_last,
+                                  **loading)
+    if val is None:
+        return train_loader, None
+    if len(val) < world_size:
+        raise MmserError(f"{len(val)} validation utterance(s) cannot be shared by {world_size} training processes")
+    share = list(range(rank, len(val), world_size)) if world_size > 1 else None
+    return train_loader, DataLoader(val, batch_size=train_cfg.batch_size, sampler=share, **loading)
+
+
+def agree_across_ranks(best_epoch: int, epochs_run: int) -> None:
+    """Check that every training process chose the same best epoch and stopped at the same epoch."""
+    import torch.distributed as dist
+
+    decisions: list = [None] * dist.get_world_size()
+    dist.all_gather_object(decisions, (best_epoch, epochs_run))
+    if len(set(decisions)) > 1:
+        raise RuntimeError(f"training processes disagree on (best epoch, epochs run): {decisions}")
 
 
 @torch.inference_mode()

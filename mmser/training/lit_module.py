@@ -49,10 +49,9 @@ class EmotionLitModule(L.LightningModule):
         self._val_targets.append(self.remap[batch["target"]])
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_preds:
+        if not self._val_preds and self.trainer.world_size == 1:
             return
-        preds = self.all_gather(torch.cat(self._val_preds)).reshape(-1).cpu().numpy()
-        targets = self.all_gather(torch.cat(self._val_targets)).reshape(-1).cpu().numpy()
+        preds, targets = self.gather_exactly(self._val_preds), self.gather_exactly(self._val_targets)
         self._val_preds.clear()
         self._val_targets.clear()
         ua = unweighted_accuracy(targets, preds)
@@ -60,6 +59,20 @@ class EmotionLitModule(L.LightningModule):
         if not self.trainer.sanity_checking:
             self.history.append({"epoch": int(self.current_epoch), "val_ua": float(ua),
                                  "train_loss": float(self.trainer.callback_metrics.get("train_loss", np.nan))})
+
+    def gather_exactly(self, parts: list[torch.Tensor]) -> np.ndarray:
+        """This rank's 1-D tensors concatenated, then gathered from every rank with nothing repeated: each rank
+        holds a share of different lengths (no padded samples), so shares are padded here for the gather and
+        the padding is dropped."""
+        local = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=self.device)
+        if self.trainer.world_size == 1:
+            return local.cpu().numpy()
+        counts = self.all_gather(torch.tensor(len(local), device=self.device)).reshape(-1)  # (world,)
+        size = int(counts.max())
+        padded = torch.zeros(size, dtype=local.dtype, device=self.device)
+        padded[: len(local)] = local
+        gathered = self.all_gather(padded).reshape(len(counts), size)  # (world, size)
+        return torch.cat([gathered[r, : int(n)] for r, n in enumerate(counts)]).cpu().numpy()
 
     def configure_optimizers(self):
         trainable = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,0 +1,121 @@
+"""Scale: extraction and cross-validation from the cache on corpora 1x, 4x and 16x the demo's size, measured in
+one run on one machine.
+
+    python bench/scale.py --sizes 1 4 16 --work /tmp/scale --json results/bench/scale.json
+
+For each size N, the SYNTHETIC espeak-ng corpus with N x 40 utterances per speaker (10 speakers; every
+clip spoken with its own prosody jitter, so no two clips are byte-identical and the content-keyed cache
+cannot dedupe them) is prepared, then two stages run, each in a fresh process whose peak RSS is read
+from the kernel (``ru_maxrss``):
+
+1. extraction: ``mmser extract`` with Whisper tiny.en (every layer, clip window) into an empty cache;
+2. cross-validation from the cache: ``mmser cv`` of a light audio-only model (leave-one-session-out, fixed
+   epochs, ``features.store`` left at ``auto``: small corpora are held in memory, large ones read lazily).
+
+Printed and written: clips, unique clips, seconds per clip and peak RSS of each stage at each size, and the
+ratios of the largest size to the smallest (targets: training RSS <= 1.5x, time per clip <= 1.25x).
+Figures go to ``results/bench/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
+
+DEMO_PER_SPEAKER = 40  # utterances per speaker of the demo corpus (10 speakers)
+MEASURED = ("import resource, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\nsys.exit(rc)")
+CV_CONFIG = """data:
+  name: scale
+  classes: [neutral, happy, sad, angry]
+split:
+  protocol: leave_one_session_out
+  val_speakers: 0
+features:
+  audio_encoders: ["whisper-ct2:tiny.en"]
+  whisper_window: clip
+  frame_stride: 2
+model:
+  kind: audio_only
+  hidden_dim: 64
+train:
+  max_epochs: 2
+trainer:
+  accelerator: cpu
+  enable_progress_bar: false
+"""
+
+
+def measured(args: list[str]) -> tuple[float, int, str]:
+    """Run ``mmser ARGS`` in a fresh process: (wall seconds, peak RSS in MB, stdout)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    rss_kb = int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1])
+    return took, rss_kb // 1024, done.stdout
+
+
+def corpus(work: Path, size: int) -> Path:
+    """The prepared manifest of the size-``size`` corpus (made once)."""
+    from data_prep import prepare_corpus
+    from mmser.config import load_config
+    from mmser.synth import synthesize
+
+    folder = work / f"x{size}"
+    manifest = folder / "manifest.csv"
+    if not manifest.exists():
+        synthesize(folder / "corpus", seed=size, per_speaker=DEMO_PER_SPEAKER * size)
+        prepare_corpus("iemocap", folder / "corpus", manifest, load_config([], []).prepare, progress=False)
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16], help="corpus sizes, x the demo's")
+    parser.add_argument("--work", default="/tmp/mmser-scale", help="folder for the corpora, caches and runs")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "cv.yaml").write_text(CV_CONFIG)
+    rows = []
+    for size in sorted(args.sizes):
+        manifest = corpus(work, size)
+        df = pd.read_csv(manifest)
+        cache = work / f"x{size}" / "cache"
+        extract_s, extract_rss, _ = measured(["extract", str(manifest), "--encoder", "whisper-ct2:tiny.en",
+                                              "features.whisper_window=clip", f"features.cache_dir={cache}"])
+        cv_s, cv_rss, out = measured(["cv", str(work / "cv.yaml"), f"data.manifest={manifest}",
+                                      f"features.cache_dir={cache}", "--out", str(work / f"x{size}" / "cv")])
+        rows.append({"size": size, "clips": len(df), "unique_clips": int(df["audio_sha256"].nunique()),
+                     "audio_hours": round(float(df["duration_s"].sum()) / 3600, 2),
+                     "extract_s_per_clip": round(extract_s / len(df), 4), "extract_peak_rss_mb": extract_rss,
+                     "cv_s_per_clip": round(cv_s / len(df), 4), "cv_peak_rss_mb": cv_rss,
+                     "cv_summary": out.strip().splitlines()[-2] if out.strip() else ""})
+        print(rows[-1], flush=True)
+    small, large = rows[0], rows[-1]
+    figures = {
+        "sizes": rows, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "largest_over_smallest": large["size"] / small["size"],
+        "cv_rss_ratio": round(large["cv_peak_rss_mb"] / small["cv_peak_rss_mb"], 3),
+        "extract_rss_ratio": round(large["extract_peak_rss_mb"] / small["extract_peak_rss_mb"], 3),
+        "extract_time_per_clip_ratio": round(large["extract_s_per_clip"] / small["extract_s_per_clip"], 3),
+        "cv_time_per_clip_ratio": round(large["cv_s_per_clip"] / small["cv_s_per_clip"], 3),
+    }
+    report(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()

