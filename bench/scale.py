@@ -6,7 +6,7 @@ one run on one machine.
 For each size N, the SYNTHETIC espeak-ng corpus with N x 40 utterances per speaker (10 speakers; every
 clip spoken with its own prosody jitter, so no two clips are byte-identical and the content-keyed cache
 cannot dedupe them) is prepared, then two stages run, each in a fresh process whose peak RSS is read
-from the kernel (``ru_maxrss``):
+from the kernel (``VmHWM``):
 
 1. extraction: ``mmser extract`` with Whisper tiny.en (every layer, clip window) into an empty cache;
 2. cross-validation from the cache: ``mmser cv`` of a light audio-only model (leave-one-session-out, fixed
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +34,11 @@ import torch
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 DEMO_PER_SPEAKER = 40  # utterances per speaker of the demo corpus (10 speakers)
-MEASURED = ("import resource, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
-            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\nsys.exit(rc)")
+# the stage's own peak: VmHWM of /proc/self/status starts anew at exec (ru_maxrss would carry the
+# parent's peak over into the child)
+MEASURED = ("import re, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
+            "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
+            "print('MAXRSS_KB', hwm, flush=True)\nsys.exit(rc)")
 CV_CONFIG = """data:
   name: scale
   classes: [neutral, happy, sad, angry]
@@ -95,6 +99,8 @@ def main() -> None:
         manifest = corpus(work, size)
         df = pd.read_csv(manifest)
         cache = work / f"x{size}" / "cache"
+        shutil.rmtree(cache, ignore_errors=True)  # extraction is timed into an empty cache
+        shutil.rmtree(work / f"x{size}" / "cv", ignore_errors=True)
         extract_s, extract_rss, _ = measured(["extract", str(manifest), "--encoder", "whisper-ct2:tiny.en",
                                               "features.whisper_window=clip", f"features.cache_dir={cache}"])
         cv_s, cv_rss, out = measured(["cv", str(work / "cv.yaml"), f"data.manifest={manifest}",

@@ -104,7 +104,7 @@ class ShardWriter:
         self.cache, self.shard_size, self.pending = cache, shard_size, {}
 
     def add(self, key: str, value: np.ndarray) -> None:
-        self.pending[key] = value
+        self.pending[key] = np.ascontiguousarray(value, dtype=np.float16)  # held as stored: half of float32
         if len(self.pending) >= self.shard_size:
             self.flush()
 
