@@ -131,3 +131,22 @@ def test_real_ravdess(tmp_path, capsys):
     df = read_manifest(out)
     assert len(df) == 1080 and df["speaker"].nunique() == 18 and df["label"].nunique() == 8
     assert (df.groupby("speaker").size() == 60).all()
+
+
+def test_ravdess_under_emobox_folds(tmp_path, capsys):
+    """The shipped EmoBox RAVDESS folds: six groups of four actors, each actor tested once."""
+    import itertools
+
+    from tests.conftest import write_tone
+
+    root = tmp_path / "ravdess"
+    for seed, actor in enumerate(f"{a:02d}" for a in range(1, 25)):
+        for emo, stmt in itertools.product(("01", "05"), ("01", "02")):
+            write_tone(root / f"Actor_{actor}" / f"03-01-{emo}-01-{stmt}-01-{actor}.wav", seed=seed * 4 + int(emo) + int(stmt))
+    assert main(["prepare", "ravdess", str(root), "--out", str(tmp_path / "m.csv")]) == 0
+    capsys.readouterr()
+    assert main(["folds", str(tmp_path / "m.csv"), "--config", "configs/experiment/ravdess_emobox_audio.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("6 file folds")
+    assert "test speakers ['ravdess_01', 'ravdess_11', 'ravdess_20', 'ravdess_21']" in out
+    assert "test speakers ['ravdess_06', 'ravdess_13', 'ravdess_17', 'ravdess_22']" in out
