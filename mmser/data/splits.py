@@ -111,8 +111,17 @@ def folds_from_file(df: pd.DataFrame, path: str | Path, val_speakers: int = 2, s
     if unknown:
         raise SplitError(f"{path}: speaker(s) {sorted(unknown)[:10]} of the manifest have no fold")
     rng = np.random.default_rng(seed)
-    return [_make_fold(df, f"fold{f}", sorted(g["speaker"]), val_speakers, rng)
-            for f, g in table.groupby("fold", sort=True)]
+    present = set(df["speaker"])
+    folds = []
+    for f, g in table.groupby("fold", sort=True):
+        speakers = sorted(s for s in g["speaker"] if s in present)
+        if not speakers:  # e.g. a published protocol's fold of speakers this manifest does not have
+            warnings.warn(f"{path}: fold {f} has none of the manifest's speakers ({sorted(g['speaker'])}); left out")
+            continue
+        folds.append(_make_fold(df, f"fold{f}", speakers, val_speakers, rng))
+    if not folds:
+        raise SplitError(f"{path}: no fold holds a speaker of the manifest")
+    return folds
 
 
 def holdout_validation(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> Fold:
