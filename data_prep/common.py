@@ -53,6 +53,9 @@ class Scan:
     candidates: list[Candidate]
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # speaker -> fold, when the layout publishes its folds (EmoBox): written beside the manifest as
+    # ``<manifest stem>.folds.csv`` for ``split.protocol: file``
+    folds: dict[str, str] | None = None
 
 
 class PrepareError(MmserError):
@@ -196,7 +199,13 @@ def prepare(scan: Scan, label_map: LabelMap, out: str | Path, skip_bad: bool = F
         raise PrepareError(problems or [Problem(str(out), "", "no usable clips found")])
     df["path"] = [_portable_path(p, out) for p in df["path"]]
     write_manifest(df, out)
-    return df, summarize(df, problems, warnings, excluded, scan.notes)
+    notes = list(scan.notes)
+    if scan.folds is not None:
+        folds_file = out.with_name(out.stem + ".folds.csv")
+        kept = sorted(set(df["speaker"]))
+        write_table(pd.DataFrame({"speaker": kept, "fold": [scan.folds[s] for s in kept]}), folds_file)
+        notes.append(f"the layout's folds: {folds_file} (split.protocol=file split.folds_file={folds_file})")
+    return df, summarize(df, problems, warnings, excluded, notes)
 
 
 def _portable_path(path: str, manifest: Path) -> str:

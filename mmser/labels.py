@@ -43,6 +43,14 @@ CORPUS_LABEL_MAPS: dict[str, dict[str, str]] = {
         "neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": "angry",
         "fea": "fearful", "sur": "surprised", "dis": "disgust",
     },
+    # EmoBox metadata (``emo`` field): the names its corpora use (RAVDESS "Disgust", IEMOCAP "neu", ...).
+    "emobox": {
+        "Neutral": "neutral", "neutral": "neutral", "neu": "neutral", "Calm": "calm", "calm": "calm",
+        "Happy": "happy", "happy": "happy", "hap": "happy", "exc": "happy", "Sad": "sad", "sad": "sad",
+        "Angry": "angry", "angry": "angry", "ang": "angry", "Fearful": "fearful", "Fear": "fearful",
+        "fear": "fearful", "fea": "fearful", "Disgust": "disgust", "disgust": "disgust", "dis": "disgust",
+        "Surprised": "surprised", "Surprise": "surprised", "surprise": "surprised", "sur": "surprised",
+    },
     # A generic CSV corpus uses the shared names themselves unless the config gives a map.
     "csv": {name: name for name in EMOTIONS},
 }

@@ -12,7 +12,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
     if args.skip_bad:
         cfg.prepare.skip_bad = True
-    df, summary = prepare_corpus(args.corpus, args.root, args.out, cfg.prepare)
+    df, summary = prepare_corpus(args.corpus, args.root, args.out, cfg.prepare, audio_root=args.audio_root)
     print(summary)
     print(f"wrote {args.out} ({len(df)} rows)")
 
@@ -56,6 +56,7 @@ def register(add) -> None:
     p.add_argument("root", help="corpus root folder (csv: the corpus CSV)")
     p.add_argument("--out", required=True, help="manifest to write (.csv or .parquet)")
     p.add_argument("--skip-bad", action="store_true", help="write the manifest without bad files, plus a report")
+    p.add_argument("--audio-root", help="emobox: the folder EmoBox's wav paths are relative to (default: ROOT)")
     p.add_argument("--config", action="append", default=[], help="YAML with prepare.* keys (repeatable)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. prepare.label_map.joy=happy")
 
