@@ -1,0 +1,47 @@
+"""Any corpus given as a CSV: columns ``path,label,speaker`` (optional ``utt_id,session,transcript,gender``).
+
+Relative paths are resolved against the CSV's folder, and must stay inside it (a path escaping the
+corpus root is a bad file). Labels go through ``prepare.label_map`` (identity on the 8 shared names).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from data_prep.common import Candidate, Problem, Scan
+from mmser.data.manifest import ManifestError
+
+REQUIRED = ("path", "label", "speaker")
+
+
+def scan(csv_path: str | Path) -> Scan:
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise ManifestError(f"{csv_path}: corpus CSV not found")
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{csv_path}: not a readable CSV ({err})") from None
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise ManifestError(f"{csv_path}: missing column(s) {missing}; needs {list(REQUIRED)}, has {list(table.columns)}")
+    root = csv_path.resolve().parent
+    candidates, problems = [], []
+    for n, row in enumerate(table.to_dict("records"), start=2):
+        raw_path = row["path"].strip()
+        path = (root / raw_path).resolve()
+        utt_id = row.get("utt_id") or f"csv_{Path(raw_path).with_suffix('').as_posix().replace('/', '_')}"
+        if not raw_path or not row["speaker"].strip() or not row["label"].strip():
+            problems.append(Problem(f"{csv_path}:{n}", utt_id, "empty path, label or speaker"))
+            continue
+        if not path.is_relative_to(root):
+            problems.append(Problem(str(path), utt_id, f"path escapes the corpus root {root}"))
+            continue
+        candidates.append(Candidate(
+            utt_id=utt_id, path=str(path), corpus=row.get("corpus") or "csv", speaker=row["speaker"].strip(),
+            raw_label=row["label"].strip(), gender=row.get("gender", ""), session=row.get("session", ""),
+            transcript=row.get("transcript", ""),
+        ))
+    return Scan(candidates, problems)

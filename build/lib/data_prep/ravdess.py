@@ -1,0 +1,46 @@
+"""RAVDESS speech: ``Actor_XX/03-01-EE-II-SS-RR-AA.wav|flac``.
+
+Fields: modality (03 audio-only), vocal channel (01 speech), emotion EE, intensity II, statement SS,
+repetition RR, actor AA. Odd actors are male, even female. The transcript is the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from data_prep.common import Candidate, Problem, Scan
+
+STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+INTENSITIES = {"01": "normal", "02": "strong"}
+FILE_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def scan(root: str | Path) -> Scan:
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    candidates, problems = [], []
+    for path in files:
+        match = FILE_RE.match(path.stem)
+        if not match:
+            problems.append(Problem(str(path), "", "file name is not RAVDESS 03-01-EE-II-SS-RR-AA"))
+            continue
+        modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
+        if modality != "03" or channel != "01":
+            problems.append(Problem(str(path), path.stem, f"not audio-only speech (modality {modality}, channel {channel})"))
+            continue
+        folder = path.parent.name
+        if folder.startswith("Actor_") and folder != f"Actor_{actor}":
+            problems.append(Problem(str(path), path.stem, f"actor {actor} in the file name but folder {folder}"))
+            continue
+        if statement not in STATEMENTS or intensity not in INTENSITIES:
+            problems.append(Problem(str(path), path.stem, f"unknown statement {statement} or intensity {intensity}"))
+            continue
+        candidates.append(Candidate(
+            utt_id=f"ravdess_{path.stem}", path=str(path), corpus="ravdess", speaker=f"ravdess_{actor}",
+            raw_label=emotion, gender="M" if int(actor) % 2 else "F", session="",
+            transcript=STATEMENTS[statement],
+            extras={"intensity": INTENSITIES[intensity], "statement": statement, "repetition": repetition},
+        ))
+    return Scan(candidates, problems)

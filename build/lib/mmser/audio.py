@@ -1,0 +1,123 @@
+"""The one waveform loader: read with soundfile, mix to mono, validate, resample to 16 kHz, clip to [-1, 1].
+
+One set of rules serves every path audio enters by — ``prepare``, extraction, transcription, the CLI,
+the Python API and HTTP uploads — so a clip gets the same waveform, and the same prediction, whichever
+way it arrives:
+
+- a file (:func:`load_audio`), uploaded bytes (:func:`decode_audio`) or an array with its rate
+  (:func:`to_waveform`) must hold finite samples and last at least :data:`MIN_DURATION_S`;
+- channels are averaged, the rate is converted to :data:`SAMPLE_RATE` (torchaudio), and samples are
+  clipped to [-1, 1] (float files may exceed full scale).
+
+Every failure raises :class:`AudioError`, which names the file (or upload) and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from mmser.errors import MmserError
+
+SAMPLE_RATE = 16_000  # Hz, what every encoder in mmser consumes
+MIN_DURATION_S = 0.1  # s, shorter clips carry no usable emotion cue (one rule for every input path)
+HASH_CHUNK_BYTES = 1 << 20  # bytes read at a time when hashing a file
+
+
+class AudioError(MmserError):
+    """An audio file that cannot be used, with the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """Header of ``path`` (sample rate, channels, frames) without decoding; raises AudioError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"unreadable audio ({err})") from None
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample a mono float32 waveform ``(n_samples,)`` from ``orig_sr`` to ``target_sr`` Hz."""
+    if orig_sr == target_sr:
+        return wav
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), orig_sr, target_sr)
+    return out.numpy()
+
+
+def validate_waveform(wav: np.ndarray, source: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
+    """Raise AudioError if ``wav`` (mono, float) is empty, non-finite or shorter than :data:`MIN_DURATION_S`."""
+    if wav.size == 0:
+        raise AudioError(source, "no audio samples")
+    if not np.isfinite(wav).all():
+        raise AudioError(source, "NaN or infinite samples")
+    duration = wav.shape[-1] / sample_rate
+    if duration < MIN_DURATION_S:
+        raise AudioError(source, f"too short: {duration:.3f} s < minimum {MIN_DURATION_S} s")
+
+
+def to_waveform(wav: np.ndarray, sample_rate: int, source: str | Path = "<waveform>") -> np.ndarray:
+    """A waveform ``(n_samples,)`` or ``(n_samples, channels)`` at ``sample_rate`` Hz -> validated 16 kHz mono
+    float32 ``(n,)`` in [-1, 1]."""
+    wav = np.asarray(wav, dtype=np.float32)
+    mono = wav.mean(axis=1) if wav.ndim == 2 else wav.reshape(-1)  # (n_samples,)
+    validate_waveform(mono, source, sample_rate)
+    return np.clip(resample(mono, sample_rate, SAMPLE_RATE), -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _decode(handle, source: str | Path, max_duration_s: float | None) -> np.ndarray:
+    """Read an opened file or buffer with soundfile, then :func:`to_waveform`."""
+    try:
+        info = sf.info(handle)
+        if max_duration_s is not None and info.duration > max_duration_s:
+            raise AudioError(source, f"too long: {info.duration:.1f} s > maximum {max_duration_s} s")
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+        data, orig_sr = sf.read(handle, dtype="float32", always_2d=True)  # (n_samples, channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(source, f"unreadable audio ({err})") from None
+    return to_waveform(data, orig_sr, source)
+
+
+def load_audio(path: str | Path, max_duration_s: float | None = None) -> np.ndarray:
+    """Read ``path`` as 16 kHz mono float32 in [-1, 1].
+
+    Returns:
+        waveform of shape ``(n_samples,)``, dtype float32, at :data:`SAMPLE_RATE` Hz.
+
+    Raises:
+        AudioError: missing, empty or unreadable file, NaN/inf samples, a clip shorter than
+            :data:`MIN_DURATION_S` or longer than ``max_duration_s`` seconds.
+    """
+    audio_info(path)  # missing / empty / unreadable, named
+    return _decode(str(path), path, max_duration_s)
+
+
+def decode_audio(data: bytes, name: str, max_duration_s: float | None = None) -> np.ndarray:
+    """Encoded audio bytes (an upload) -> the waveform :func:`load_audio` gives for the same file."""
+    if not data:
+        raise AudioError(name, "empty upload")
+    return _decode(io.BytesIO(data), name, max_duration_s)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the file's bytes (the audio's content key in caches and duplicate checks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,138 @@
+"""Self-contained checkpoints: one safetensors file, no pickle.
+
+The file holds every ensemble member's weights (``member{j}.<param>``) and, in the safetensors header
+metadata under ``"mmser"``, a JSON document: format version, label space, each member's
+:class:`ModelDims` and encoder ids + weight fingerprints, the :class:`FeatureSpec` the members were
+trained on, the text encoder's fingerprint, the resolved config and a SHA-256 of the tensors. Every
+trained model is such a file: ``mmser train`` writes one, and so does each fold of ``mmser cv``. Loading rebuilds the models from the file alone, refuses anything that is not
+such a file (a pickle/zip ``torch.save`` file, a plain safetensors file, another label space) and
+detects tampering with the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from safetensors import safe_open
+
+from mmser.data.manifest import atomic_write_bytes
+from mmser.errors import MmserError
+from mmser.features.spec import FeatureSpec
+from mmser.labels import EMOTIONS
+from mmser.models.builders import EmotionModel, ModelDims, build_model
+
+FORMAT = "mmser-checkpoint"
+VERSION = 2  # 2: FeatureSpec (typed) replaces v1's untyped feature dict
+
+
+class CheckpointError(MmserError):
+    """A checkpoint refused, with the file and the reason."""
+
+
+@dataclass
+class Member:
+    model: EmotionModel
+    audio_encoder: str | None  # encoder spec, e.g. "whisper-ct2:base"
+    audio_fingerprint: str | None
+    text_source: str | None
+
+
+@dataclass
+class Checkpoint:
+    members: list[Member]
+    features: FeatureSpec  # how the members' inputs were made
+    text_fingerprint: str | None  # weights fingerprint of features.text_encoder (None: no member reads text)
+    meta: dict  # the whole JSON document (labels, config, ...)
+
+    @property
+    def uses_text(self) -> bool:
+        return any(m.text_source for m in self.members)
+
+
+def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSpec, text_fingerprint: str | None,
+                    config: dict, extra: dict | None = None) -> Path:
+    """Write ``members`` (+ everything needed to rebuild and feed them) into one safetensors file.
+
+    ``text_fingerprint``: of ``features.text_encoder`` when a member reads text; ``extra``: more JSON-able
+    facts kept in the metadata (e.g. the fold's held-out speakers)."""
+    tensors = {f"member{j}.{k}": v.detach().cpu().contiguous() for j, m in enumerate(members)
+               for k, v in m.model.state_dict().items()}
+    meta = {
+        "format": FORMAT, "version": VERSION, "labels": list(EMOTIONS),
+        "members": [{"dims": m.model.dims.to_dict(), "audio_encoder": m.audio_encoder,
+                     "audio_fingerprint": m.audio_fingerprint, "text_source": m.text_source} for m in members],
+        "features": features.to_dict(), "text_fingerprint": text_fingerprint, "config": config,
+        "sha256": _tensor_digest(tensors), **(extra or {}),
+    }
+    path = Path(path)
+    atomic_write_bytes(path, save(tensors, metadata={"mmser": json.dumps(meta)}))
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Rebuild the members of an mmser checkpoint; raises CheckpointError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip
+            raise CheckpointError(f"{path}: refused: this is a pickle/zip (torch.save) file; mmser never unpickles "
+                                  "checkpoints and loads only its own safetensors checkpoints (mmser train)") from None
+        raise CheckpointError(f"{path}: refused: not a readable safetensors checkpoint ({err})") from None
+    if "mmser" not in metadata:
+        raise CheckpointError(f"{path}: refused: a safetensors file without mmser metadata (not written by mmser train)")
+    try:
+        meta = json.loads(metadata["mmser"])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: refused: corrupt mmser metadata") from None
+    if meta.get("format") == FORMAT and meta.get("version") == 1:
+        raise CheckpointError(f"{path}: refused: written by an earlier mmser (format v1, untyped feature settings); "
+                              f"this mmser reads v{VERSION}: train it again (mmser train / mmser cv)")
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(f"{path}: refused: format {meta.get('format')} v{meta.get('version')}, "
+                              f"this mmser reads {FORMAT} v{VERSION}")
+    if meta.get("labels") != list(EMOTIONS):
+        raise CheckpointError(f"{path}: refused: trained for labels {meta.get('labels')}, mmser's label space is "
+                              f"{list(EMOTIONS)}")
+    if _tensor_digest(tensors) != meta.get("sha256"):
+        raise CheckpointError(f"{path}: refused: the weights do not match the checksum stored with them (modified file)")
+    members = []
+    for j, info in enumerate(meta["members"]):
+        try:
+            model = build_model(ModelDims.from_dict(info["dims"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: refused: member {j} has unusable dims ({err})") from None
+        prefix = f"member{j}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"{path}: refused: member {j} weights do not fit its dims ({str(err)[:200]})") from None
+        members.append(Member(model.eval(), info["audio_encoder"], info["audio_fingerprint"], info["text_source"]))
+    try:
+        features = FeatureSpec.from_dict(meta["features"])
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: refused: its feature settings do not read as a FeatureSpec ({err})") from None
+    return Checkpoint(members, features, meta.get("text_fingerprint"), meta)

@@ -1,0 +1,60 @@
+"""``mmser``: one entry point, one subcommand per job (``mmser --help`` lists them).
+
+One module per command group (``data``, ``features``, ``experiment``, ``predict``, ``doctor``); each parses its
+arguments, calls a recipe or the library, and prints. Every expected failure is an
+:class:`~mmser.errors.MmserError` (bad config, manifest, audio, labels, splits, checkpoints): it is
+printed as one ``mmser: error: ...`` line naming the input and the reason, with exit code 2 — never a
+traceback. Configs are validated whole before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from mmser import __version__
+from mmser.errors import MmserError
+
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmser.cli import data, doctor, experiment, features, predict
+
+    parser = argparse.ArgumentParser(prog="mmser", description="Multimodal speech + text emotion recognition.")
+    parser.add_argument("--version", action="version", version=f"mmser {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    for group in (data, features, experiment, predict, doctor):
+        group.register(add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come anywhere after the subcommand (also after its options)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = list(args.overrides or []) + extra
+    try:
+        args.func(args)
+    except MmserError as err:
+        print(f"mmser: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmser: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Experiment commands on a config: ``demo``, ``cv``, ``ablate``, ``train``, ``baseline``, ``curve``, ``table``.
+
+Each loads the experiment YAML with its overrides (validated whole), checks the paths it names, then
+calls its recipe: a wrong value stops before any manifest is read or any clip encoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmser.distributed import say
+
+
+def experiment_config(args: argparse.Namespace):
+    """The validated config of ``CONFIG_FILE [--config ...] [key=value ...]``, its paths checked."""
+    from mmser.config import check_paths, load_config
+
+    placement = []
+    if getattr(args, "device", None):  # encoders and training on one device
+        from mmser.devices import trainer_placement
+
+        accelerator, devices = trainer_placement(args.device)
+        placement = [f"features.device={args.device}", f"trainer.accelerator={accelerator}", f"trainer.devices={devices}"]
+    cfg = load_config([args.config_file] + list(args.config), placement + list(args.overrides))
+    check_paths(cfg)
+    return cfg
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from mmser.evaluation.tables import to_markdown
+    from mmser.recipes.demo import run_demo
+
+    out = Path(args.out)
+    table = run_demo(out, seed=args.seed, overrides=args.overrides)
+    say("\n" + to_markdown(table))
+    say(f"tables: {out / 'ablation' / 'results.md'}, {out / 'ablation' / 'results.csv'}")
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    from mmser.recipes.cv import cross_validate
+
+    cfg = experiment_config(args)
+    out = args.out or cfg.output_dir
+    summary = cross_validate(cfg, out)
+    say(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
+          f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds -> {out}")
+
+
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from mmser.evaluation.tables import to_markdown
+    from mmser.recipes.ablate import run_ablation
+
+    cfg = experiment_config(args)
+    out = Path(args.out or cfg.output_dir)
+    table = run_ablation(cfg, out)
+    say("\n" + to_markdown(table))
+    say(f"tables: {out / 'results.md'}, {out / 'results.csv'}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mmser.recipes.train import check_trainable, train_checkpoint
+
+    cfg = experiment_config(args)
+    check_trainable(cfg)
+    out = Path(args.out or Path(cfg.output_dir) / "model.safetensors")
+    path, _ = train_checkpoint(cfg, out)
+    say(f"wrote checkpoint {path}")
+
+
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from mmser.recipes.baseline import run_classical
+
+    cfg = experiment_config(args)
+    out = Path(args.out or cfg.output_dir)
+    summary = run_classical(cfg, out)
+    say(f"classical eGeMAPS + MFCC logistic regression: UA {100 * summary['UA_mean']:.1f} % over "
+          f"{summary['folds']} folds -> {out}")
+
+
+def cmd_curve(args: argparse.Namespace) -> None:
+    from mmser.errors import MmserError
+    from mmser.recipes.curve import run_curve
+
+    try:
+        per_class = [int(n) for n in args.per_class.split(",")]
+    except ValueError:
+        raise MmserError(f"--per-class {args.per_class!r}: use comma-separated integers, e.g. 5,10,20") from None
+    if any(n < 1 for n in per_class):
+        raise MmserError(f"--per-class {args.per_class!r}: every N must be >= 1")
+    cfg = experiment_config(args)
+    out = Path(args.out or Path(cfg.output_dir) / "curve")
+    table = run_curve(cfg, out, per_class)
+    say(table.to_string(index=False))
+    say(f"-> {out / 'curve.png'}")
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from mmser.evaluation.tables import to_markdown
+    from mmser.recipes.table import rebuild_tables
+
+    say(to_markdown(rebuild_tables(args.results_dir)))
+
+
+def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argparse.ArgumentParser:
+    """A subcommand run on an experiment YAML: CONFIG_FILE [--out] [--config ...] [key=value ...]."""
+    p = add(name, func, text)
+    p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto: encoders and training (default: the config's "
+                                    "features.device and trainer.*)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    return p
+
+
+def register(add) -> None:
+    p = add("demo", cmd_demo, "the main job on the embedded SYNTHETIC default (generate, prepare, evaluate)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("overrides", nargs="*", help="key=value overrides for the ablation")
+
+    for name, func, text in (("cv", cmd_cv, "cross-validate one model over the configured speaker-independent folds"),
+                             ("ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table")):
+        _experiment_parser(add, name, func, text, "results folder (default: the config's output_dir)")
+
+    _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint",
+                       "checkpoint path (.safetensors); default <output_dir>/model.safetensors")
+    _experiment_parser(add, "baseline", cmd_baseline, "classical eGeMAPS + MFCC logistic-regression baseline on the same folds",
+                       "results folder (default: the config's output_dir)")
+    p = _experiment_parser(add, "curve", cmd_curve, "data-efficiency curve: UA against training examples per class",
+                           "results folder (default: <output_dir>/curve)")
+    p.add_argument("--per-class", default="5,10,20,40", help="comma-separated N (all data is added)")
+
+    p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
+    p.add_argument("results_dir")

@@ -1,0 +1,157 @@
+"""Commands on a trained checkpoint: ``predict``, ``serve``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """(path, transcript or None) for files, folders (searched recursively) and clip-list CSVs.
+
+    A named input that does not exist is an error before any work; a clip that exists but cannot be
+    read is reported in its place by the predictor."""
+    import pandas as pd
+
+    from mmser.errors import MmserError
+
+    missing = [item for item in inputs if not Path(item).exists()]
+    if missing:
+        raise MmserError(f"not found: {', '.join(missing)}")
+    out: list[tuple[str, str | None]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out += [(str(p), None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+        elif path.suffix.lower() == ".csv":
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "path" not in table.columns:
+                raise MmserError(f"{path}: a clip list needs a 'path' column")
+            for _, row in table.iterrows():
+                clip = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+                out.append((str(clip), row.get("transcript") or None))
+        else:
+            out.append((str(path), None))
+    if not out:
+        raise MmserError(f"no audio clips found in {inputs}")
+    return out
+
+
+def check_predict_args(args: argparse.Namespace) -> None:
+    from mmser.errors import MmserError
+
+    if args.window <= 0:
+        raise MmserError(f"--window {args.window}: seconds per window must be > 0")
+    if args.batch_size < 1:
+        raise MmserError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.transcript is not None and args.transcribe:
+        raise MmserError("--transcript and --transcribe exclude each other: give the words, or let Whisper transcribe")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import json
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from mmser.checkpoint import load_checkpoint
+    from mmser.data.manifest import write_table
+    from mmser.errors import MmserError
+    from mmser.inference import Predictor
+    from mmser.labels import EMOTIONS
+
+    check_predict_args(args)
+    clips = clip_inputs(args.clips)
+    enrolment = [c for c, _ in clip_inputs(args.enrol)] if args.enrol else None
+    from mmser.devices import resolve_device
+
+    device = resolve_device(args.device)
+    predictor = Predictor(load_checkpoint(args.checkpoint), device=device, window_s=args.window)
+    speaker = predictor.enrol(enrolment, args.batch_size) if enrolment else None
+    rows, failed = [], []
+    batches = range(0, len(clips), args.batch_size)
+    for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
+        chunk = clips[start:start + args.batch_size]
+        pairs = [(clip, args.transcript if args.transcript is not None else text) for clip, text in chunk]
+        for (clip, _), result in zip(chunk, predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
+                                                                       speaker=speaker)):
+            if isinstance(result, Exception):
+                failed.append(str(result))
+            else:
+                rows.append({"path": clip, **result.to_dict()})
+    if args.json:
+        print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
+    else:
+        for row in rows:
+            probs = "  ".join(f"{e} {row['probabilities'][e]:.3f}" for e in EMOTIONS)
+            print(f"{row['path']}: {row['label']}\n  {probs}")
+    if args.out:
+        table = pd.DataFrame([{"path": r["path"], "label": r["label"],
+                               **{f"prob_{e}": r["probabilities"][e] for e in EMOTIONS}} for r in rows])
+        write_table(table, args.out)
+    if failed:
+        raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from mmser.errors import MmserError
+    from mmser.inference import Predictor
+    from mmser.serve import create_app
+
+    if args.max_upload_mb <= 0 or args.max_duration <= 0:
+        raise MmserError("--max-upload-mb and --max-duration must be > 0")
+    from mmser.devices import resolve_device
+
+    device = resolve_device(args.device)
+    app = create_app(Predictor.from_checkpoint(args.checkpoint, device=device), args.max_upload_mb * 1024 * 1024,
+                     args.max_duration)
+    uvicorn.run(app, host=args.host, port=args.port, workers=1)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import warnings
+
+    from mmser.export_onnx import export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reports = export(args.checkpoint, args.out)
+    for r in reports:
+        print(f"{Path(args.out) / r['file']}: inputs {r['inputs']}, ONNX Runtime vs PyTorch max |dp| "
+              f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
+
+
+def register(add) -> None:
+    p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
+    p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript]")
+    p.add_argument("--checkpoint", required=True,
+                   help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors)")
+    p.add_argument("--transcript", help="transcript of the clip (fused / text models)")
+    p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
+    p.add_argument("--enrol", nargs="+", metavar="CLIP",
+                   help="other clips (files, folders or a clip-list CSV) of the one speaker of CLIPS, for checkpoints "
+                        "trained with per-speaker standardisation (features.speaker_norm.mode=enrol); they should "
+                        "span emotions as the training's enrolment clips did (calm speech only: train with "
+                        "features.speaker_norm.labels=[neutral,calm])")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", help="also write predictions to this CSV")
+    p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
+
+    p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=int, default=20)
+    p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
+
+    p = add("export", cmd_export, "export a checkpoint's models (fusion + head over encoder outputs) to ONNX, checked")
+    p.add_argument("format", choices=["onnx"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="output folder")

@@ -1,0 +1,1 @@
+"""Manifests, speaker-independent splits, datasets over cached features."""

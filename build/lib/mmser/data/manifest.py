@@ -1,0 +1,118 @@
+"""The manifest: one row per utterance, the same schema for every corpus.
+
+Columns (``MANIFEST_COLUMNS``): ``utt_id, path, corpus, speaker, gender, session, label, raw_label,
+transcript, duration_s, sample_rate, audio_sha256`` plus optional extras (``dialog``, ``improvised``,
+ASR transcript columns such as ``asr_faster-whisper_tiny.en``). Paths are absolute, or relative to the
+manifest's folder. CSV and Parquet are read and written by suffix; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from mmser.errors import MmserError
+from mmser.labels import LABEL_TO_INDEX
+
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "utt_id", "path", "corpus", "speaker", "gender", "session", "label", "raw_label",
+    "transcript", "duration_s", "sample_rate", "audio_sha256",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("utt_id", "path", "speaker", "label")
+STRING_COLUMNS = ("utt_id", "path", "corpus", "speaker", "gender", "session", "label", "raw_label", "transcript")
+
+
+class ManifestError(MmserError):
+    """A manifest that cannot be used, naming the file and what is wrong."""
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
+        raise ManifestError(f"{path}: not a readable manifest ({err})") from None
+
+
+def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
+    """Read and validate a manifest written by ``mmser prepare``.
+
+    Checks required columns, non-empty ids, unique ``utt_id``, labels inside the 8-class space and
+    (``check_files``) that every audio path exists. Relative paths are resolved against the manifest's
+    folder. Numeric columns are converted to numbers.
+    """
+    path = Path(path)
+    df = _read_table(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
+    if df.empty:
+        raise ManifestError(f"{path}: manifest has no rows")
+    for col in STRING_COLUMNS:
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
+    for col in ("utt_id", "path", "speaker", "label"):
+        empty = df.index[df[col].str.strip() == ""]
+        if len(empty):
+            raise ManifestError(f"{path}: empty {col!r} in row(s) {[int(i) + 2 for i in empty[:10]]}")
+    dup = df["utt_id"][df["utt_id"].duplicated()].unique()
+    if len(dup):
+        raise ManifestError(f"{path}: duplicate utt_id(s) {list(dup[:10])}")
+    unknown = sorted(set(df["label"]) - set(LABEL_TO_INDEX))
+    if unknown:
+        raise ManifestError(f"{path}: label(s) {unknown} outside the 8-class space {list(LABEL_TO_INDEX)}")
+    base = path.resolve().parent
+    df["path"] = [p if os.path.isabs(p) else str(base / p) for p in df["path"]]
+    for col in ("duration_s", "sample_rate"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    if "session" not in df.columns:
+        df["session"] = ""
+    if "transcript" not in df.columns:
+        df["transcript"] = ""
+    if check_files:
+        absent = [p for p in df["path"] if not Path(p).is_file()]
+        if absent:
+            raise ManifestError(f"{path}: {len(absent)} audio file(s) not found, e.g. {absent[:5]}")
+    return df.reset_index(drop=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file + rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """Write ``df`` as CSV or Parquet (by suffix), atomically."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import io
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(path, buf.getvalue())
+    else:
+        atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+
+
+def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a manifest with the schema columns first, extras after, atomically."""
+    cols = [c for c in MANIFEST_COLUMNS if c in df.columns] + [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    write_table(df[cols], path)

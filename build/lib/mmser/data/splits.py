@@ -1,0 +1,159 @@
+"""Speaker-independent folds: leave-one-session-out, leave-k-speakers-out, or folds from a file.
+
+Every fold holds whole speakers: test speakers (or sessions) are held out, validation speakers are drawn
+from the training side only, and :func:`assert_speaker_disjoint` checks that no speaker is in more than
+one of train / validation / test. Deterministic under ``seed``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmser.errors import MmserError
+
+
+class SplitError(MmserError):
+    """Folds that cannot be built speaker-independently."""
+
+
+class SpeakerLeakError(AssertionError):
+    """A speaker appears in more than one of train / validation / test."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: utterance ids of each part and the speakers held out for testing."""
+
+    name: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    test_speakers: tuple[str, ...]
+    val_speakers: tuple[str, ...]
+
+
+def assert_speaker_disjoint(df: pd.DataFrame, fold: Fold) -> None:
+    """Raise SpeakerLeakError if any speaker is in two parts of ``fold``, or parts share utterances."""
+    speaker = df.set_index("utt_id")["speaker"]
+    parts = {name: set(speaker.loc[list(getattr(fold, name))]) for name in ("train", "val", "test")}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = parts[a] & parts[b]
+        if shared:
+            raise SpeakerLeakError(f"fold {fold.name}: speaker(s) {sorted(shared)} in both {a} and {b}")
+    ids = [set(fold.train), set(fold.val), set(fold.test)]
+    if ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]:
+        raise SpeakerLeakError(f"fold {fold.name}: an utterance is in two parts")
+
+
+def _make_fold(df: pd.DataFrame, name: str, test_speakers: list[str], val_count: int, rng: np.random.Generator) -> Fold:
+    train_speakers = sorted(set(df["speaker"]) - set(test_speakers))
+    if val_count >= len(train_speakers):
+        raise SplitError(
+            f"fold {name}: {len(train_speakers)} training speaker(s) cannot give {val_count} validation speaker(s) "
+            "and still leave one to train on (lower split.val_speakers, 0 = fixed epochs without early stopping)"
+        )
+    val_speakers = sorted(rng.choice(train_speakers, size=val_count, replace=False).tolist()) if val_count else []
+    part = df["speaker"].map(lambda s: "test" if s in test_speakers else "val" if s in val_speakers else "train")
+    fold = Fold(
+        name=name,
+        train=tuple(df.loc[part == "train", "utt_id"]),
+        val=tuple(df.loc[part == "val", "utt_id"]),
+        test=tuple(df.loc[part == "test", "utt_id"]),
+        test_speakers=tuple(sorted(test_speakers)),
+        val_speakers=tuple(val_speakers),
+    )
+    assert_speaker_disjoint(df, fold)
+    return fold
+
+
+def leave_one_session_out(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> list[Fold]:
+    """One fold per session: that session's speakers are the test set (IEMOCAP protocol)."""
+    sessions = sorted(s for s in df["session"].astype(str).unique() if s != "")
+    if len(sessions) < 2:
+        raise SplitError(f"leave-one-session-out needs at least 2 sessions, the manifest has {sessions or 'none'}")
+    by_session = df.groupby(df["session"].astype(str))["speaker"].agg(lambda s: sorted(set(s)))
+    shared = {s for s in df["speaker"].unique() if sum(s in v for v in by_session) > 1}
+    if shared:
+        raise SplitError(f"speaker(s) {sorted(shared)} appear in more than one session: sessions are not speaker-disjoint")
+    rng = np.random.default_rng(seed)
+    return [_make_fold(df, f"session{s}", by_session[s], val_speakers, rng) for s in sessions]
+
+
+def leave_speakers_out(df: pd.DataFrame, speakers_per_fold: int = 3, val_speakers: int = 2, seed: int = 0,
+                       shuffle: bool = False) -> list[Fold]:
+    """Partition speakers into groups of ``speakers_per_fold``; each group is one fold's test set."""
+    speakers = sorted(df["speaker"].unique())
+    if len(speakers) < 2:
+        raise SplitError(f"speaker-independent folds need at least 2 speakers, the manifest has {len(speakers)}")
+    if speakers_per_fold >= len(speakers):
+        raise SplitError(f"{speakers_per_fold} speakers per fold leaves no training speaker out of {len(speakers)}")
+    rng = np.random.default_rng(seed)
+    if shuffle:
+        speakers = rng.permutation(speakers).tolist()
+    groups = [speakers[i:i + speakers_per_fold] for i in range(0, len(speakers), speakers_per_fold)]
+    if len(groups[-1]) < speakers_per_fold:
+        warnings.warn(f"{len(speakers)} speakers do not divide into groups of {speakers_per_fold}: "
+                      f"last fold tests {len(groups[-1])} speaker(s)")
+    return [_make_fold(df, f"fold{k}", g, val_speakers, rng) for k, g in enumerate(groups)]
+
+
+def folds_from_file(df: pd.DataFrame, path: str | Path, val_speakers: int = 2, seed: int = 0) -> list[Fold]:
+    """Folds from a CSV with columns ``speaker,fold``: each fold value names one test group."""
+    table = pd.read_csv(path, dtype=str)
+    if not {"speaker", "fold"} <= set(table.columns):
+        raise SplitError(f"{path}: folds file needs columns speaker,fold; has {list(table.columns)}")
+    unknown = set(df["speaker"]) - set(table["speaker"])
+    if unknown:
+        raise SplitError(f"{path}: speaker(s) {sorted(unknown)[:10]} of the manifest have no fold")
+    rng = np.random.default_rng(seed)
+    present = set(df["speaker"])
+    folds = []
+    for f, g in table.groupby("fold", sort=True):
+        speakers = sorted(s for s in g["speaker"] if s in present)
+        if not speakers:  # e.g. a published protocol's fold of speakers this manifest does not have
+            warnings.warn(f"{path}: fold {f} has none of the manifest's speakers ({sorted(g['speaker'])}); left out")
+            continue
+        folds.append(_make_fold(df, f"fold{f}", speakers, val_speakers, rng))
+    if not folds:
+        raise SplitError(f"{path}: no fold holds a speaker of the manifest")
+    return folds
+
+
+def holdout_validation(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> Fold:
+    """Train on every speaker but ``val_speakers`` whole speakers held out for model selection (no test part)."""
+    speakers = sorted(df["speaker"].unique())
+    if val_speakers >= len(speakers):
+        raise SplitError(f"{len(speakers)} speaker(s) cannot give {val_speakers} validation speaker(s) and still train")
+    rng = np.random.default_rng(seed)
+    val = sorted(rng.choice(speakers, size=val_speakers, replace=False).tolist()) if val_speakers else []
+    part = df["speaker"].isin(val)
+    fold = Fold("all", tuple(df.loc[~part, "utt_id"]), tuple(df.loc[part, "utt_id"]), (), (), tuple(val))
+    assert_speaker_disjoint(df, fold)
+    return fold
+
+
+def build_folds(df: pd.DataFrame, protocol: str, speakers_per_fold: int = 3, val_speakers: int = 2, seed: int = 0,
+                shuffle: bool = False, folds_file: str | None = None) -> list[Fold]:
+    """Folds of the configured ``protocol`` (``split.*`` config keys)."""
+    if protocol == "leave_one_session_out":
+        return leave_one_session_out(df, val_speakers, seed)
+    if protocol == "leave_speakers_out":
+        return leave_speakers_out(df, speakers_per_fold, val_speakers, seed, shuffle)
+    if protocol == "file":
+        if not folds_file:
+            raise SplitError("split.protocol=file needs split.folds_file")
+        return folds_from_file(df, folds_file, val_speakers, seed)
+    raise SplitError(f"unknown split.protocol {protocol!r} (leave_one_session_out | leave_speakers_out | file)")
+
+
+def describe_folds(df: pd.DataFrame, folds: list[Fold]) -> str:
+    """One line per fold: sizes and held-out speakers."""
+    return "\n".join(
+        f"{f.name}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} utterances; "
+        f"test speakers {list(f.test_speakers)}; val speakers {list(f.val_speakers)}" for f in folds
+    )

@@ -1,0 +1,145 @@
+"""Cross-validation of one model over a protocol's folds: train each fold's members, predict its test
+speakers, persist, resume.
+
+Per fold it stores ``config.yaml`` (resolved), ``model.safetensors`` (the fold's members as one mmser
+checkpoint: ``mmser predict --checkpoint <run>/<fold>/model.safetensors`` works for any fold),
+``predictions.csv`` (utt_id, speaker, true, pred and the 8 probabilities) and, last, ``metrics.json``;
+a fold whose ``metrics.json`` exists is skipped on a re-run. Model selection (early stopping, best
+epoch) uses validation speakers drawn from the training side only; the test fold is only predicted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
+from mmser.config import to_yaml
+from mmser.data.manifest import atomic_write_bytes, write_table
+from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
+from mmser.data.splits import Fold
+from mmser.distributed import is_main, say
+from mmser.errors import MmserError
+from mmser.features.store import FeatureStore
+from mmser.labels import EMOTIONS
+from mmser.models.builders import dims_from_config
+from mmser.training.fit import predict_proba
+from mmser.training.member import ensemble_members, train_member
+from mmser.training.metrics import classification_metrics
+
+PROB_COLUMNS = [f"prob_{e}" for e in EMOTIONS]
+FUSED_KINDS = ("concat", "cross_attn")
+FOLD_CHECKPOINT = "model.safetensors"
+
+
+def run_config(cfg: DictConfig, protocol: Protocol) -> DictConfig:
+    """The config a run stores: ``cfg`` with the protocol's classes recorded in ``data.classes``."""
+    stored = copy.deepcopy(cfg)
+    stored.data.classes = list(protocol.classes)
+    return stored
+
+
+def audio_only_start(audio_init_dir: Path | None, fold: str, member: int) -> dict:
+    """The weights of member ``member`` of the fold's audio-only model (``model.init_from_audio_only``)."""
+    source = (audio_init_dir or Path("")) / fold / FOLD_CHECKPOINT
+    if audio_init_dir is None or not source.is_file():
+        raise MmserError(f"model.init_from_audio_only: no audio-only checkpoint at {source} "
+                         "(run the audio_only model first, e.g. through `mmser ablate`)")
+    members = load_checkpoint(source).members
+    if member >= len(members):
+        raise MmserError(f"{source}: {len(members)} audio-only member(s), the fused ensemble needs member {member}")
+    return members[member].model.state_dict()
+
+
+def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStore, fold_dir: Path,
+             text_source: str | None, audio_init_dir: Path | None = None) -> dict:
+    """Train the fold's members, predict its test speakers, write checkpoint + predictions + metrics."""
+    df, kind = protocol.rows, cfg.model.kind
+    members, probs, summaries = [], [], []
+    start = time.perf_counter()
+    for j, (encoder, seed) in enumerate(ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
+                                                         cfg.train.ensemble_seeds)):
+        init = None
+        if cfg.model.init_from_audio_only and kind in FUSED_KINDS:
+            init = audio_only_start(audio_init_dir, fold.name, j)
+        train = store.dataset(limit_per_class(df, fold.train, cfg.train.max_per_class, seed), encoder, text_source)
+        val = store.dataset(fold.val, encoder, text_source) if fold.val else None
+        dims = dims_from_config(cfg.model, store.audio_shape(encoder) if encoder else None,
+                                store.text_shape(text_source) if text_source else None, protocol.class_mask)
+        model, summary = train_member(dims, train, val, cfg.train, cfg.trainer, seed, init,
+                                      cfg.model.freeze_audio_branch)
+        members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
+        probs.append(predict_proba(model, store.dataset(fold.test, encoder, text_source, test=True)))
+        summaries.append(summary)
+    stored_cfg = run_config(cfg, protocol)
+    text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
+    if is_main():  # several training processes: one writes
+        save_checkpoint(fold_dir / FOLD_CHECKPOINT, members, store.spec, text_fingerprint,
+                        OmegaConf.to_container(stored_cfg, resolve=True),
+                        {"fold": fold.name, "test_speakers": list(fold.test_speakers),
+                         "val_speakers": list(fold.val_speakers)})
+    mean_probs = np.mean(probs, axis=0)  # (N_test, 8): ensemble average
+    test_rows = df.set_index("utt_id").loc[list(fold.test)]
+    pred = [EMOTIONS[i] for i in mean_probs.argmax(axis=1)]
+    table = pd.DataFrame({"utt_id": list(fold.test), "speaker": test_rows["speaker"].values,
+                          "true": test_rows["label"].values, "pred": pred})
+    table[PROB_COLUMNS] = np.round(mean_probs, 6)
+    metrics = classification_metrics(table["true"].values, table["pred"].values, list(protocol.classes))
+    metrics.update({
+        "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),
+        "n_train": len(limit_per_class(df, fold.train, cfg.train.max_per_class, int(cfg.train.seed))),
+        "n_val": len(fold.val), "train_seconds": round(time.perf_counter() - start, 2), "members": summaries,
+    })
+    if text_source:
+        metrics["test_sentences_in_train"] = sentence_overlap(df, fold, text_source)
+    if is_main():
+        write_table(table, fold_dir / "predictions.csv")
+        atomic_write_bytes(fold_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the fold is done
+    return metrics
+
+
+def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: str | Path,
+           text_source: str | None = None, audio_init_dir: Path | None = None) -> dict:
+    """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
+    model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``."""
+    out_dir = Path(out_dir)
+    kind = cfg.model.kind
+    text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
+    folds = make_folds(protocol, cfg.split)
+    resolved = to_yaml(run_config(cfg, protocol))
+    stored = out_dir / "config.yaml"
+    if not is_main():
+        pass
+    elif not stored.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(stored, resolved.encode())
+    elif stored.read_text() != resolved:
+        say(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
+              "each fold's own config.yaml says how that fold ran")
+    results, start = [], time.perf_counter()
+    for fold in folds:
+        fold_dir = out_dir / fold.name
+        if (fold_dir / "metrics.json").is_file():
+            results.append(json.loads((fold_dir / "metrics.json").read_text()))
+            say(f"  {out_dir.name}/{fold.name}: done earlier (UA {results[-1]['UA']:.3f}), skipped")
+            continue
+        if is_main():
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
+        metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
+        results.append(metrics)
+        say(f"  {out_dir.name}/{fold.name}: UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}  "
+              f"({metrics['train_seconds']:.0f} s)", flush=True)
+    summary = {"model": kind, "text_source": text_source, "folds": len(folds),
+               "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),
+               "WA_mean": float(np.mean([r["WA"] for r in results])),
+               "cv_seconds": round(time.perf_counter() - start, 2), "encode_seconds": round(store.encode_seconds, 2)}
+    if is_main():
+        atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary

@@ -1,0 +1,120 @@
+"""Feature cache: encoder outputs computed once, stored in fp16 safetensors shards, written atomically.
+
+A cache folder is keyed by encoder id + weights fingerprint + layer selection, and each item inside by
+the audio's content hash (or the text's hash): a changed file or model is never served stale. Shards
+are immutable and appear by atomic rename, so a killed run leaves no half shard and a re-run computes
+only what no complete shard holds. Memory is bounded by ``shard_size`` items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save as save_safetensors
+
+from mmser.data.manifest import atomic_write_bytes
+
+
+def text_key(text: str) -> str:
+    """Cache key of a transcript."""
+    return "t" + hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:40]
+
+
+def audio_key(sha256: str) -> str:
+    """Cache key of an audio file from its content hash."""
+    return "a" + sha256[:40]
+
+
+class FeatureCache:
+    """One encoder's cached outputs: ``key -> (L, T, D)`` float16 arrays."""
+
+    def __init__(self, root: str | Path, encoder_id: str, fingerprint: str, layers: str):
+        ident = f"{encoder_id}|{fingerprint}|{layers}"
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)[-48:]
+        self.dir = Path(root) / f"{slug}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "meta.json"
+        if not meta.exists():
+            atomic_write_bytes(meta, json.dumps({"encoder_id": encoder_id, "fingerprint": fingerprint,
+                                                 "layers": layers}, indent=2).encode())
+        self._index: dict[str, Path] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read which keys the complete shards hold."""
+        self._index = {}
+        for shard in sorted(self.dir.glob("shard-*.safetensors")):
+            with safe_open(str(shard), framework="numpy") as handle:
+                for key in handle.keys():
+                    self._index[key] = shard
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def location(self, key: str) -> Path:
+        """The shard holding ``key`` (raises KeyError naming the cache when none does)."""
+        if key not in self._index:
+            raise KeyError(f"{key} not in feature cache {self.dir}")
+        return self._index[key]
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        return [k for k in dict.fromkeys(keys) if k not in self._index]
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Load ``keys`` (each ``(L, T, D)`` float16), reading each shard once."""
+        by_shard: dict[Path, list[str]] = {}
+        for key in dict.fromkeys(keys):
+            if key not in self._index:
+                raise KeyError(f"{key} not in feature cache {self.dir}")
+            by_shard.setdefault(self._index[key], []).append(key)
+        out = {}
+        for shard, shard_keys in by_shard.items():
+            with safe_open(str(shard), framework="numpy") as handle:
+                for key in shard_keys:
+                    out[key] = handle.get_tensor(key)
+        return out
+
+    def write_shard(self, items: dict[str, np.ndarray]) -> Path | None:
+        """Store ``items`` as one new shard (fp16), atomically; returns its path."""
+        if not items:
+            return None
+        tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in items.items()}
+        path = self.dir / f"shard-{time.time_ns()}-{os.getpid()}.safetensors"
+        atomic_write_bytes(path, save_safetensors(tensors))
+        for key in tensors:
+            self._index[key] = path
+        return path
+
+
+class ShardWriter:
+    """Collects items and writes a shard every ``shard_size``; ``close()`` (or leaving a ``with``) flushes."""
+
+    def __init__(self, cache: FeatureCache, shard_size: int = 256):
+        self.cache, self.shard_size, self.pending = cache, shard_size, {}
+
+    def add(self, key: str, value: np.ndarray) -> None:
+        self.pending[key] = np.ascontiguousarray(value, dtype=np.float16)  # held as stored: half of float32
+        if len(self.pending) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        self.cache.write_shard(self.pending)
+        self.pending = {}
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # keep what was computed even when the run stops on an error (not on SIGKILL: then only full shards stay)
+        self.flush()

@@ -1,0 +1,1 @@
+"""Encoders: acoustic frames (wav2vec2 family, Whisper) and text tokens (BERT family), by spec."""

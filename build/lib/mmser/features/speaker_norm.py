@@ -1,0 +1,106 @@
+"""Per-speaker standardisation of acoustic frames (``features.speaker_norm``: mode, clips, labels).
+
+Each clip's ``(L, T, D)`` frames are standardised per layer and dimension with the mean and std of
+frames from clips of the same speaker. The labels of the clips are not used (``labels``
+below may name which clips are eligible for enrolment). Two ways to get those statistics:
+
+- transductive (``mode: transductive``): all of the speaker's clips, the clip itself
+  included. Cross-validation only: a checkpoint cannot be fed that way.
+- enrolment (``mode: enrol``, ``clips: k``): ``k`` *other* clips of the same speaker, drawn
+  at random (seeded), so a clip never contributes to its own statistics. This is what prediction does
+  with ``k`` enrolment clips of the speaker (``mmser predict --enrol``), and training and cross-validation
+  use the same rule for every speaker, so the models see statistics as noisy as they get at prediction.
+  ``features.speaker_norm.labels`` (e.g. ``[neutral, calm]``) limits the clips that may be drawn to
+  those labels, for a recipe whose enrolment clips are emotionally neutral speech and to measure how a
+  model fares with such enrolment. The label of the clip being standardised is never looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmser.errors import MmserError
+
+EPS = 1e-5  # added to the std
+
+
+@dataclass
+class FrameMoments:
+    """Sufficient statistics of a set of frames: per-layer, per-dimension sums, in float64."""
+
+    total: np.ndarray  # (L, D) sum of frames
+    total_sq: np.ndarray  # (L, D) sum of squared frames
+    count: int  # frames
+
+    @classmethod
+    def of(cls, frames: np.ndarray) -> "FrameMoments":
+        """Moments of one clip's ``(L, T, D)`` frames."""
+        x = frames.astype(np.float64)
+        return cls(x.sum(axis=1), (x * x).sum(axis=1), int(frames.shape[1]))
+
+    @classmethod
+    def combine(cls, parts: list["FrameMoments"]) -> "FrameMoments":
+        return cls(sum(p.total for p in parts), sum(p.total_sq for p in parts), sum(p.count for p in parts))
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(L, 1, D)`` float32 mean and std (+EPS) for broadcasting over a clip's frames."""
+        mean = self.total / self.count
+        var = np.maximum(self.total_sq / self.count - mean * mean, 0.0)
+        return mean[:, None].astype(np.float32), (np.sqrt(var) + EPS)[:, None].astype(np.float32)
+
+
+def standardise(frames: np.ndarray, moments: FrameMoments) -> np.ndarray:
+    """``(L, T, D)`` frames standardised with ``moments`` -> fp16 ``(L, T, D)``."""
+    mean, std = moments.mean_std()
+    return ((frames.astype(np.float32) - mean) / std).astype(np.float16)
+
+
+def speaker_moments(arrays: list[np.ndarray], speakers: list[str], enrol_clips: int | None = None,
+                    seed: int = 0, may_enrol: list[bool] | None = None) -> list[FrameMoments]:
+    """The moments each row's ``(L, T, D)`` frames are standardised with (see :func:`speaker_moments_of`)."""
+    return speaker_moments_of([FrameMoments.of(a) for a in arrays], speakers, enrol_clips, seed, may_enrol)
+
+
+def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_clips: int | None = None,
+                       seed: int = 0, may_enrol: list[bool] | None = None) -> list[FrameMoments]:
+    """From each row's own frame moments, the moments it is standardised with: its speaker's clips' statistics.
+
+    ``enrol_clips=None``: all the speaker's clips (the row itself included). ``enrol_clips=k``: ``k`` other
+    clips of the speaker drawn with ``seed`` (all the others when it has fewer), only among rows whose
+    ``may_enrol`` is true when it is given. Returns one :class:`FrameMoments` per row, in order.
+    """
+    if enrol_clips is not None and enrol_clips < 1:
+        raise MmserError(f"features.speaker_norm.clips must be >= 1 (got {enrol_clips})")
+    if may_enrol is not None and enrol_clips is None:
+        raise MmserError("features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol with clips")
+    may_enrol = may_enrol if may_enrol is not None else [True] * len(moments)
+    by_speaker: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(i)
+    rng = np.random.default_rng(seed)
+    out: list[FrameMoments | None] = [None] * len(moments)
+    for speaker, rows in by_speaker.items():
+        if enrol_clips is None:
+            pooled = FrameMoments.combine([moments[i] for i in rows])
+            for i in rows:
+                out[i] = pooled
+            continue
+        if len(rows) < 2:
+            raise MmserError(f"speaker {speaker!r} has a single clip: features.speaker_norm.mode=enrol standardises a "
+                             "clip with other clips of its speaker, so every speaker needs at least 2")
+        for i in rows:
+            others = [j for j in rows if j != i and may_enrol[j]]
+            if not others:
+                raise MmserError(f"speaker {speaker!r} has no other clip that may be an enrolment clip "
+                                 "(features.speaker_norm.labels)")
+            chosen = rng.choice(others, size=min(enrol_clips, len(others)), replace=False)
+            out[i] = FrameMoments.combine([moments[j] for j in chosen])
+    return out  # type: ignore[return-value]
+
+
+def normalize_per_speaker(arrays: list[np.ndarray], speakers: list[str], enrol_clips: int | None = None,
+                          seed: int = 0, may_enrol: list[bool] | None = None) -> list[np.ndarray]:
+    """Each row's ``(L, T, D)`` frames standardised with :func:`speaker_moments` -> new fp16 arrays, in order."""
+    return [standardise(a, m) for a, m in zip(arrays, speaker_moments(arrays, speakers, enrol_clips, seed, may_enrol))]

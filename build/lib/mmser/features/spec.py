@@ -1,0 +1,115 @@
+"""The feature pipeline's settings, frozen: one :class:`FeatureSpec` from config to checkpoint to prediction.
+
+Built and validated once from ``cfg.features`` (:meth:`FeatureSpec.from_config`), stored in every
+checkpoint beside each member's ``ModelDims`` (:meth:`to_dict` / :meth:`from_dict`), and used alike by
+extraction, cross-validation and :class:`~mmser.inference.Predictor`:
+
+- :meth:`FeatureSpec.open_audio_encoder` / :meth:`open_text_encoder` are the one place encoders are opened;
+- :meth:`FeatureSpec.model_frames` is the one place encoder frames become model inputs (frame pooling,
+  then per-speaker standardisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmser.config import ConfigError, speaker_norm_problems
+from mmser.features.frames import pool_frames
+from mmser.features.speaker_norm import FrameMoments, standardise
+
+
+@dataclass(frozen=True)
+class SpeakerNorm:
+    """``features.speaker_norm``: how a clip's frames are standardised with its speaker's statistics."""
+
+    mode: str = "off"  # off | transductive (cross-validation only) | enrol
+    clips: int | None = None  # enrol: K enrolment clips (other clips of the speaker)
+    labels: tuple[str, ...] | None = None  # enrol: labels the enrolment clips are drawn among (None: any)
+    test_labels: tuple[str, ...] | None = None  # cross-validation only: the test speakers' pool, when it differs
+
+    @property
+    def needs_enrolment(self) -> bool:
+        """A model trained this way predicts only with other clips of the speaker (enrolment clips; for a
+        transductive cross-validation model, the speaker's clips)."""
+        return self.mode != "off"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What turns a waveform and a transcript into a model's inputs (every field a plain value)."""
+
+    audio_encoders: tuple[str, ...] = ("faster-whisper:tiny.en",)  # encoder specs, e.g. "whisper-ct2:base"
+    audio_layers: str = "all"  # hidden-state selection: "all", "last" or comma-separated indices
+    whisper_window: str = "30s"  # "30s" (pad to Whisper's input) | "clip"
+    frame_stride: int = 1  # encoder frames averaged per model frame
+    text_encoder: str = "bert:minilm"
+    text_layers: str = "last"
+    max_text_tokens: int = 64  # tokens kept per transcript
+    speaker_norm: SpeakerNorm = field(default_factory=SpeakerNorm)
+
+    @classmethod
+    def from_config(cls, features_cfg: Any) -> "FeatureSpec":
+        """The spec of a (validated) ``cfg.features``; raises ConfigError naming a bad speaker_norm key."""
+        sn = features_cfg.speaker_norm
+        problems = speaker_norm_problems(sn)
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        return cls(
+            audio_encoders=tuple(features_cfg.audio_encoders), audio_layers=str(features_cfg.audio_layers),
+            whisper_window=str(features_cfg.whisper_window), frame_stride=int(features_cfg.frame_stride),
+            text_encoder=str(features_cfg.text_encoder), text_layers=str(features_cfg.text_layers),
+            max_text_tokens=int(features_cfg.max_text_tokens),
+            speaker_norm=SpeakerNorm(str(sn.mode), None if sn.clips is None else int(sn.clips),
+                                     None if sn.labels is None else tuple(sn.labels),
+                                     None if sn.test_labels is None else tuple(sn.test_labels)),
+        )
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["audio_encoders"] = list(self.audio_encoders)
+        for key in ("labels", "test_labels"):
+            value = out["speaker_norm"][key]
+            out["speaker_norm"][key] = None if value is None else list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        data = dict(data)
+        sn = dict(data.pop("speaker_norm"))
+        sn = SpeakerNorm(sn["mode"], sn["clips"], None if sn["labels"] is None else tuple(sn["labels"]),
+                         None if sn["test_labels"] is None else tuple(sn["test_labels"]))
+        return cls(**{**data, "audio_encoders": tuple(data["audio_encoders"]), "speaker_norm": sn})
+
+    # ------------------------------------------------------------------------------------------ encoders
+    def open_audio_encoder(self, spec: str, device: str = "cpu", batch_size: int = 8):
+        """The audio encoder ``spec`` (one of :attr:`audio_encoders`) with this spec's layers and window."""
+        from mmser.features.encoders.registry import build_audio_encoder
+
+        return build_audio_encoder(spec, self.audio_layers, device, batch_size, self.whisper_window)
+
+    def open_text_encoder(self, device: str = "cpu", batch_size: int = 32):
+        """The text encoder with this spec's layers and token limit."""
+        from mmser.features.encoders.registry import build_text_encoder
+
+        return build_text_encoder(self.text_encoder, self.text_layers, device, batch_size, self.max_text_tokens)
+
+    # ------------------------------------------------------------------------------------------ frames
+    def pooled(self, frames: np.ndarray) -> np.ndarray:
+        """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`frame_stride` -> ``(L, ceil(T / s), D)``."""
+        return pool_frames(frames, self.frame_stride)
+
+    def standardised(self, pooled: np.ndarray, speaker: FrameMoments | None) -> np.ndarray:
+        """Pooled frames ``(L, T, D)`` standardised with the speaker's moments (of pooled frames) when
+        speaker standardisation is on; unchanged when it is off."""
+        if not self.speaker_norm.needs_enrolment:
+            return pooled
+        if speaker is None:
+            raise ValueError("speaker standardisation is on: the speaker's frame moments are needed")
+        return standardise(pooled, speaker)
+
+    def model_frames(self, frames: np.ndarray, speaker: FrameMoments | None = None) -> np.ndarray:
+        """Encoder frames ``(L, T, D)`` -> the model's audio input: pooled, then standardised."""
+        return self.standardised(self.pooled(frames), speaker)

@@ -1,0 +1,218 @@
+"""The feature store: a manifest's cached features as model inputs, shared by every fold and ablation cell.
+
+Each row's input is read from the feature cache's memory-mapped safetensors shards and turned into a model
+input exactly as :class:`~mmser.inference.Predictor` makes it, through the run's
+:class:`~mmser.features.spec.FeatureSpec` (pooling, then per-speaker standardisation). ``features.store``
+chooses how: ``lazy`` reads a row when a batch needs it (memory stays flat as the corpus grows, and
+DataLoader workers read in parallel), ``memory`` reads every row once up front (faster on small corpora),
+``auto`` takes ``memory`` while the cached features fit in ``features.memory_budget_gb``. Both modes are
+the same :class:`CachedRows` sequence; ``memory`` just materialises it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mmser.features.batching import FeatureDataset
+from mmser.features.extract import extract
+from mmser.features.speaker_norm import FrameMoments, speaker_moments_of
+from mmser.features.spec import FeatureSpec
+
+GIGABYTE = 1 << 30  # bytes
+
+
+class ShardReader:
+    """Reads single tensors of one safetensors shard with positioned reads (``os.pread``).
+
+    A memory map would leave every page a run has touched resident in the process (and counted in its
+    RSS) for as long as the shard stays open; positioned reads go through the page cache, which the kernel
+    reclaims, so a lazy store's memory stays flat however large the cache. The header is parsed once.
+    """
+
+    DTYPES = {"F16": np.float16, "F32": np.float32}  # what the feature cache writes
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+        (size,) = np.frombuffer(os.pread(self.fd, 8, 0), dtype="<u8")
+        self.header = json.loads(os.pread(self.fd, int(size), 8))
+        self.base = 8 + int(size)
+
+    def get(self, key: str) -> np.ndarray:
+        """The tensor ``key`` as a new, writable array (one copy, straight from the file)."""
+        info = self.header[key]
+        start, end = info["data_offsets"]
+        buffer = np.empty(end - start, dtype=np.uint8)
+        if os.preadv(self.fd, [buffer], self.base + start) != end - start:
+            raise OSError(f"short read of {key} from a feature cache shard")
+        return buffer.view(self.DTYPES[info["dtype"]]).reshape(info["shape"])
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
+class CachedRows(Sequence):
+    """Rows of one encoder's cache as model inputs, read on demand (picklable for DataLoader workers).
+
+    ``locations[i]`` is (shard file, key) of row ``i``; audio rows are pooled by ``spec`` and, when
+    ``moments`` is given, standardised with ``moments[i]``; text rows (``spec`` None) are returned as stored.
+    Each process opens a shard once (:class:`ShardReader`).
+    """
+
+    def __init__(self, locations: list[tuple[str, str]], spec: FeatureSpec | None = None,
+                 moments: list[FrameMoments] | None = None):
+        self.locations, self.spec, self.moments = locations, spec, moments
+        self._handles: dict[str, object] = {}
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}  # shard handles stay in the process that opened them
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def raw(self, i: int) -> np.ndarray:
+        """Row ``i`` as stored in the cache: ``(L, T, D)`` float16."""
+        if self._pid != os.getpid():  # a forked worker: open its own handles
+            self._handles, self._pid = {}, os.getpid()
+        shard, key = self.locations[i]
+        handle = self._handles.get(shard)
+        if handle is None:
+            handle = self._handles[shard] = ShardReader(shard)
+        return handle.get(key)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        frames = self.raw(i)
+        if self.spec is None:
+            return frames
+        pooled = self.spec.pooled(frames)
+        return pooled if self.moments is None else self.spec.standardised(pooled, self.moments[i])
+
+
+@dataclass
+class FeatureStore:
+    """Per-row model inputs of each audio encoder and each text source, for one manifest's rows."""
+
+    spec: FeatureSpec
+    utt_ids: list[str] = field(default_factory=list)  # row order of every sequence below
+    labels: list[str] = field(default_factory=list)
+    audio: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)  # encoder spec -> (L, T, D) per row
+    # encoder spec -> (L, T, D) per row, standardised under the test speakers' enrolment pool where it
+    # differs (features.speaker_norm.test_labels); used for test rows only
+    test_audio: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)
+    text: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)  # text source -> (L, N, D) per row
+    encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # encoder spec -> weights fingerprint
+    in_memory: bool = True  # whether the rows were loaded up front (features.store)
+
+    def audio_shape(self, encoder: str) -> tuple[int, int]:
+        """(layers, dim) of ``encoder``'s frames."""
+        first = self.audio[encoder][0]
+        return int(first.shape[0]), int(first.shape[2])
+
+    def text_shape(self, text_source: str) -> tuple[int, int]:
+        """(layers, dim) of the text encoder's tokens."""
+        first = self.text[text_source][0]
+        return int(first.shape[0]), int(first.shape[2])
+
+    def dataset(self, ids: tuple[str, ...] | list[str], encoder: str | None, text_source: str | None,
+                test: bool = False) -> FeatureDataset:
+        """The rows ``ids`` as a dataset of ``encoder`` frames and/or ``text_source`` tokens; ``test``: frames
+        standardised under the test speakers' enrolment pool."""
+        index = pd.Series(range(len(self.utt_ids)), index=self.utt_ids)
+        pos = index[list(ids)].values
+        frames = self.test_audio.get(encoder, self.audio.get(encoder)) if test else self.audio.get(encoder)
+        audio = RowSubset(frames, pos) if encoder else None
+        text = RowSubset(self.text[text_source], pos) if text_source else None
+        return FeatureDataset(list(ids), [self.labels[i] for i in pos], audio, text)
+
+
+class RowSubset(Sequence):
+    """``rows[positions[i]]`` for each ``i``, without copying the rows."""
+
+    def __init__(self, rows: Sequence[np.ndarray], positions: np.ndarray):
+        self.rows, self.positions = rows, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.rows[int(self.positions[i])]
+
+
+def enrolment_rows(df: pd.DataFrame, labels: tuple[str, ...] | None) -> list[bool] | None:
+    """Which rows may serve as enrolment clips when only ``labels`` may (None: all rows)."""
+    return None if labels is None else df["label"].isin(list(labels)).tolist()
+
+
+def cache_bytes(locations: list[tuple[str, str]]) -> int:
+    """Bytes of the cache shards that hold ``locations`` (an upper bound of their rows' size in memory)."""
+    return sum(Path(shard).stat().st_size for shard in {shard for shard, _ in locations})
+
+
+def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
+               progress: bool = True) -> FeatureStore:
+    """Extract what is missing, then make every row's features available as model inputs."""
+    spec = FeatureSpec.from_config(features_cfg)
+    sn = spec.speaker_norm
+    store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist())
+    located: dict[str, tuple[list[tuple[str, str]], FeatureSpec | None, str]] = {}  # name -> (locations, spec, kind)
+    for encoder_spec in audio_specs:
+        start = time.perf_counter()
+        result = extract(df, encoder_spec, features_cfg, progress=progress)
+        if result.computed:
+            store.encode_seconds += time.perf_counter() - start
+        store.fingerprints[encoder_spec] = result.encoder.fingerprint
+        located[encoder_spec] = ([(str(result.cache.location(k)), k) for k in result.keys], spec, "audio")
+    encoder = None
+    for source in text_sources:
+        start = time.perf_counter()
+        result = extract(df, spec.text_encoder, features_cfg, text_source=source, progress=progress, encoder=encoder)
+        encoder = result.encoder
+        store.fingerprints[spec.text_encoder] = encoder.fingerprint
+        if result.computed:
+            store.encode_seconds += time.perf_counter() - start
+        located[source] = ([(str(result.cache.location(k)), k) for k in result.keys], None, "text")
+    total = sum(cache_bytes(locations) for locations, _, _ in located.values())
+    mode = features_cfg.store
+    store.in_memory = mode == "memory" or (mode == "auto" and total <= features_cfg.memory_budget_gb * GIGABYTE)
+    for name, (locations, row_spec, kind) in located.items():
+        if kind == "text":
+            store.text[name] = _held(CachedRows(locations), store.in_memory)
+            continue
+        rows = CachedRows(locations, row_spec)
+        if sn.mode == "off":
+            store.audio[name] = _held(rows, store.in_memory)
+            continue
+        own = [FrameMoments.of(rows[i]) for i in range(len(rows))]  # one pass: each clip's own moments
+        speakers = df["speaker"].astype(str).tolist()
+        moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
+        store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
+        if sn.test_labels is not None and sn.test_labels != sn.labels:
+            moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))
+            store.test_audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
+    return store
+
+
+def _held(rows: CachedRows, in_memory: bool) -> Sequence[np.ndarray]:
+    """``rows`` read once into a list (memory mode), or left to be read on demand (lazy mode)."""
+    return [rows[i] for i in range(len(rows))] if in_memory else rows
+
+
+def store_for(rows: pd.DataFrame, features_cfg, kinds: list[str], text_sources: list[str],
+              progress: bool = True) -> FeatureStore:
+    """The store that models of ``kinds`` read: the audio encoders unless all are text-only, the text
+    sources unless all are audio-only."""
+    audio_specs = list(features_cfg.audio_encoders) if any(k != "text_only" for k in kinds) else []
+    texts = list(text_sources) if any(k != "audio_only" for k in kinds) else []
+    return load_store(rows, features_cfg, audio_specs, texts, progress)

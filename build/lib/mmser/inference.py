@@ -1,0 +1,221 @@
+"""Prediction on new clips: ``Predictor.from_checkpoint(path).predict(audio_or_path, transcript=None)``.
+
+The checkpoint alone says which encoders, layers, Whisper window and frame stride the models were
+trained on (its :class:`~mmser.features.spec.FeatureSpec`); the predictor opens those encoders once
+through that spec (checking their weight fingerprints), turns frames into model inputs the way training
+did (``FeatureSpec.model_frames``), and averages the members' probabilities. Audio is read by the one
+loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
+is imported on this path. Clips longer than ``window_s`` are
+cut into windows: each window gets a prediction and the overall one is their duration-weighted mean.
+
+A checkpoint trained with ``features.speaker_norm.mode: enrol`` standardises frames per speaker: it needs
+enrolment clips of the speaker (``Predictor.enrol(clips)``, ``mmser predict --enrol``), whose frame
+statistics stand in for the speaker's statistics in training.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmser.audio import SAMPLE_RATE, AudioError, load_audio, to_waveform
+from mmser.checkpoint import CheckpointError, load_checkpoint
+from mmser.errors import MmserError
+from mmser.features.batching import collate
+from mmser.features.speaker_norm import FrameMoments
+from mmser.labels import EMOTIONS
+
+SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
+
+NO_ENROLMENT = "this checkpoint does not standardise frames per speaker: it takes no enrolment clips"
+DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    duration_s: float
+    windows: list[dict] = field(default_factory=list)  # per-window label/probabilities for long clips
+
+    def to_dict(self) -> dict:
+        out = {"label": self.label, "probabilities": self.probabilities, "duration_s": round(self.duration_s, 3)}
+        if self.windows:
+            out["windows"] = self.windows
+        return out
+
+
+class Predictor:
+    def __init__(self, checkpoint, device: str = "cpu", window_s: float = DEFAULT_WINDOW_S, asr=None,
+                 strict_fingerprints: bool = True):
+        self.ckpt, self.device, self.window_s, self.asr = checkpoint, device, window_s, asr
+        self.features = checkpoint.features  # FeatureSpec: encoders, layers, window, stride, speaker norm
+        self.audio_encoders = {}
+        for member in checkpoint.members:
+            spec = member.audio_encoder
+            if spec and spec not in self.audio_encoders:
+                enc = self.features.open_audio_encoder(spec, device, batch_size=1)
+                if strict_fingerprints and member.audio_fingerprint and enc.fingerprint != member.audio_fingerprint:
+                    raise CheckpointError(f"encoder {spec}: its weights (fingerprint {enc.fingerprint}) differ from those "
+                                          f"the checkpoint was trained on ({member.audio_fingerprint})")
+                self.audio_encoders[spec] = enc
+        self.text_encoder = None
+        if checkpoint.uses_text:
+            self.text_encoder = self.features.open_text_encoder(device, batch_size=1)
+            expected = checkpoint.text_fingerprint
+            if strict_fingerprints and expected and self.text_encoder.fingerprint != expected:
+                raise CheckpointError(f"text encoder {self.features.text_encoder}: weights differ from those the "
+                                      "checkpoint was trained on")
+        for member in checkpoint.members:
+            member.model.to(device).eval()
+        self._lock = threading.Lock()  # encoders and models are shared: one request at a time through them
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
+        return cls(load_checkpoint(path), **kwargs)
+
+    @property
+    def needs_text(self) -> bool:
+        return self.text_encoder is not None
+
+    @property
+    def needs_enrolment(self) -> bool:
+        return self.features.speaker_norm.needs_enrolment
+
+    def _encoded(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Each audio encoder's ``(L, T, D)`` frames of a batch of 16 kHz windows."""
+        return {spec: enc.encode(wavs) for spec, enc in self.audio_encoders.items()}
+
+    @torch.inference_mode()
+    def enrol(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
+              sample_rate: int = SAMPLE_RATE) -> SpeakerMoments:
+        """Frame statistics of one speaker from enrolment clips (paths or waveforms; other clips than those
+        predicted). An unusable clip raises its error, naming the file."""
+        if not self.needs_enrolment:
+            raise MmserError(NO_ENROLMENT)
+        if not clips:
+            raise MmserError("no enrolment clips given")
+        wanted = self.features.speaker_norm.clips
+        if wanted is not None and len(clips) < wanted:
+            warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
+                          f"{wanted} clips per speaker, so fewer make noisier statistics", stacklevel=2)
+        step = int(self.window_s * SAMPLE_RATE)
+        windows = [w for clip in clips for w in self._windows(self._load(clip, sample_rate)[0], step)]
+        parts: dict[str, list[FrameMoments]] = {spec: [] for spec in self.audio_encoders}
+        with self._lock:
+            for start in range(0, len(windows), batch_size):
+                for spec, frames in self._encoded(windows[start:start + batch_size]).items():
+                    parts[spec] += [FrameMoments.of(self.features.pooled(f)) for f in frames]
+        return {spec: FrameMoments.combine(p) for spec, p in parts.items()}
+
+    @staticmethod
+    def _windows(wav: np.ndarray, step: int) -> list[np.ndarray]:
+        """``wav`` cut into windows of ``step`` samples, a tail shorter than 0.5 s dropped (unless it is all)."""
+        pieces = [wav[j:j + step] for j in range(0, len(wav), step)]
+        return [p for p in pieces if len(p) >= 0.5 * SAMPLE_RATE] or pieces[:1]
+
+    @torch.inference_mode()
+    def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
+                             speaker: SpeakerMoments | None = None) -> np.ndarray:
+        """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
+        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given."""
+        frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
+                  for spec, fs in self._encoded(wavs).items()}
+        tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
+        probs = []
+        for member in self.ckpt.members:
+            items = [{"index": i, "target": 0,
+                      "audio": frames[member.audio_encoder][i] if member.audio_encoder else None,
+                      "text": tokens[i] if member.text_source else None} for i in range(len(wavs))]
+            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate(items).items()}
+            probs.append(torch.softmax(member.model.forward_batch(batch).float(), -1).cpu().numpy())
+        return np.mean(probs, axis=0)
+
+    @staticmethod
+    def _load(audio: str | Path | np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        """A path or a waveform at ``sample_rate`` -> 16 kHz mono float32 by the one loader's rules."""
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio), str(audio)
+        return to_waveform(audio, sample_rate), "<waveform>"
+
+    def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
+                transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None) -> Prediction:
+        """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``);
+        ``enrolment``: other clips of the same speaker, for checkpoints that need them."""
+        speaker = self.enrol(enrolment, sample_rate=sample_rate) if enrolment else None
+        result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe,
+                                   speaker=speaker)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def predict_many(self, clips: list[tuple[str | Path | np.ndarray, str | None]], batch_size: int = 8,
+                     sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
+                     speaker: SpeakerMoments | None = None) -> list[Prediction | Exception]:
+        """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call; ``speaker``: the
+        statistics from :meth:`enrol` of the one speaker of all these clips (required by checkpoints trained
+        with per-speaker standardisation, refused by others).
+
+        A clip that cannot be used yields its error (AudioError / MmserError) in its place; the others are
+        still predicted.
+        """
+        if self.needs_enrolment and speaker is None:
+            sn = self.features.speaker_norm
+            kind = f" {'/'.join(sn.labels)}" if sn.labels else ""
+            count = sn.clips if sn.mode == "enrol" else "all the speaker's"
+            raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
+                             f"{count}{kind} clips per speaker): give{kind} enrolment clips of the same "
+                             "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
+        if speaker is not None and not self.needs_enrolment:
+            raise MmserError(NO_ENROLMENT)
+        step = int(self.window_s * SAMPLE_RATE)
+        results: list[Prediction | Exception | None] = [None] * len(clips)
+        windows: list[tuple[int, np.ndarray, str | None]] = []  # (clip index, window, transcript)
+        lengths: dict[int, int] = {}
+        for i, (audio, transcript) in enumerate(clips):
+            try:
+                wav, source = self._load(audio, sample_rate)
+                if self.needs_text and transcript is None:
+                    if not transcribe:
+                        raise MmserError(f"{source}: this is a fused/text model and needs a transcript "
+                                         "(give --transcript TEXT, or --transcribe to use Whisper)")
+                    transcript = self._transcribe(wav)
+            except (AudioError, MmserError) as err:
+                results[i] = err
+                continue
+            windows += [(i, p, transcript) for p in self._windows(wav, step)]
+            lengths[i] = len(wav)
+        window_probs: list[np.ndarray] = []
+        with self._lock:
+            for start in range(0, len(windows), batch_size):
+                chunk = windows[start:start + batch_size]
+                window_probs += list(self.window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk],
+                                                               speaker))
+        by_clip: dict[int, list[tuple[np.ndarray, int]]] = {}
+        for (i, piece, _), probs in zip(windows, window_probs):
+            by_clip.setdefault(i, []).append((probs, len(piece)))
+        for i, parts in by_clip.items():
+            probs = np.array([p for p, _ in parts])
+            weights = np.array([n for _, n in parts], dtype=float)
+            overall = (probs * weights[:, None]).sum(0) / weights.sum()
+            details = []
+            if len(parts) > 1:
+                details = [{"start_s": round(k * self.window_s, 2), "label": EMOTIONS[int(np.argmax(p))],
+                            "probabilities": {e: round(float(x), 6) for e, x in zip(EMOTIONS, p)}}
+                           for k, p in enumerate(probs)]
+            results[i] = Prediction(EMOTIONS[int(np.argmax(overall))],
+                                    {e: round(float(x), 6) for e, x in zip(EMOTIONS, overall)},
+                                    lengths[i] / SAMPLE_RATE, details)
+        return results  # type: ignore[return-value]
+
+    def _transcribe(self, wav: np.ndarray) -> str:
+        if self.asr is None:
+            from mmser.features.asr import DEFAULT_ASR, build_asr
+
+            self.asr = build_asr(DEFAULT_ASR)
+        return self.asr.transcribe(wav)

@@ -1,0 +1,1 @@
+"""Audio-only, text-only and fused emotion models sharing one 8-class head."""

@@ -1,0 +1,147 @@
+"""Model dimensions (stored in every checkpoint), dims from config, and the one builder that turns them into a model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from mmser.config import MODEL_KINDS
+from mmser.labels import NUM_CLASSES
+from mmser.models.fusion import CrossModalFusion
+from mmser.models.head import EmotionHead
+from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
+
+AUDIO_BRANCH = ("audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """Everything needed to rebuild a model (whisper's ``ModelDimensions`` habit)."""
+
+    kind: str  # one of MODEL_KINDS
+    audio_dim: int = 0  # D of the acoustic encoder (0 = no audio)
+    num_audio_layers: int = 0  # hidden states per clip from the acoustic encoder (after layer selection)
+    text_dim: int = 0  # D of the text encoder (0 = no text)
+    num_text_layers: int = 0  # hidden states per token sequence from the text encoder
+    hidden_dim: int = 256  # projection size of each modality; pooled vectors are 2 * hidden_dim
+    num_heads: int = 4  # cross_attn heads
+    num_fusion_layers: int = 1
+    fusion_dropout: float = 0.1
+    dropout: float = 0.2
+    class_mask: tuple[bool, ...] = field(default_factory=lambda: (True,) * NUM_CLASSES)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["class_mask"] = list(self.class_mask)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelDims":
+        data = dict(data)
+        data["class_mask"] = tuple(bool(x) for x in data.get("class_mask", [True] * NUM_CLASSES))
+        return cls(**data)
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.kind != "text_only"
+
+    @property
+    def uses_text(self) -> bool:
+        return self.kind != "audio_only"
+
+
+class EmotionModel(nn.Module):
+    """Audio-only, text-only, concat (late fusion) or cross-attention fusion, one shared head.
+
+    Fused kinds add the fused representation to the pooled audio vector through ``fuse`` (a linear
+    map): with ``fuse`` zero-initialised (``init_from_audio_only``) the fused model starts as exactly the
+    audio-only model it was initialised from, so fusion can only add to it.
+    """
+
+    def __init__(self, dims: ModelDims):
+        super().__init__()
+        if dims.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {dims.kind!r}: {MODEL_KINDS}")
+        self.dims, h = dims, dims.hidden_dim
+        if dims.uses_audio:
+            self.audio_layers = LayerWeights(dims.num_audio_layers)
+            self.audio_proj = nn.Sequential(nn.LayerNorm(dims.audio_dim), nn.Linear(dims.audio_dim, h))
+            self.audio_pool = AttentiveStatsPooling(h)
+        if dims.uses_text:
+            self.text_layers = LayerWeights(dims.num_text_layers)
+            self.text_proj = nn.Sequential(nn.LayerNorm(dims.text_dim), nn.Linear(dims.text_dim, h))
+            self.text_pool = AttentiveStatsPooling(h)
+        if dims.kind == "cross_attn":
+            self.fusion = CrossModalFusion(h, dims.num_heads, dims.num_fusion_layers, dims.fusion_dropout)
+            self.aligned_audio_pool = AttentiveStatsPooling(h)
+            self.fuse = nn.Linear(4 * h, 2 * h)  # [aligned audio, aligned text] pooled -> added to pooled audio
+        elif dims.kind == "concat":
+            self.fuse = nn.Linear(2 * h, 2 * h)  # pooled text -> added to pooled audio
+        self.head = EmotionHead(2 * h, h, dims.dropout, list(dims.class_mask))
+
+    def forward(self, audio: torch.Tensor | None = None, audio_mask: torch.Tensor | None = None,
+                text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(B, 8)``.
+
+        Args:
+            audio: (B, L_a, T, D_a) encoder hidden states; audio_mask: (B, T) bool, True = valid frame.
+            text: (B, L_t, N, D_t) token hidden states; text_mask: (B, N) bool, True = valid token.
+            Inputs may be float16 (batches keep the cache's precision up to the device): they are cast to
+            float32 here, on the model's device.
+        """
+        kind = self.dims.kind
+        if self.dims.uses_audio:
+            a = self.audio_proj(self.audio_layers(audio.float()))  # (B, T, H)
+            pooled = self.audio_pool(a, audio_mask)  # (B, 2H)
+        if self.dims.uses_text:
+            t = self.text_proj(self.text_layers(text.float()))  # (B, N, H)
+        if kind == "text_only":
+            pooled = self.text_pool(t, text_mask)  # (B, 2H)
+        elif kind == "concat":
+            pooled = pooled + self.fuse(self.text_pool(t, text_mask))  # (B, 2H)
+        elif kind == "cross_attn":
+            a_aligned, t_aligned = self.fusion(a, audio_mask, t, text_mask)  # (B, T, H), (B, N, H)
+            both = torch.cat([self.aligned_audio_pool(a_aligned, audio_mask), self.text_pool(t_aligned, text_mask)], -1)
+            pooled = pooled + self.fuse(both)  # (B, 2H)
+        return self.head(pooled)
+
+    def forward_batch(self, batch: dict) -> torch.Tensor:
+        """Logits ``(B, 8)`` of a collated batch (whichever modalities it carries)."""
+        return self(batch.get("audio"), batch.get("audio_mask"), batch.get("text"), batch.get("text_mask"))
+
+    def init_from_audio_only(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Copy the audio branch and head of a trained audio-only model; zero ``fuse``. Returns copied keys."""
+        if self.dims.kind not in ("concat", "cross_attn"):
+            raise ValueError("only fused models start from an audio-only model")
+        own = self.state_dict()
+        copied = [k for k in state if k.startswith(AUDIO_BRANCH) and k in own and own[k].shape == state[k].shape]
+        self.load_state_dict({k: state[k] for k in copied}, strict=False)
+        nn.init.zeros_(self.fuse.weight)
+        nn.init.zeros_(self.fuse.bias)
+        return copied
+
+    def freeze_audio_branch(self) -> int:
+        """Stop gradients into the audio branch and the head; returns how many tensors were frozen."""
+        frozen = [p for name, p in self.named_parameters() if name.startswith(AUDIO_BRANCH)]
+        for p in frozen:
+            p.requires_grad_(False)
+        return len(frozen)
+
+
+def build_model(dims: ModelDims) -> EmotionModel:
+    return EmotionModel(dims)
+
+
+def dims_from_config(model_cfg, audio_shape: tuple[int, int] | None, text_shape: tuple[int, int] | None,
+                     class_mask: tuple[bool, ...]) -> ModelDims:
+    """``ModelDims`` of ``cfg.model`` fed by audio frames and/or text tokens of the given ``(layers, dim)``
+    shapes (None: that modality is not used), predicting the classes of ``class_mask``."""
+    a_layers, a_dim = audio_shape or (0, 0)
+    t_layers, t_dim = text_shape or (0, 0)
+    return ModelDims(kind=str(model_cfg.kind), audio_dim=a_dim, num_audio_layers=a_layers, text_dim=t_dim,
+                     num_text_layers=t_layers, hidden_dim=int(model_cfg.hidden_dim),
+                     num_heads=int(model_cfg.fusion.num_heads), num_fusion_layers=int(model_cfg.fusion.num_layers),
+                     fusion_dropout=float(model_cfg.fusion.dropout), dropout=float(model_cfg.dropout),
+                     class_mask=tuple(class_mask))

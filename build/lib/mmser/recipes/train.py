@@ -1,0 +1,73 @@
+"""``mmser train``: one model (or ensemble) on a whole manifest, validation speakers held out -> checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmser.checkpoint import Member, save_checkpoint
+from mmser.config import ConfigError
+from mmser.data.protocol import load_protocol
+from mmser.data.splits import holdout_validation
+from mmser.distributed import is_main, say
+from mmser.evaluation.crossval import FUSED_KINDS, run_config
+from mmser.features.store import store_for
+from mmser.models.builders import dims_from_config
+from mmser.training.member import ensemble_members, train_member
+
+
+def check_trainable(cfg: DictConfig) -> None:
+    """Refuse settings a deployable checkpoint cannot have (before any work)."""
+    sn = cfg.features.speaker_norm
+    if sn.mode == "transductive":
+        raise ConfigError("features.speaker_norm.mode=transductive (statistics over all of a speaker's clips) is for "
+                          "cross-validation only; set features.speaker_norm.mode=enrol with clips=K to train a "
+                          "checkpoint that standardises with K enrolment clips of the speaker (`mmser predict "
+                          "--enrol`), or mode=off")
+    if sn.test_labels is not None:
+        raise ConfigError("features.speaker_norm.test_labels sets the test speakers' enrolment clips in "
+                          "cross-validation only; a checkpoint is trained with features.speaker_norm.labels")
+
+
+def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) -> tuple[Path, list[dict]]:
+    """Train ``cfg.model`` on every speaker of the protocol but the validation speakers; write one checkpoint.
+
+    With ``model.init_from_audio_only`` each fused member starts from an audio-only member trained first
+    on the same split. Returns the checkpoint path and each member's training summary.
+    """
+    check_trainable(cfg)
+    kind = cfg.model.kind
+    text_source = cfg.data.text_source if kind != "audio_only" else None
+    protocol = load_protocol(cfg.data, [text_source] if text_source else [])
+    split = holdout_validation(protocol.rows, cfg.split.val_speakers, cfg.split.seed)
+    store = store_for(protocol.rows, cfg.features, [kind], [text_source] if text_source else [], progress)
+
+    def member_dims(model_cfg, encoder: str | None, text: str | None):
+        return dims_from_config(model_cfg, store.audio_shape(encoder) if encoder else None,
+                                store.text_shape(text) if text else None, protocol.class_mask)
+
+    members, summaries = [], []
+    for encoder, seed in ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
+                                          cfg.train.ensemble_seeds):
+        train = store.dataset(split.train, encoder, text_source)
+        val = store.dataset(split.val, encoder, text_source) if split.val else None
+        init = None
+        if cfg.model.init_from_audio_only and kind in FUSED_KINDS:
+            audio_model = OmegaConf.merge(cfg.model, {"kind": "audio_only"})
+            start, summary = train_member(member_dims(audio_model, encoder, None), store.dataset(split.train, encoder, None),
+                                          store.dataset(split.val, encoder, None) if split.val else None,
+                                          cfg.train, cfg.trainer, seed)
+            say(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+            init = start.state_dict()
+        model, summary = train_member(member_dims(cfg.model, encoder, text_source), train, val, cfg.train, cfg.trainer,
+                                      seed, init, cfg.model.freeze_audio_branch)
+        members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
+        summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
+        say(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+    text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
+    if is_main():  # several training processes: one writes
+        save_checkpoint(out, members, store.spec, text_fingerprint,
+                        OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
+                        {"val_speakers": list(split.val_speakers)})
+    return Path(out), summaries

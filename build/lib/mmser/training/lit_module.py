@@ -1,0 +1,90 @@
+"""The LightningModule: receives a built ``nn.Module``; one ``model_step`` serves train/val/test."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mmser.labels import EMOTIONS
+from mmser.training.metrics import unweighted_accuracy
+
+
+class EmotionLitModule(L.LightningModule):
+    """AdamW, linear warm-up + cosine decay, class-weighted cross-entropy over the protocol's classes."""
+
+    def __init__(self, model: torch.nn.Module, class_weights: torch.Tensor, lr: float = 1e-3,
+                 weight_decay: float = 1e-2, warmup_ratio: float = 0.1, label_smoothing: float = 0.0):
+        super().__init__()
+        self.model = model
+        mask = model.dims.class_mask
+        self.valid = [i for i, m in enumerate(mask) if m]  # indices of the classes this protocol uses
+        remap = torch.full((len(EMOTIONS),), -100, dtype=torch.long)
+        remap[self.valid] = torch.arange(len(self.valid))
+        self.register_buffer("remap", remap, persistent=False)
+        self.register_buffer("class_weights", class_weights[self.valid].float(), persistent=False)
+        self.lr, self.weight_decay, self.warmup_ratio, self.label_smoothing = lr, weight_decay, warmup_ratio, label_smoothing
+        self._val_preds: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+        self.history: list[dict] = []
+
+    def model_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model.forward_batch(batch)[:, self.valid]  # (B, C_valid)
+        target = self.remap[batch["target"]]  # (B,)
+        loss = F.cross_entropy(logits, target, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        return loss, logits.argmax(dim=-1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = self.model_step(batch)
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(batch["target"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, pred = self.model_step(batch)
+        self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["target"]))
+        self._val_preds.append(pred)
+        self._val_targets.append(self.remap[batch["target"]])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_preds and self.trainer.world_size == 1:
+            return
+        preds, targets = self.gather_exactly(self._val_preds), self.gather_exactly(self._val_targets)
+        self._val_preds.clear()
+        self._val_targets.clear()
+        ua = unweighted_accuracy(targets, preds)
+        self.log("val_ua", ua, prog_bar=True, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            self.history.append({"epoch": int(self.current_epoch), "val_ua": float(ua),
+                                 "train_loss": float(self.trainer.callback_metrics.get("train_loss", np.nan))})
+
+    def gather_exactly(self, parts: list[torch.Tensor]) -> np.ndarray:
+        """This rank's 1-D tensors concatenated, then gathered from every rank with nothing repeated: each rank
+        holds a share of different lengths (no padded samples), so shares are padded here for the gather and
+        the padding is dropped."""
+        local = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=self.device)
+        if self.trainer.world_size == 1:
+            return local.cpu().numpy()
+        counts = self.all_gather(torch.tensor(len(local), device=self.device)).reshape(-1)  # (world,)
+        size = int(counts.max())
+        padded = torch.zeros(size, dtype=local.dtype, device=self.device)
+        padded[: len(local)] = local
+        gathered = self.all_gather(padded).reshape(len(counts), size)  # (world, size)
+        return torch.cat([gathered[r, : int(n)] for r, n in enumerate(counts)]).cpu().numpy()
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(self.warmup_ratio * total)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(warmup, 1)
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

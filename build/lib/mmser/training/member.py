@@ -1,0 +1,36 @@
+"""One ensemble member: its encoder and seed (the ensemble policy), and the one function that trains it."""
+
+from __future__ import annotations
+
+import torch
+
+from mmser.features.batching import FeatureDataset
+from mmser.models.builders import EmotionModel, ModelDims, build_model
+from mmser.training.fit import fit
+
+
+def ensemble_members(audio_encoders: list[str], kind: str, seed: int, ensemble_seeds: int) -> list[tuple[str | None, int]]:
+    """(audio encoder, seed) of each member: every audio encoder x ``ensemble_seeds`` seeds (text-only: no
+    audio encoder). Member seeds are ``seed + 1000 j``."""
+    seeds = [int(seed) + 1000 * j for j in range(int(ensemble_seeds))]
+    encoders: list[str | None] = list(audio_encoders) if kind != "text_only" else [None]
+    return [(enc, s) for enc in encoders for s in seeds]
+
+
+def train_member(dims: ModelDims, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
+                 seed: int, init: dict[str, torch.Tensor] | None = None,
+                 freeze_audio_branch: bool = False) -> tuple[EmotionModel, dict]:
+    """Build and train one member; returns it with its best-validation weights and a training summary.
+
+    ``init``: the state of a trained audio-only model a fused member starts from (the start then stays a
+    model-selection candidate); ``freeze_audio_branch`` keeps that start's audio branch and head fixed.
+    Seeded before the model is built, so a member's initial weights do not depend on what ran before it
+    in the process (a resumed run reproduces an uninterrupted one).
+    """
+    torch.manual_seed(seed)
+    model = build_model(dims)
+    if init is not None:
+        model.init_from_audio_only(init)
+        if freeze_audio_branch:
+            model.freeze_audio_branch()
+    return fit(model, train, val, train_cfg, trainer_cfg, seed, start_is_candidate=init is not None)
