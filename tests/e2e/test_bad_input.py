@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
 
 from mmser.cli import main
 from mmser.data.manifest import read_manifest, write_manifest

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from mmser.data.manifest import read_manifest, write_manifest
 from mmser.features.cache import FeatureCache

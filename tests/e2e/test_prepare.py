@@ -1,7 +1,5 @@
 """Each corpus layout, built tiny with generated audio, becomes the shared manifest schema."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 

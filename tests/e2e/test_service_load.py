@@ -1,7 +1,6 @@
 """Load on the HTTP service: a real server on loopback, a bounded burst of concurrent valid and invalid uploads.
 No 5xx, every valid answer equals the single-request answer, the server's memory stays bounded."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -9,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 
 from mmser.checkpoint import Member, save_checkpoint
 from mmser.features.spec import FeatureSpec

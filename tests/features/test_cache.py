@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from mmser.audio import AudioError
-from mmser.features import cache as cache_mod
-from mmser.features.cache import FeatureCache, ShardWriter, audio_key, text_key
+from mmser.features.cache import FeatureCache, audio_key, text_key
 from mmser.features.extract import extract
 from tests.conftest import write_tone
 
