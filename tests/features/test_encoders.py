@@ -1,6 +1,5 @@
 """Encoders on CPU through one interface: padding invariance, frame counts, offline messages."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -1,7 +1,0 @@
-"""``python -m mmser.cli``."""
-
-import sys
-
-from mmser.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Manifests, speaker-independent splits, datasets over cached features."""

@@ -1,1 +1,0 @@
-"""Encoders: acoustic frames (wav2vec2 family, Whisper) and text tokens (BERT family), by spec."""

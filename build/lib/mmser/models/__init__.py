@@ -1,1 +1,0 @@
-"""Audio-only, text-only and fused emotion models sharing one 8-class head."""
