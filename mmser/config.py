@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -44,6 +45,14 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 CELL_KEYS = ("train.", "trainer.", "model.")  # what ablation_overrides may change per cell
 LAYER_SELECTION = re.compile(r"^(all|last|-?\d+(\s*,\s*-?\d+)*)$")
+
+
+# ${project_root:} in a YAML: the repository folder, so that files shipped in configs/ (e.g. folds files) are
+# found from any working directory
+if not OmegaConf.has_resolver("project_root"):
+    with warnings.catch_warnings():  # omegaconf 2.4 renames the registration call; 2.3 has only this one
+        warnings.simplefilter("ignore", UserWarning)
+        OmegaConf.register_new_resolver("project_root", lambda: PROJECT_ROOT.as_posix())
 
 
 class ConfigError(MmserError):
