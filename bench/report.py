@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+# runs `mmser ARGS` and prints the process's own peak RSS: VmHWM of /proc/self/status starts anew at exec
+# (ru_maxrss would carry the parent's peak over into the child)
+MEASURED = ("import re, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
+            "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
+            "print('MAXRSS_KB', hwm, flush=True)\nsys.exit(rc)")
 
 
 def report(figures: dict, json_path: str | None) -> None:
@@ -14,3 +24,13 @@ def report(figures: dict, json_path: str | None) -> None:
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def measured(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run ``mmser ARGS`` in a fresh process: (wall seconds, peak RSS in MB, the finished process)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return took, int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1]) // 1024, done

@@ -21,24 +21,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
+from report import measured, report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 DEMO_PER_SPEAKER = 40  # utterances per speaker of the demo corpus (10 speakers)
-# the stage's own peak: VmHWM of /proc/self/status starts anew at exec (ru_maxrss would carry the
-# parent's peak over into the child)
-MEASURED = ("import re, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
-            "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
-            "print('MAXRSS_KB', hwm, flush=True)\nsys.exit(rc)")
 CV_CONFIG = """data:
   name: scale
   classes: [neutral, happy, sad, angry]
@@ -58,17 +49,6 @@ trainer:
   accelerator: cpu
   enable_progress_bar: false
 """
-
-
-def measured(args: list[str]) -> tuple[float, int, str]:
-    """Run ``mmser ARGS`` in a fresh process: (wall seconds, peak RSS in MB, stdout)."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    rss_kb = int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1])
-    return took, rss_kb // 1024, done.stdout
 
 
 def corpus(work: Path, size: int) -> Path:
@@ -103,8 +83,9 @@ def main() -> None:
         shutil.rmtree(work / f"x{size}" / "cv", ignore_errors=True)
         extract_s, extract_rss, _ = measured(["extract", str(manifest), "--encoder", "whisper-ct2:tiny.en",
                                               "features.whisper_window=clip", f"features.cache_dir={cache}"])
-        cv_s, cv_rss, out = measured(["cv", str(work / "cv.yaml"), f"data.manifest={manifest}",
-                                      f"features.cache_dir={cache}", "--out", str(work / f"x{size}" / "cv")])
+        cv_s, cv_rss, done = measured(["cv", str(work / "cv.yaml"), f"data.manifest={manifest}",
+                                       f"features.cache_dir={cache}", "--out", str(work / f"x{size}" / "cv")])
+        out = done.stdout
         rows.append({"size": size, "clips": len(df), "unique_clips": int(df["audio_sha256"].nunique()),
                      "audio_hours": round(float(df["duration_s"].sum()) / 3600, 2),
                      "extract_s_per_clip": round(extract_s / len(df), 4), "extract_peak_rss_mb": extract_rss,

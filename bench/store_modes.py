@@ -12,34 +12,20 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
-
-MEASURED = ("import re, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
-            "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
-            "print('MAXRSS_KB', hwm, flush=True)\nsys.exit(rc)")
-
+from report import measured, report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 def cross_validate(config: str, overrides: list[str], mode: str, out: Path) -> tuple[float, int, str]:
     """(seconds, peak RSS in MB, the summary line) of ``mmser cv`` in ``mode``, in a fresh process."""
-    args = ["cv", config, *overrides, f"features.store={mode}", "--out", str(out)]
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    took, rss, done = measured(["cv", config, *overrides, f"features.store={mode}", "--out", str(out)])
     if "extract " in done.stderr:  # a progress bar of encoding: the timing would include it
         raise SystemExit("the cache does not hold the corpus: run `mmser extract` first")
     summary = [line for line in done.stdout.splitlines() if " UA " in line][-1]
-    return took, int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1]) // 1024, summary
+    return took, rss, summary
 
 
 def main() -> None:
