@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import yaml
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mmser.errors import MmserError
@@ -456,10 +456,3 @@ def check_paths(cfg: DictConfig, keys: tuple[str, ...] = EXPERIMENT_PATHS) -> No
 def to_yaml(cfg: DictConfig) -> str:
     """Resolved YAML of ``cfg`` (what each run stores beside its results)."""
     return OmegaConf.to_yaml(cfg, resolve=True)
-
-
-def as_list(value: Any) -> list | None:
-    """A config list (ListConfig) as a plain list; None stays None."""
-    if value is None:
-        return None
-    return list(value) if isinstance(value, (ListConfig, list, tuple)) else [value]

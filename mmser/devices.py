@@ -4,19 +4,17 @@ one, else CPU). GPU paths differ from the CPU path only by the device and autoca
 from __future__ import annotations
 
 import contextlib
-import re
 
 import torch
 
+from mmser.config import DEVICE_SPEC
 from mmser.errors import MmserError
-
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def resolve_device(spec: str) -> str:
     """``spec`` -> a torch device string (``cpu`` or ``cuda:N``); a CUDA device that is not there is an error."""
     spec = str(spec).strip().lower()
-    if not DEVICE_PATTERN.match(spec):
+    if not DEVICE_SPEC.match(spec):
         raise MmserError(f"device {spec!r}: use cpu, cuda, cuda:N or auto")
     if spec == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"

@@ -64,23 +64,25 @@ def device_overrides(args: argparse.Namespace, key: str) -> list[str]:
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when there is one); default: the config's"
 
 
-def register(add) -> None:
-    p = add("transcribe", cmd_transcribe, "add Whisper transcripts to a manifest (resumable) and print the WER")
+def manifest_command(add, name: str, func, text: str, shard_help: str):
+    """A subcommand on a manifest: MANIFEST [--shard] [--device] [--config ...] [key=value ...]."""
+    p = add(name, func, text)
     p.add_argument("manifest")
+    p.add_argument("--shard", help=shard_help + ", or env: rank and world size from torchrun / SLURM / MPI")
+    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--config", action="append", default=[])
+    p.add_argument("overrides", nargs="*")
+    return p
+
+
+def register(add) -> None:
+    p = manifest_command(add, "transcribe", cmd_transcribe,
+                         "add Whisper transcripts to a manifest (resumable) and print the WER",
+                         "I/N: transcribe only shard I of N into its own journal (merged by a run without --shard)")
     p.add_argument("--asr", action="append", help="BACKEND:MODEL, e.g. faster-whisper:tiny.en (repeatable)")
     p.add_argument("--force", action="store_true", help="transcribe again even where a transcript exists")
-    p.add_argument("--shard", help="I/N: transcribe only shard I of N into its own journal (merged by a run "
-                                   "without --shard), or env: rank and world size from torchrun / SLURM / MPI")
-    p.add_argument("--device", help=DEVICE_HELP)
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("overrides", nargs="*")
 
-    p = add("extract", cmd_extract, "encode a manifest once into the feature cache (resumable)")
-    p.add_argument("manifest")
+    p = manifest_command(add, "extract", cmd_extract, "encode a manifest once into the feature cache (resumable)",
+                         "I/N: encode only shard I of N (processes, GPUs or machines filling one cache)")
     p.add_argument("--encoder", action="append", help="encoder spec (repeatable); default: the config's encoders")
     p.add_argument("--text-source", default="gold", help="gold or an asr_* column (text encoders)")
-    p.add_argument("--shard", help="I/N: encode only shard I of N (processes, GPUs or machines filling one cache), "
-                                   "or env: rank and world size from torchrun / SLURM / MPI")
-    p.add_argument("--device", help=DEVICE_HELP)
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("overrides", nargs="*")
