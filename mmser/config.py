@@ -44,6 +44,7 @@ ASR_KINDS = ("faster-whisper", "openai-whisper")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 CELL_KEYS = ("train.", "trainer.", "model.")  # what ablation_overrides may change per cell
+SHARED_MODEL_KEYS = ("model.kind=", "model.finetune.top_layers=")  # ... except these (they shape the shared features)
 LAYER_SELECTION = re.compile(r"^(all|last|-?\d+(\s*,\s*-?\d+)*)$")
 
 
@@ -142,6 +143,19 @@ class FusionConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Training the audio encoder's top blocks with the head (mmser/models/finetune.py)."""
+
+    # K top transformer blocks trained (0: frozen encoder). The frozen bottom's output is read from the
+    # feature cache, so an epoch runs only the top K blocks; needs features.audio_layers=all, whisper
+    # encoders with features.whisper_window=clip (the cache holds each clip's real frames only) and
+    # features.speaker_norm.mode=off
+    top_layers: int = 0
+    lr: float = 5e-5  # learning rate of the encoder blocks (the head uses train.lr)
+    warmup_ratio: float = 0.1  # fraction of steps with linear warm-up of the blocks' learning rate
+
+
+@dataclass
 class ModelConfig:
     kind: str = "cross_attn"  # audio_only | text_only | concat | cross_attn
     hidden_dim: int = 256  # projection size of each modality
@@ -151,6 +165,7 @@ class ModelConfig:
     # fused models started from an audio-only one: keep its audio branch and head fixed and train only the
     # text branch and the fusion (the starting model stays a model-selection candidate either way)
     freeze_audio_branch: bool = False
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 @dataclass
@@ -348,6 +363,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     check(m.fusion.num_layers >= 1, "model.fusion.num_layers", f"{m.fusion.num_layers} must be >= 1")
     for key, value in (("model.dropout", m.dropout), ("model.fusion.dropout", m.fusion.dropout)):
         check(0.0 <= value < 1.0, key, f"{value} must be in [0, 1)")
+    problems += finetune_problems(cfg)
     # train
     for key in ("max_epochs", "batch_size", "ensemble_seeds", "accumulate_grad_batches"):
         check(t[key] >= 1, f"train.{key}", f"{t[key]} must be >= 1")
@@ -369,9 +385,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
         one_of("ablation", kind, MODEL_KINDS)
     for kind, overrides in cfg.ablation_overrides.items():
         one_of("ablation_overrides", kind, MODEL_KINDS)
-        shared = [o for o in overrides if not str(o).startswith(CELL_KEYS) or str(o).startswith("model.kind=")]
+        shared = [o for o in overrides if not str(o).startswith(CELL_KEYS) or str(o).startswith(SHARED_MODEL_KEYS)]
         check(not shared, f"ablation_overrides.{kind}",
-              f"{shared}: a cell may change only {list(CELL_KEYS)} keys (the cells share features and folds)")
+              f"{shared}: a cell may change only {list(CELL_KEYS)} keys, not model.kind or "
+              "model.finetune.top_layers (the cells share features and folds)")
         try:
             cell = merge_overrides(cfg, list(overrides))
         except ConfigError as err:
@@ -385,6 +402,34 @@ def _without_cell_overrides(cfg: DictConfig) -> DictConfig:
     cell = copy.deepcopy(cfg)
     cell.ablation_overrides = {}
     return cell
+
+
+def finetune_problems(cfg: DictConfig) -> list[str]:
+    """What is wrong with ``model.finetune`` given the features it would fine-tune on."""
+    ft, f, key = cfg.model.finetune, cfg.features, "model.finetune"
+    problems = []
+    if ft.top_layers < 0:
+        problems.append(f"{key}.top_layers: {ft.top_layers} must be >= 0 (0 = frozen encoder)")
+    if ft.lr <= 0:
+        problems.append(f"{key}.lr: {ft.lr} must be > 0")
+    if not 0.0 <= ft.warmup_ratio < 1.0:
+        problems.append(f"{key}.warmup_ratio: {ft.warmup_ratio} must be in [0, 1)")
+    if ft.top_layers <= 0:
+        return problems
+    if str(f.audio_layers).strip().lower() != "all":
+        problems.append(f"{key}.top_layers: needs features.audio_layers=all (got {f.audio_layers!r}): the model "
+                        "recomputes the top hidden states from the one below them")
+    ct2 = [s for s in f.audio_encoders if str(s).startswith("faster-whisper:")]
+    if ct2:
+        problems.append(f"{key}.top_layers: {ct2} run in CTranslate2 and give only their last layer; use "
+                        "whisper-ct2:NAME (the same weights in PyTorch)")
+    if any(str(s).startswith(("whisper:", "whisper-ct2:")) for s in f.audio_encoders) and f.whisper_window != "clip":
+        problems.append(f"{key}.top_layers: Whisper encoders need features.whisper_window=clip (the cache keeps "
+                        "each clip's real frames, not the 30 s window's padding the blocks would attend to)")
+    if f.speaker_norm.mode != "off":
+        problems.append(f"{key}.top_layers: not with features.speaker_norm.mode={f.speaker_norm.mode} (the "
+                        "fine-tuned states have no cached speaker statistics)")
+    return problems
 
 
 def speaker_norm_problems(sn: DictConfig) -> list[str]:

@@ -3,7 +3,10 @@ against PyTorch with ONNX Runtime.
 
 Inputs are the encoder outputs the model consumes (``audio`` (B, L_a, T, D_a) + ``audio_mask`` (B, T),
 and/or ``text`` (B, L_t, N, D_t) + ``text_mask`` (B, N)), with dynamic batch and sequence axes; the
-output is ``logits`` (B, 8). The encoders themselves stay in PyTorch/CTranslate2.
+output is ``logits`` (B, 8). The encoders themselves stay in PyTorch/CTranslate2, except the top blocks a
+fine-tuned model trained (``model.finetune.top_layers``): those are part of the graph, which then takes
+every hidden state at the encoder's frame rate, ``T`` a multiple of ``frames_multiple_of`` (export.json;
+pad with masked frames).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def _wrap(model) -> torch.nn.Module:
 def example_inputs(dims, batch: int = 2, frames: int = 37, tokens: int = 9, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = {}
+    frames += (-frames) % dims.frame_stride  # models that pool frames themselves take whole groups (see export)
     if dims.uses_audio:
         out["audio"] = torch.randn(batch, dims.num_audio_layers, frames, dims.audio_dim, generator=g)
         mask = torch.ones(batch, frames, dtype=torch.bool)
@@ -75,6 +79,9 @@ def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict]
         inputs = example_inputs(model.dims)
         names = list(inputs)
         batch, frames, tokens = (torch.export.Dim(n, min=2, max=100_000) for n in ("batch", "frames", "tokens"))
+        stride = model.dims.frame_stride  # > 1: a fine-tuning model pools frames after its encoder blocks, and
+        if stride > 1:  # the graph takes a whole number of groups (pad frames, masked, to a multiple of stride)
+            frames = stride * torch.export.Dim("frame_groups", min=2, max=100_000 // stride)
         dynamic = {"audio": {0: batch, 2: frames}, "audio_mask": {0: batch, 1: frames},
                    "text": {0: batch, 2: tokens}, "text_mask": {0: batch, 1: tokens}}
         path = out_dir / f"member{j}.onnx"
@@ -92,7 +99,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict]
             got /= got.sum(-1, keepdims=True)
             worst = max(worst, float(np.abs(ref - got).max()))
         reports.append({"member": j, "file": path.name, "max_abs_prob_diff": worst, "tolerance": TOLERANCE,
-                        "inputs": names})
+                        "inputs": names, "frames_multiple_of": stride})
         if worst > TOLERANCE:
             raise MmserError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} > {TOLERANCE}")
     (out_dir / "export.json").write_text(json.dumps({"checkpoint": str(checkpoint), "members": reports,

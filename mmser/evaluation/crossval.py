@@ -28,9 +28,8 @@ from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
 from mmser.labels import EMOTIONS
-from mmser.models.builders import dims_from_config
 from mmser.training.fit import predict_proba
-from mmser.training.member import ensemble_members, train_member
+from mmser.training.member import ensemble_members, member_dims, train_member
 from mmser.training.metrics import classification_metrics
 
 PROB_COLUMNS = [f"prob_{e}" for e in EMOTIONS]
@@ -70,10 +69,9 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
             init = audio_only_start(audio_init_dir, fold.name, j)
         train = store.dataset(limit_per_class(df, fold.train, cfg.train.max_per_class, seed), encoder, text_source)
         val = store.dataset(fold.val, encoder, text_source) if fold.val else None
-        dims = dims_from_config(cfg.model, store.audio_shape(encoder) if encoder else None,
-                                store.text_shape(text_source) if text_source else None, protocol.class_mask)
+        dims = member_dims(store, cfg.model, encoder, text_source, protocol.class_mask)
         model, summary = train_member(dims, train, val, cfg.train, cfg.trainer, seed, init,
-                                      cfg.model.freeze_audio_branch)
+                                      cfg.model.freeze_audio_branch, store, encoder, cfg.model.finetune)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         probs.append(predict_proba(model, store.dataset(fold.test, encoder, text_source, test=True)))
         summaries.append(summary)

@@ -49,10 +49,14 @@ class FeatureSpec:
     text_layers: str = "last"
     max_text_tokens: int = 64  # tokens kept per transcript
     speaker_norm: SpeakerNorm = field(default_factory=SpeakerNorm)
+    # model.finetune.top_layers: the model recomputes the encoder's top K hidden states and pools frames
+    # itself (ModelDims.frame_stride), so frames reach it at the encoder's rate, unpooled
+    finetune_top_layers: int = 0
 
     @classmethod
-    def from_config(cls, features_cfg: Any) -> "FeatureSpec":
-        """The spec of a (validated) ``cfg.features``; raises ConfigError naming a bad speaker_norm key."""
+    def from_config(cls, features_cfg: Any, finetune_top_layers: int = 0) -> "FeatureSpec":
+        """The spec of a (validated) ``cfg.features`` for models fine-tuning ``finetune_top_layers`` encoder
+        blocks (``cfg.model.finetune.top_layers``); raises ConfigError naming a bad speaker_norm key."""
         sn = features_cfg.speaker_norm
         problems = speaker_norm_problems(sn)
         if problems:
@@ -65,6 +69,7 @@ class FeatureSpec:
             speaker_norm=SpeakerNorm(str(sn.mode), None if sn.clips is None else int(sn.clips),
                                      None if sn.labels is None else tuple(sn.labels),
                                      None if sn.test_labels is None else tuple(sn.test_labels)),
+            finetune_top_layers=int(finetune_top_layers),
         )
 
     def to_dict(self) -> dict:
@@ -98,7 +103,10 @@ class FeatureSpec:
 
     # ------------------------------------------------------------------------------------------ frames
     def pooled(self, frames: np.ndarray) -> np.ndarray:
-        """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`frame_stride` -> ``(L, ceil(T / s), D)``."""
+        """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`frame_stride` -> ``(L, ceil(T / s), D)``
+        (unchanged for fine-tuning models, which pool after their own blocks)."""
+        if self.finetune_top_layers > 0:
+            return frames
         return pool_frames(frames, self.frame_stride)
 
     def standardised(self, pooled: np.ndarray, speaker: FrameMoments | None) -> np.ndarray:

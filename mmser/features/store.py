@@ -114,6 +114,8 @@ class FeatureStore:
     encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
     fingerprints: dict[str, str] = field(default_factory=dict)  # encoder spec -> weights fingerprint
     in_memory: bool = True  # whether the rows were loaded up front (features.store)
+    # encoder spec -> (arch, pretrained state) of its top spec.finetune_top_layers blocks (fine-tuning only)
+    encoder_blocks: dict[str, tuple[dict, dict]] = field(default_factory=dict)
 
     def audio_shape(self, encoder: str) -> tuple[int, int]:
         """(layers, dim) of ``encoder``'s frames."""
@@ -161,9 +163,12 @@ def cache_bytes(locations: list[tuple[str, str]]) -> int:
 
 
 def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sources: list[str],
-               progress: bool = True) -> FeatureStore:
-    """Extract what is missing, then make every row's features available as model inputs."""
-    spec = FeatureSpec.from_config(features_cfg)
+               progress: bool = True, finetune_top_layers: int = 0) -> FeatureStore:
+    """Extract what is missing, then make every row's features available as model inputs (for models that
+    fine-tune ``finetune_top_layers`` encoder blocks: unpooled, with those blocks' pretrained weights)."""
+    from mmser.models.finetune import encoder_top_blocks
+
+    spec = FeatureSpec.from_config(features_cfg, finetune_top_layers)
     sn = spec.speaker_norm
     store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist())
     located: dict[str, tuple[list[tuple[str, str]], FeatureSpec | None, str]] = {}  # name -> (locations, spec, kind)
@@ -173,6 +178,8 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         if result.computed:
             store.encode_seconds += time.perf_counter() - start
         store.fingerprints[encoder_spec] = result.encoder.fingerprint
+        if finetune_top_layers > 0:
+            store.encoder_blocks[encoder_spec] = encoder_top_blocks(result.encoder, finetune_top_layers)
         located[encoder_spec] = ([(str(result.cache.location(k)), k) for k in result.keys], spec, "audio")
     encoder = None
     for source in text_sources:
@@ -210,9 +217,9 @@ def _held(rows: CachedRows, in_memory: bool) -> Sequence[np.ndarray]:
 
 
 def store_for(rows: pd.DataFrame, features_cfg, kinds: list[str], text_sources: list[str],
-              progress: bool = True) -> FeatureStore:
+              progress: bool = True, finetune_top_layers: int = 0) -> FeatureStore:
     """The store that models of ``kinds`` read: the audio encoders unless all are text-only, the text
-    sources unless all are audio-only."""
+    sources unless all are audio-only; ``finetune_top_layers``: ``cfg.model.finetune.top_layers``."""
     audio_specs = list(features_cfg.audio_encoders) if any(k != "text_only" for k in kinds) else []
     texts = list(text_sources) if any(k != "audio_only" for k in kinds) else []
-    return load_store(rows, features_cfg, audio_specs, texts, progress)
+    return load_store(rows, features_cfg, audio_specs, texts, progress, finetune_top_layers if audio_specs else 0)

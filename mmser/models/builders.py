@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -9,11 +10,12 @@ from torch import nn
 
 from mmser.config import MODEL_KINDS
 from mmser.labels import NUM_CLASSES
+from mmser.models.finetune import TopBlocks, pool_masked
 from mmser.models.fusion import CrossModalFusion
 from mmser.models.head import EmotionHead
 from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
 
-AUDIO_BRANCH = ("audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
+AUDIO_BRANCH = ("top_blocks.", "audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class ModelDims:
     fusion_dropout: float = 0.1
     dropout: float = 0.2
     class_mask: tuple[bool, ...] = field(default_factory=lambda: (True,) * NUM_CLASSES)
+    # model.finetune.top_layers: the audio encoder's top K blocks are part of the model (0 = frozen encoder).
+    # Its input is then every hidden state unpooled; it recomputes the top K and pools by frame_stride itself.
+    finetune_layers: int = 0
+    frame_stride: int = 1  # frames averaged per model frame after the top blocks (finetune_layers > 0 only)
+    encoder_blocks: str = ""  # JSON arch of the encoder's blocks (mmser.models.finetune), "" when frozen
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -65,6 +72,8 @@ class EmotionModel(nn.Module):
         if dims.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {dims.kind!r}: {MODEL_KINDS}")
         self.dims, h = dims, dims.hidden_dim
+        if dims.uses_audio and dims.finetune_layers > 0:
+            self.top_blocks = TopBlocks(json.loads(dims.encoder_blocks), dims.finetune_layers)
         if dims.uses_audio:
             self.audio_layers = LayerWeights(dims.num_audio_layers)
             self.audio_proj = nn.Sequential(nn.LayerNorm(dims.audio_dim), nn.Linear(dims.audio_dim, h))
@@ -93,7 +102,10 @@ class EmotionModel(nn.Module):
         """
         kind = self.dims.kind
         if self.dims.uses_audio:
-            a = self.audio_proj(self.audio_layers(audio.float()))  # (B, T, H)
+            audio = audio.float()  # (B, L_a, T, D)
+            if self.dims.finetune_layers > 0:
+                audio, audio_mask = self.recompute_top(audio, audio_mask)
+            a = self.audio_proj(self.audio_layers(audio))  # (B, T, H)
             pooled = self.audio_pool(a, audio_mask)  # (B, 2H)
         if self.dims.uses_text:
             t = self.text_proj(self.text_layers(text.float()))  # (B, N, H)
@@ -106,6 +118,13 @@ class EmotionModel(nn.Module):
             both = torch.cat([self.aligned_audio_pool(a_aligned, audio_mask), self.text_pool(t_aligned, text_mask)], -1)
             pooled = pooled + self.fuse(both)  # (B, 2H)
         return self.head(pooled)
+
+    def recompute_top(self, audio: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every hidden state ``(B, L_a, T, D)`` at the encoder's frame rate -> the frozen ones kept, the top K
+        recomputed by the trainable blocks, all pooled by ``frame_stride``: ``(B, L_a, T', D)`` and mask ``(B, T')``."""
+        keep = audio.shape[1] - self.dims.finetune_layers  # states 0 .. N - K come from the frozen encoder
+        top = self.top_blocks(audio[:, keep - 1], mask)  # (B, K, T, D)
+        return pool_masked(torch.cat([audio[:, :keep], top], dim=1), mask, self.dims.frame_stride)
 
     def forward_batch(self, batch: dict) -> torch.Tensor:
         """Logits ``(B, 8)`` of a collated batch (whichever modalities it carries)."""
@@ -135,13 +154,19 @@ def build_model(dims: ModelDims) -> EmotionModel:
 
 
 def dims_from_config(model_cfg, audio_shape: tuple[int, int] | None, text_shape: tuple[int, int] | None,
-                     class_mask: tuple[bool, ...]) -> ModelDims:
+                     class_mask: tuple[bool, ...], encoder_blocks: dict | None = None, frame_stride: int = 1) -> ModelDims:
     """``ModelDims`` of ``cfg.model`` fed by audio frames and/or text tokens of the given ``(layers, dim)``
-    shapes (None: that modality is not used), predicting the classes of ``class_mask``."""
+    shapes (None: that modality is not used), predicting the classes of ``class_mask``; with
+    ``model.finetune.top_layers`` > 0, ``encoder_blocks`` is the audio encoder's block arch
+    (:func:`mmser.models.finetune.encoder_top_blocks`) and ``frame_stride`` the stride the model pools by."""
+    top = int(model_cfg.finetune.top_layers) if audio_shape else 0
+    if top and encoder_blocks is None:
+        raise ValueError("model.finetune.top_layers > 0 needs the audio encoder's block arch")
     a_layers, a_dim = audio_shape or (0, 0)
     t_layers, t_dim = text_shape or (0, 0)
     return ModelDims(kind=str(model_cfg.kind), audio_dim=a_dim, num_audio_layers=a_layers, text_dim=t_dim,
                      num_text_layers=t_layers, hidden_dim=int(model_cfg.hidden_dim),
                      num_heads=int(model_cfg.fusion.num_heads), num_fusion_layers=int(model_cfg.fusion.num_layers),
                      fusion_dropout=float(model_cfg.fusion.dropout), dropout=float(model_cfg.dropout),
-                     class_mask=tuple(class_mask))
+                     class_mask=tuple(class_mask), finetune_layers=top, frame_stride=frame_stride if top else 1,
+                     encoder_blocks=json.dumps(encoder_blocks, sort_keys=True) if top else "")

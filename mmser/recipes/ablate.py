@@ -32,7 +32,7 @@ def run_ablation(cfg: DictConfig, out_dir: str | Path, progress: bool = True) ->
         kinds = ["audio_only"] + [k for k in kinds if k != "audio_only"]
     sources = list(cfg.text_sources)
     protocol = load_protocol(cfg.data, sources if any(k != "audio_only" for k in kinds) else [])
-    store = store_for(protocol.rows, cfg.features, kinds, sources, progress)
+    store = store_for(protocol.rows, cfg.features, kinds, sources, progress, int(cfg.model.finetune.top_layers))
     audio_dir = out_dir / "audio_only"
     for kind in kinds:
         cell_cfg = cell_config(cfg, kind)

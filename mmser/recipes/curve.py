@@ -23,7 +23,7 @@ def run_curve(cfg: DictConfig, out_dir: str | Path, per_class: list[int], progre
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress)
+    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, int(cfg.model.finetune.top_layers))
     rows = []
     for n in sorted(per_class) + [None]:
         point = copy.deepcopy(cfg)

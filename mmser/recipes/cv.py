@@ -16,5 +16,5 @@ def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True) 
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress)
+    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, int(cfg.model.finetune.top_layers))
     return run_cv(cfg, protocol, store, out_dir)

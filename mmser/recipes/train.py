@@ -13,8 +13,7 @@ from mmser.data.splits import holdout_validation
 from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import FUSED_KINDS, run_config
 from mmser.features.store import store_for
-from mmser.models.builders import dims_from_config
-from mmser.training.member import ensemble_members, train_member
+from mmser.training.member import ensemble_members, member_dims, train_member
 
 
 def check_trainable(cfg: DictConfig) -> None:
@@ -41,11 +40,8 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     text_source = cfg.data.text_source if kind != "audio_only" else None
     protocol = load_protocol(cfg.data, [text_source] if text_source else [])
     split = holdout_validation(protocol.rows, cfg.split.val_speakers, cfg.split.seed)
-    store = store_for(protocol.rows, cfg.features, [kind], [text_source] if text_source else [], progress)
-
-    def member_dims(model_cfg, encoder: str | None, text: str | None):
-        return dims_from_config(model_cfg, store.audio_shape(encoder) if encoder else None,
-                                store.text_shape(text) if text else None, protocol.class_mask)
+    store = store_for(protocol.rows, cfg.features, [kind], [text_source] if text_source else [], progress,
+                      int(cfg.model.finetune.top_layers))
 
     members, summaries = [], []
     for encoder, seed in ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
@@ -55,13 +51,16 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
         init = None
         if cfg.model.init_from_audio_only and kind in FUSED_KINDS:
             audio_model = OmegaConf.merge(cfg.model, {"kind": "audio_only"})
-            start, summary = train_member(member_dims(audio_model, encoder, None), store.dataset(split.train, encoder, None),
+            start, summary = train_member(member_dims(store, audio_model, encoder, None, protocol.class_mask),
+                                          store.dataset(split.train, encoder, None),
                                           store.dataset(split.val, encoder, None) if split.val else None,
-                                          cfg.train, cfg.trainer, seed)
+                                          cfg.train, cfg.trainer, seed, store=store, encoder=encoder,
+                                          finetune_cfg=cfg.model.finetune)
             say(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
             init = start.state_dict()
-        model, summary = train_member(member_dims(cfg.model, encoder, text_source), train, val, cfg.train, cfg.trainer,
-                                      seed, init, cfg.model.freeze_audio_branch)
+        model, summary = train_member(member_dims(store, cfg.model, encoder, text_source, protocol.class_mask), train,
+                                      val, cfg.train, cfg.trainer, seed, init, cfg.model.freeze_audio_branch, store,
+                                      encoder, cfg.model.finetune)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
         say(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)

@@ -65,19 +65,21 @@ def resolve_precision(trainer_cfg) -> str:
 
 
 def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
-        seed: int, start_is_candidate: bool = False) -> tuple[torch.nn.Module, dict]:
+        seed: int, start_is_candidate: bool = False, finetune_cfg=None) -> tuple[torch.nn.Module, dict]:
     """Train ``model``; returns it with the best-validation weights and a summary (epochs, history).
 
     ``start_is_candidate``: the model arrives trained (a fused model started from an audio-only one); its
     validation UA before any step is scored as epoch -1, and training must beat it to replace it; with
     ``train_cfg.replace_start_p`` the best epoch must beat it significantly (paired bootstrap over the
     validation utterances, the level divided by the number of epochs it was the best of), else the start
-    is kept.
+    is kept. ``finetune_cfg`` (``cfg.model.finetune``): learning rate and warm-up of the encoder blocks a
+    fine-tuning model trains.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
+    encoder_lr = (float(finetune_cfg.lr), float(finetune_cfg.warmup_ratio)) if finetune_cfg is not None else None
     module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
-                              train_cfg.label_smoothing)
+                              train_cfg.label_smoothing, encoder_lr)
     has_val = val is not None and len(val) > 0
     keep = KeepBestWeights()
     start_scored = start_is_candidate and has_val

@@ -14,10 +14,17 @@ from mmser.training.metrics import unweighted_accuracy
 
 
 class EmotionLitModule(L.LightningModule):
-    """AdamW, linear warm-up + cosine decay, class-weighted cross-entropy over the protocol's classes."""
+    """AdamW, linear warm-up + cosine decay, class-weighted cross-entropy over the protocol's classes.
+
+    ``encoder_lr``: (learning rate, warm-up ratio) of the fine-tuned encoder blocks (parameters under
+    ``top_blocks.``), which train in their own parameter group; the rest uses ``lr`` and ``warmup_ratio``.
+    """
+
+    ENCODER_PREFIX = "top_blocks."
 
     def __init__(self, model: torch.nn.Module, class_weights: torch.Tensor, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, warmup_ratio: float = 0.1, label_smoothing: float = 0.0):
+                 weight_decay: float = 1e-2, warmup_ratio: float = 0.1, label_smoothing: float = 0.0,
+                 encoder_lr: tuple[float, float] | None = None):
         super().__init__()
         self.model = model
         mask = model.dims.class_mask
@@ -27,6 +34,7 @@ class EmotionLitModule(L.LightningModule):
         self.register_buffer("remap", remap, persistent=False)
         self.register_buffer("class_weights", class_weights[self.valid].float(), persistent=False)
         self.lr, self.weight_decay, self.warmup_ratio, self.label_smoothing = lr, weight_decay, warmup_ratio, label_smoothing
+        self.encoder_lr = encoder_lr
         self._val_preds: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self.history: list[dict] = []
@@ -75,16 +83,28 @@ class EmotionLitModule(L.LightningModule):
         return torch.cat([gathered[r, : int(n)] for r, n in enumerate(counts)]).cpu().numpy()
 
     def configure_optimizers(self):
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        head = [p for n, p in named if not n.startswith(self.ENCODER_PREFIX)]
+        blocks = [p for n, p in named if n.startswith(self.ENCODER_PREFIX)]
+        groups, schedules = [{"params": head, "lr": self.lr}], [self.warmup_ratio]
+        if blocks:
+            lr, warmup_ratio = self.encoder_lr or (self.lr, self.warmup_ratio)
+            groups.append({"params": blocks, "lr": lr})
+            schedules.append(warmup_ratio)
+        optimizer = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(self.warmup_ratio * total)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / max(warmup, 1)
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        factors = [warmup_cosine(int(ratio * total), total) for ratio in schedules]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(warmup: int, total: int):
+    """Learning-rate factor of step ``step``: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor

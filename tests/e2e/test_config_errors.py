@@ -41,6 +41,13 @@ CASES = [  # (command, extra arguments, what the message must name)
     ("ablate", ["ablation=[audio_only,fused]"], "ablation"),
     ("ablate", ["ablation_overrides.concat=[features.frame_stride=2]"], "ablation_overrides.concat"),
     ("ablate", ["text_sources=[gold,asr_x]"], "asr_x"),
+    ("cv", ["model.finetune.top_layers=2"], "features.audio_layers=all"),  # the experiment reads the last layer only
+    ("cv", ["model.finetune.top_layers=1", "features.audio_layers=all", "features.whisper_window=30s"],
+     "features.whisper_window=clip"),
+    ("train", ["model.finetune.top_layers=1", "features.audio_layers=all", "features.speaker_norm.mode=enrol",
+               "features.speaker_norm.clips=2"], "model.finetune.top_layers"),
+    ("cv", ["model.finetune.lr=0"], "model.finetune.lr"),
+    ("ablate", ["ablation_overrides.concat=[model.finetune.top_layers=1]"], "ablation_overrides.concat"),
 ]
 
 

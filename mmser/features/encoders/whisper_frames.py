@@ -31,6 +31,9 @@ from mmser.features.encoders.model_paths import whisper_ct2_dir
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # samples, Whisper's fixed 30 s input
 SAMPLES_PER_FRAME = 320  # samples, encoder frame hop (20 ms) after the stride-2 conv
 FRAME_RATE = SAMPLE_RATE / SAMPLES_PER_FRAME  # 50 Hz
+# fingerprint suffix of clip-window frames; "-clipwindow2" since a clip is padded to whole frames only (it was
+# padded to an even number of frames, so the encoder attended to one frame the cache did not keep)
+CLIP_WINDOW_TAG = "-clipwindow2"
 
 
 def n_frames(n_samples: int) -> int:
@@ -116,7 +119,7 @@ class WhisperTorchEncoder:
         available = len(self.encoder.blocks) + 1
         self.layers = parse_layers(layers, available)
         self.num_layers, self.dim = len(self.layers), self.encoder.ln_post.normalized_shape[0]
-        self.fingerprint = state_dict_fingerprint(self.encoder) + ("" if window == "30s" else "-clipwindow")
+        self.fingerprint = state_dict_fingerprint(self.encoder) + ("" if window == "30s" else CLIP_WINDOW_TAG)
 
     @torch.inference_mode()
     def _forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -144,7 +147,9 @@ class WhisperTorchEncoder:
         outputs: list[list[np.ndarray]] = [[] for _ in wavs]
         if self.window == "clip":  # no 30 s padding: one window per forward (no key mask in Whisper blocks)
             for i, w in pieces:
-                padded = np.pad(w, (0, (-len(w)) % (2 * SAMPLES_PER_FRAME)))  # whole encoder frames, <= 30 s
+                # whole encoder frames and no more: every frame the blocks attend to is one the cache keeps (the
+                # fine-tuned top blocks see exactly the frames the frozen encoder saw)
+                padded = np.pad(w, (0, (-len(w)) % SAMPLES_PER_FRAME))
                 mel = whisper.log_mel_spectrogram(torch.from_numpy(padded), n_mels=self.n_mels)[None]
                 outputs[i].append(self._forward(mel.to(self.device)).float().cpu().numpy()[:, 0, : n_frames(len(w))])
             return [np.concatenate(parts, axis=1) for parts in outputs]

@@ -1,0 +1,73 @@
+"""Fine-tuning the encoder's top blocks through the CLI: cv -> fold checkpoints -> predict and ONNX export."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmser.checkpoint import load_checkpoint
+from mmser.cli import main
+from mmser.data.manifest import read_manifest
+from mmser.models.finetune import encoder_top_blocks
+from mmser.features.encoders.registry import build_audio_encoder
+from tests.conftest import save_tiny_whisper
+from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    (root / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], per=6)),
+                 "--out", str(root / "a.csv")]) == 0
+    whisper = save_tiny_whisper(root / "tiny.pt", state=32, layers=2)
+    _csv_experiment(root / "exp.yaml", f"features.audio_encoders=[whisper:{whisper}]", "features.audio_layers=all",
+                    "features.frame_stride=2", "model.finetune.top_layers=1", "model.finetune.lr=1e-3",
+                    "train.max_epochs=3")
+    out = root / "cv"
+    assert main(["cv", str(root / "exp.yaml"), f"data.manifest={root / 'a.csv'}",
+                 f"features.cache_dir={root / 'cache'}", "--out", str(out)]) == 0
+    return root, whisper, out
+
+
+def test_fold_checkpoints_carry_trained_top_blocks(finetuned):
+    root, whisper, out = finetuned
+    encoder = build_audio_encoder(f"whisper:{whisper}", "all", whisper_window="clip")
+    _, pretrained = encoder_top_blocks(encoder, 1)
+    folds = sorted(p.parent.name for p in out.glob("*/model.safetensors"))
+    assert len(folds) == 3
+    for fold in folds:
+        ckpt = load_checkpoint(out / fold / "model.safetensors")
+        assert ckpt.features.finetune_top_layers == 1 and ckpt.features.frame_stride == 2
+        model = ckpt.members[0].model
+        assert model.dims.finetune_layers == 1 and model.dims.frame_stride == 2
+        state = model.top_blocks.state_dict()
+        assert set(state) == set(pretrained)
+        moved = [k for k in state if not torch.allclose(state[k], pretrained[k])]
+        assert moved, f"{fold}: the top block never trained"
+
+
+def test_predict_from_a_fold_checkpoint_matches_the_fold_predictions(finetuned, capsys):
+    root, _, out = finetuned
+    fold = sorted(p.parent.name for p in out.glob("*/model.safetensors"))[0]
+    pred = pd.read_csv(out / fold / "predictions.csv")
+    paths = read_manifest(root / "a.csv").set_index("utt_id")["path"]
+    for _, row in pred.head(3).iterrows():
+        capsys.readouterr()
+        assert main(["predict", paths[row["utt_id"]], "--checkpoint", str(out / fold / "model.safetensors"), "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        probs = np.array([got["probabilities"][c.removeprefix("prob_")] for c in pred.columns if c.startswith("prob_")])
+        expected = row[[c for c in pred.columns if c.startswith("prob_")]].to_numpy(float)
+        np.testing.assert_allclose(probs, expected, atol=5e-3)  # the cache holds float16 frames; predict float32
+
+
+def test_onnx_export_runs_the_fine_tuned_blocks(finetuned):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    root, _, out = finetuned
+    ckpt = sorted(out.glob("*/model.safetensors"))[0]
+    assert main(["export", "onnx", "--checkpoint", str(ckpt), "--out", str(root / "onnx")]) == 0
+    report = json.loads((root / "onnx" / "export.json").read_text())
+    assert all(m["max_abs_prob_diff"] <= 1e-4 for m in report["members"])
