@@ -38,6 +38,7 @@ WHISPER_WINDOWS = ("30s", "clip")
 STORE_MODES = ("auto", "memory", "lazy")
 DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
 SPEAKER_NORM_MODES = ("off", "transductive", "enrol")
+NOISE_KINDS = ("white", "pink", "babble")  # features.augment.noise (mmser.features.augment draws them)
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper")
 TEXT_ENCODER_KINDS = ("bert",)
 ASR_KINDS = ("faster-whisper", "openai-whisper")
@@ -105,6 +106,27 @@ class SpeakerNormConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-side augmentation (mmser/features/augment.py, mmser/training/frame_augment.py). Validation and
+    test clips are never augmented."""
+
+    # waveform: augmented copies per training clip (0 = off), encoded once and cached under (clip hash, recipe);
+    # in each epoch a training clip is read as itself or as one of its copies, drawn at random
+    variants: int = 0
+    noise: List[str] = field(default_factory=lambda: ["white", "pink", "babble"])  # kinds drawn from (babble: other
+    # training speakers' clips of the same fold)
+    snr_db: List[float] = field(default_factory=lambda: [5.0, 20.0])  # dB, [low, high] of the noise's SNR
+    speed: List[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])  # speed factors drawn from
+    pitch_semitones: float = 0.0  # pitch shift drawn from [-x, x] semitones (0 = none)
+    gain_db: float = 6.0  # gain drawn from [-x, x] dB
+    seed: int = 0  # recipe draws
+    # feature level, on the cached frames of each training batch
+    time_mask: float = 0.0  # fraction of each clip's frames zeroed, in spans of up to 10 frames
+    channel_mask: float = 0.0  # fraction of feature channels zeroed (the same channels over the clip)
+    mixup: float = 0.0  # alpha of Beta(alpha, alpha): each clip mixed with another clip of its class (0 = off)
+
+
+@dataclass
 class FeaturesConfig:
     cache_dir: str = "cache/features"  # feature cache root (shared by all runs)
     audio_encoders: List[str] = field(default_factory=lambda: ["faster-whisper:tiny.en"])  # encoder specs
@@ -124,6 +146,7 @@ class FeaturesConfig:
     store: str = "auto"
     memory_budget_gb: float = 2.0  # GB, auto: the largest cache a run loads into memory
     speaker_norm: SpeakerNormConfig = field(default_factory=SpeakerNormConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -349,6 +372,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
         check(bool(DEVICE_SPEC.match(str(value))), key, f"{value!r}: use cpu, cuda, cuda:N or auto")
     check(f.memory_budget_gb >= 0, "features.memory_budget_gb", f"{f.memory_budget_gb} must be >= 0")
     problems += speaker_norm_problems(f.speaker_norm)
+    problems += augment_problems(f.augment)
     # asr
     for spec in cfg.asr.models:
         problem = encoder_spec_problem(spec, ASR_KINDS)
@@ -429,6 +453,30 @@ def finetune_problems(cfg: DictConfig) -> list[str]:
     if f.speaker_norm.mode != "off":
         problems.append(f"{key}.top_layers: not with features.speaker_norm.mode={f.speaker_norm.mode} (the "
                         "fine-tuned states have no cached speaker statistics)")
+    return problems
+
+
+def augment_problems(aug: DictConfig) -> list[str]:
+    """What is wrong with a ``features.augment`` setting."""
+    key, problems = "features.augment", []
+    if aug.variants < 0:
+        problems.append(f"{key}.variants: {aug.variants} must be >= 0 (0 = no waveform augmentation)")
+    unknown = [n for n in aug.noise if n not in NOISE_KINDS]
+    if unknown:
+        problems.append(f"{key}.noise: {unknown} not among {list(NOISE_KINDS)}")
+    if len(aug.snr_db) != 2 or aug.snr_db[0] > aug.snr_db[1]:
+        problems.append(f"{key}.snr_db: {list(aug.snr_db)} must be [low, high] in dB")
+    if not aug.speed or any(not 0.5 <= x <= 2.0 for x in aug.speed):
+        problems.append(f"{key}.speed: {list(aug.speed)} must be factors in [0.5, 2]")
+    if not 0.0 <= aug.pitch_semitones <= 12.0:
+        problems.append(f"{key}.pitch_semitones: {aug.pitch_semitones} must be in [0, 12]")
+    if aug.gain_db < 0:
+        problems.append(f"{key}.gain_db: {aug.gain_db} must be >= 0")
+    for sub in ("time_mask", "channel_mask"):
+        if not 0.0 <= aug[sub] < 1.0:
+            problems.append(f"{key}.{sub}: {aug[sub]} must be in [0, 1)")
+    if aug.mixup < 0:
+        problems.append(f"{key}.mixup: {aug.mixup} must be >= 0 (0 = off)")
     return problems
 
 

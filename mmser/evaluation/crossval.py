@@ -27,6 +27,7 @@ from mmser.data.splits import Fold
 from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
+from mmser.features.variants import training_dataset
 from mmser.labels import EMOTIONS
 from mmser.training.fit import predict_proba
 from mmser.training.member import ensemble_members, member_dims, train_member
@@ -67,11 +68,13 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
         init = None
         if cfg.model.init_from_audio_only and kind in FUSED_KINDS:
             init = audio_only_start(audio_init_dir, fold.name, j)
-        train = store.dataset(limit_per_class(df, fold.train, cfg.train.max_per_class, seed), encoder, text_source)
+        train = training_dataset(store, limit_per_class(df, fold.train, cfg.train.max_per_class, seed), encoder,
+                                 text_source, cfg.features)
         val = store.dataset(fold.val, encoder, text_source) if fold.val else None
         dims = member_dims(store, cfg.model, encoder, text_source, protocol.class_mask)
         model, summary = train_member(dims, train, val, cfg.train, cfg.trainer, seed, init,
-                                      cfg.model.freeze_audio_branch, store, encoder, cfg.model.finetune)
+                                      cfg.model.freeze_audio_branch, store, encoder, cfg.model.finetune,
+                                      cfg.features.augment)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         probs.append(predict_proba(model, store.dataset(fold.test, encoder, text_source, test=True)))
         summaries.append(summary)

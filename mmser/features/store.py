@@ -116,6 +116,10 @@ class FeatureStore:
     in_memory: bool = True  # whether the rows were loaded up front (features.store)
     # encoder spec -> (arch, pretrained state) of its top spec.finetune_top_layers blocks (fine-tuning only)
     encoder_blocks: dict[str, tuple[dict, dict]] = field(default_factory=dict)
+    # what augmented variants of training clips are made with (mmser.features.variants)
+    rows: pd.DataFrame | None = None  # the manifest rows, in utt_ids order
+    extracted: dict[str, object] = field(default_factory=dict)  # encoder spec -> its ExtractResult (cache, keys, encoder)
+    moments: dict[str, list[FrameMoments]] = field(default_factory=dict)  # encoder spec -> each row's speaker moments
 
     def audio_shape(self, encoder: str) -> tuple[int, int]:
         """(layers, dim) of ``encoder``'s frames."""
@@ -128,13 +132,15 @@ class FeatureStore:
         return int(first.shape[0]), int(first.shape[2])
 
     def dataset(self, ids: tuple[str, ...] | list[str], encoder: str | None, text_source: str | None,
-                test: bool = False) -> FeatureDataset:
+                test: bool = False, audio: Sequence[np.ndarray] | None = None) -> FeatureDataset:
         """The rows ``ids`` as a dataset of ``encoder`` frames and/or ``text_source`` tokens; ``test``: frames
-        standardised under the test speakers' enrolment pool."""
+        standardised under the test speakers' enrolment pool; ``audio``: the rows' frames read otherwise (one
+        per id, e.g. with augmented variants)."""
         index = pd.Series(range(len(self.utt_ids)), index=self.utt_ids)
         pos = index[list(ids)].values
         frames = self.test_audio.get(encoder, self.audio.get(encoder)) if test else self.audio.get(encoder)
-        audio = RowSubset(frames, pos) if encoder else None
+        if audio is None and encoder:
+            audio = RowSubset(frames, pos)
         text = RowSubset(self.text[text_source], pos) if text_source else None
         return FeatureDataset(list(ids), [self.labels[i] for i in pos], audio, text)
 
@@ -170,7 +176,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
 
     spec = FeatureSpec.from_config(features_cfg, finetune_top_layers)
     sn = spec.speaker_norm
-    store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist())
+    store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist(), rows=df.reset_index(drop=True))
     located: dict[str, tuple[list[tuple[str, str]], FeatureSpec | None, str]] = {}  # name -> (locations, spec, kind)
     for encoder_spec in audio_specs:
         start = time.perf_counter()
@@ -178,6 +184,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         if result.computed:
             store.encode_seconds += time.perf_counter() - start
         store.fingerprints[encoder_spec] = result.encoder.fingerprint
+        store.extracted[encoder_spec] = result
         if finetune_top_layers > 0:
             store.encoder_blocks[encoder_spec] = encoder_top_blocks(result.encoder, finetune_top_layers)
         located[encoder_spec] = ([(str(result.cache.location(k)), k) for k in result.keys], spec, "audio")
@@ -204,6 +211,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         own = [FrameMoments.of(rows[i]) for i in range(len(rows))]  # one pass: each clip's own moments
         speakers = df["speaker"].astype(str).tolist()
         moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
+        store.moments[name] = moments
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
         if sn.test_labels is not None and sn.test_labels != sn.labels:
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))

@@ -13,6 +13,7 @@ from mmser.data.splits import holdout_validation
 from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import FUSED_KINDS, run_config
 from mmser.features.store import store_for
+from mmser.features.variants import training_dataset
 from mmser.training.member import ensemble_members, member_dims, train_member
 
 
@@ -46,21 +47,21 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     members, summaries = [], []
     for encoder, seed in ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
                                           cfg.train.ensemble_seeds):
-        train = store.dataset(split.train, encoder, text_source)
+        train = training_dataset(store, split.train, encoder, text_source, cfg.features, progress)
         val = store.dataset(split.val, encoder, text_source) if split.val else None
         init = None
         if cfg.model.init_from_audio_only and kind in FUSED_KINDS:
             audio_model = OmegaConf.merge(cfg.model, {"kind": "audio_only"})
             start, summary = train_member(member_dims(store, audio_model, encoder, None, protocol.class_mask),
-                                          store.dataset(split.train, encoder, None),
+                                          training_dataset(store, split.train, encoder, None, cfg.features, progress),
                                           store.dataset(split.val, encoder, None) if split.val else None,
                                           cfg.train, cfg.trainer, seed, store=store, encoder=encoder,
-                                          finetune_cfg=cfg.model.finetune)
+                                          finetune_cfg=cfg.model.finetune, augment_cfg=cfg.features.augment)
             say(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
             init = start.state_dict()
         model, summary = train_member(member_dims(store, cfg.model, encoder, text_source, protocol.class_mask), train,
                                       val, cfg.train, cfg.trainer, seed, init, cfg.model.freeze_audio_branch, store,
-                                      encoder, cfg.model.finetune)
+                                      encoder, cfg.model.finetune, cfg.features.augment)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
         say(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)

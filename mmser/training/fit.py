@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from mmser.errors import MmserError
 from mmser.features.batching import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
+from mmser.training.frame_augment import FrameAugment
 from mmser.training.lit_module import EmotionLitModule
 from mmser.training.metrics import paired_bootstrap_p, unweighted_accuracy
 
@@ -65,7 +66,7 @@ def resolve_precision(trainer_cfg) -> str:
 
 
 def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
-        seed: int, start_is_candidate: bool = False, finetune_cfg=None) -> tuple[torch.nn.Module, dict]:
+        seed: int, start_is_candidate: bool = False, finetune_cfg=None, augment_cfg=None) -> tuple[torch.nn.Module, dict]:
     """Train ``model``; returns it with the best-validation weights and a summary (epochs, history).
 
     ``start_is_candidate``: the model arrives trained (a fused model started from an audio-only one); its
@@ -73,13 +74,15 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     ``train_cfg.replace_start_p`` the best epoch must beat it significantly (paired bootstrap over the
     validation utterances, the level divided by the number of epochs it was the best of), else the start
     is kept. ``finetune_cfg`` (``cfg.model.finetune``): learning rate and warm-up of the encoder blocks a
-    fine-tuning model trains.
+    fine-tuning model trains. ``augment_cfg`` (``cfg.features.augment``): its feature-level augmentation of
+    training batches.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     weights = class_weights(train.targets, model.dims.class_mask) if train_cfg.class_weighted else torch.ones(NUM_CLASSES)
     encoder_lr = (float(finetune_cfg.lr), float(finetune_cfg.warmup_ratio)) if finetune_cfg is not None else None
     module = EmotionLitModule(model, weights, train_cfg.lr, train_cfg.weight_decay, train_cfg.warmup_ratio,
-                              train_cfg.label_smoothing, encoder_lr)
+                              train_cfg.label_smoothing, encoder_lr,
+                              FrameAugment.from_config(augment_cfg) if augment_cfg is not None else None)
     has_val = val is not None and len(val) > 0
     keep = KeepBestWeights()
     start_scored = start_is_candidate and has_val

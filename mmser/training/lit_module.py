@@ -18,13 +18,14 @@ class EmotionLitModule(L.LightningModule):
 
     ``encoder_lr``: (learning rate, warm-up ratio) of the fine-tuned encoder blocks (parameters under
     ``top_blocks.``), which train in their own parameter group; the rest uses ``lr`` and ``warmup_ratio``.
+    ``frame_augment`` (:class:`~mmser.training.frame_augment.FrameAugment`) augments training batches.
     """
 
     ENCODER_PREFIX = "top_blocks."
 
     def __init__(self, model: torch.nn.Module, class_weights: torch.Tensor, lr: float = 1e-3,
                  weight_decay: float = 1e-2, warmup_ratio: float = 0.1, label_smoothing: float = 0.0,
-                 encoder_lr: tuple[float, float] | None = None):
+                 encoder_lr: tuple[float, float] | None = None, frame_augment=None):
         super().__init__()
         self.model = model
         mask = model.dims.class_mask
@@ -35,6 +36,7 @@ class EmotionLitModule(L.LightningModule):
         self.register_buffer("class_weights", class_weights[self.valid].float(), persistent=False)
         self.lr, self.weight_decay, self.warmup_ratio, self.label_smoothing = lr, weight_decay, warmup_ratio, label_smoothing
         self.encoder_lr = encoder_lr
+        self.frame_augment = frame_augment  # FrameAugment applied to training batches only (None: off)
         self._val_preds: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self.history: list[dict] = []
@@ -46,7 +48,7 @@ class EmotionLitModule(L.LightningModule):
         return loss, logits.argmax(dim=-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self.model_step(batch)
+        loss, _ = self.model_step(self.frame_augment(batch) if self.frame_augment else batch)
         self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(batch["target"]))
         return loss
 

@@ -30,13 +30,14 @@ def member_dims(store: FeatureStore, model_cfg, encoder: str | None, text_source
 def train_member(dims: ModelDims, train: FeatureDataset, val: FeatureDataset | None, train_cfg, trainer_cfg,
                  seed: int, init: dict[str, torch.Tensor] | None = None,
                  freeze_audio_branch: bool = False, store: FeatureStore | None = None, encoder: str | None = None,
-                 finetune_cfg=None) -> tuple[EmotionModel, dict]:
+                 finetune_cfg=None, augment_cfg=None) -> tuple[EmotionModel, dict]:
     """Build and train one member; returns it with its best-validation weights and a training summary.
 
     ``init``: the state of a trained audio-only model a fused member starts from (the start then stays a
     model-selection candidate); ``freeze_audio_branch`` keeps that start's audio branch and head fixed.
     Members that fine-tune encoder blocks (``dims.finetune_layers``) start them from ``encoder``'s
-    pretrained blocks held by ``store`` and train them at ``finetune_cfg``'s learning rate.
+    pretrained blocks held by ``store`` and train them at ``finetune_cfg``'s learning rate. ``augment_cfg``
+    (``cfg.features.augment``): feature-level augmentation of the training batches.
     Seeded before the model is built, so a member's initial weights do not depend on what ran before it
     in the process (a resumed run reproduces an uninterrupted one).
     """
@@ -51,4 +52,4 @@ def train_member(dims: ModelDims, train: FeatureDataset, val: FeatureDataset | N
         if freeze_audio_branch:
             model.freeze_audio_branch()
     return fit(model, train, val, train_cfg, trainer_cfg, seed, start_is_candidate=init is not None,
-               finetune_cfg=finetune_cfg)
+               finetune_cfg=finetune_cfg, augment_cfg=augment_cfg)

@@ -1,0 +1,103 @@
+"""Augmented variants of a fold's training clips as model inputs (``features.augment.variants``).
+
+For each training clip, ``K`` recipes are drawn (:func:`mmser.features.augment.draw_recipe`); each variant is
+encoded once by the store's encoder and cached beside the clean frames under ``<clip key>+<recipe key>``, so
+a later fold, run or resumed run reads it instead of encoding it again. A training row is then read as
+itself or as one of its variants, drawn at random each time it is read (once per epoch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mmser.audio import load_audio
+from mmser.features.augment import Recipe, apply_recipe, draw_recipe
+from mmser.features.cache import ShardWriter
+from mmser.features.batching import FeatureDataset
+from mmser.features.store import CachedRows, FeatureStore, RowSubset
+
+
+class AugmentedRows(Sequence):
+    """Row ``i``: ``clean[i]`` or one of its ``k`` variants ``variants[i * k + j]``, drawn with torch's RNG
+    (seeded per run and per DataLoader worker by Lightning), so each epoch reads each clip one way."""
+
+    def __init__(self, clean: Sequence[np.ndarray], variants: Sequence[np.ndarray], k: int):
+        self.clean, self.variants, self.k = clean, variants, k
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        j = int(torch.randint(0, self.k + 1, ()))
+        return self.clean[i] if j == 0 else self.variants[i * self.k + j - 1]
+
+
+def variant_recipes(rows: pd.DataFrame, train_ids: Sequence[str], keys: dict[str, str], augment_cfg) -> dict[str, list[Recipe]]:
+    """``augment_cfg.variants`` recipes of each training clip; babble is drawn from the clips of the other
+    training speakers (``keys``: utt_id -> clean cache key, whose hash names the clip's content)."""
+    by_id = rows.set_index("utt_id")
+    speakers = by_id.loc[list(train_ids), "speaker"].astype(str)
+    content = {u: keys[u][1:] for u in train_ids}  # the key is "a" + content hash
+    pools: dict[str, list[str]] = {}
+    for speaker in speakers.unique():
+        pools[speaker] = sorted({content[u] for u, s in speakers.items() if s != speaker})
+    return {u: [draw_recipe(content[u], j, augment_cfg, pools[speakers[u]]) for j in range(int(augment_cfg.variants))]
+            for u in train_ids}
+
+
+def augmented_rows(store: FeatureStore, train_ids: Sequence[str], encoder_spec: str, features_cfg,
+                   progress: bool = True) -> AugmentedRows:
+    """The training rows ``train_ids`` of ``encoder_spec`` with their variants, encoding (and caching) the
+    variants not cached yet."""
+    aug, result = features_cfg.augment, store.extracted[encoder_spec]
+    rows = store.rows
+    position = {u: i for i, u in enumerate(store.utt_ids)}
+    keys = {u: result.keys[position[u]] for u in train_ids}
+    recipes = variant_recipes(rows, train_ids, keys, aug)
+    variant_keys = [(u, f"{keys[u]}+{r.key()}", r) for u in train_ids for r in recipes[u]]
+    cache = result.cache
+    todo = [(u, key, r) for u, key, r in variant_keys if key not in cache]
+    if todo:
+        path_of_content = {keys[u][1:]: rows["path"].iloc[position[u]] for u in train_ids}
+        encode_variants(todo, rows.set_index("utt_id")["path"], path_of_content, result.encoder, cache,
+                        int(features_cfg.batch_size), int(features_cfg.shard_size), progress, encoder_spec)
+    moments = store.moments.get(encoder_spec)
+    variant_moments = [moments[position[u]] for u, _, _ in variant_keys] if moments is not None else None
+    variants = CachedRows([(str(cache.location(key)), key) for _, key, _ in variant_keys], store.spec, variant_moments)
+    clean = RowSubset(store.audio[encoder_spec], np.array([position[u] for u in train_ids]))
+    return AugmentedRows(clean, variants, int(aug.variants))
+
+
+def training_dataset(store: FeatureStore, ids: Sequence[str], encoder: str | None, text_source: str | None,
+                     features_cfg, progress: bool = True) -> FeatureDataset:
+    """A fold's training rows as a dataset: with ``features.augment.variants``, each audio row is read as
+    itself or one of its augmented variants."""
+    if encoder is None or int(features_cfg.augment.variants) == 0:
+        return store.dataset(ids, encoder, text_source)
+    return store.dataset(ids, encoder, text_source, audio=augmented_rows(store, ids, encoder, features_cfg, progress))
+
+
+def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_of_content: dict[str, str], encoder,
+                    cache, batch_size: int, shard_size: int, progress: bool, name: str) -> None:
+    """Make, encode and cache each (utt_id, cache key, recipe) of ``todo``."""
+    loaded: dict[str, np.ndarray] = {}
+
+    def load(content: str) -> np.ndarray:  # babble sources, read once each
+        if content not in loaded:
+            loaded[content] = load_audio(Path(path_of_content[content]))
+        return loaded[content]
+
+    with ShardWriter(cache, shard_size) as writer, \
+            tqdm(total=len(todo), desc=f"augment {name}", unit="clip", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            wavs = [apply_recipe(load_audio(paths[u]), r, load) for u, _, r in chunk]
+            for (_, key, _), frames in zip(chunk, encoder.encode(wavs)):
+                writer.add(key, frames)
+            bar.update(len(chunk))
