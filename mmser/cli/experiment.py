@@ -1,4 +1,5 @@
-"""Experiment commands on a config: ``demo``, ``cv``, ``ablate``, ``train``, ``baseline``, ``curve``, ``table``.
+"""Experiment commands on a config: ``demo``, ``cv``, ``ablate``, ``train``, ``baseline``, ``curve``, ``robustness``,
+``table``.
 
 Each loads the experiment YAML with its overrides (validated whole), checks the paths it names, then
 calls its recipe: a wrong value stops before any manifest is read or any clip encoded.
@@ -94,6 +95,39 @@ def cmd_curve(args: argparse.Namespace) -> None:
     say(f"-> {out / 'curve.png'}")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from mmser.config import check_paths, load_config
+    from mmser.errors import MmserError
+    from mmser.evaluation.robustness import ROBUSTNESS_NOISES
+    from mmser.recipes.robustness import run_robustness
+
+    files = [a for a in args.items if "=" not in a]
+    overrides = [a for a in args.items if "=" in a]
+    if not files:
+        raise MmserError("robustness: name at least one experiment YAML")
+    if args.noise not in ROBUSTNESS_NOISES:
+        raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")
+    try:
+        snrs = [float(x) for x in args.snr.split(",")]
+    except ValueError:
+        raise MmserError(f"--snr {args.snr!r}: use comma-separated dB values, e.g. 20,10,5,0") from None
+    configs = {}
+    for file in files:
+        cfg = load_config([file], overrides)
+        check_paths(cfg)
+        name = Path(file).stem
+        if name in configs:
+            raise MmserError(f"robustness: two configs named {name!r}")
+        configs[name] = cfg
+    device = args.device or "cpu"
+    table = run_robustness(configs, args.out, snrs, args.noise, device,
+                           command="mmser robustness " + " ".join(files + overrides + ["--out", args.out]))
+    from mmser.evaluation.robustness import robustness_markdown
+
+    say("\n" + robustness_markdown(table, args.noise, "mmser robustness"))
+    say(f"-> {Path(args.out) / 'robustness.md'}, {Path(args.out) / 'robustness.png'}")
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     from mmser.evaluation.tables import to_markdown
     from mmser.recipes.table import rebuild_tables
@@ -130,6 +164,14 @@ def register(add) -> None:
     p = _experiment_parser(add, "curve", cmd_curve, "data-efficiency curve: UA against training examples per class",
                            "results folder (default: <output_dir>/curve)")
     p.add_argument("--per-class", default="5,10,20,40", help="comma-separated N (all data is added)")
+
+    p = add("robustness", cmd_robustness, "each config's cross-validated models on their test clips with noise at "
+                                          "several SNRs: a UA-per-SNR table and plot")
+    p.add_argument("items", nargs="+", help="experiment YAMLs, then key=value overrides applied to each")
+    p.add_argument("--out", required=True, help="folder of the runs and the table")
+    p.add_argument("--snr", default="20,10,5,0", help="comma-separated SNRs in dB")
+    p.add_argument("--noise", default="white", help="white or pink")
+    p.add_argument("--device", help="cpu, cuda or cuda:N for the noisy predictions (training uses the configs')")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -76,3 +76,20 @@ def plot_curve(table: pd.DataFrame, out: Path, title: str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_robustness(table: pd.DataFrame, out: Path, kind: str) -> Path:
+    """UA against SNR (clean at the right), one line per run -> ``out``."""
+    columns = [c for c in table.columns if c.endswith(" dB")]
+    snrs = [float(c.split()[0]) for c in columns]
+    clean_x = max(snrs) + 10
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for r in table.to_dict("records"):
+        ax.plot(snrs + [clean_x], [r[c] for c in columns] + [r["clean"]], marker="o", label=r["run"])
+    ax.set_xticks(snrs + [clean_x], [f"{s:g}" for s in snrs] + ["clean"])
+    ax.set(xlabel=f"SNR of added {kind} noise (dB)", ylabel="UA (%) over folds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

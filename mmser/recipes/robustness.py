@@ -1,0 +1,51 @@
+"""``mmser robustness``: cross-validate each config (or resume it), then predict every fold's test clips with
+noise at each SNR; one UA-per-SNR table and plot comparing the configs' models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from mmser.data.manifest import atomic_write_bytes, read_manifest
+from mmser.distributed import say
+from mmser.errors import MmserError
+from mmser.evaluation.robustness import noisy_fold, robustness_markdown, robustness_table
+from mmser.recipes.cv import cross_validate
+
+
+def check_robustness(configs: dict[str, DictConfig]) -> None:
+    """Refuse, before any work, models whose test clips robustness cannot corrupt alone."""
+    for name, cfg in configs.items():
+        if cfg.features.speaker_norm.mode != "off":
+            raise MmserError(f"{name}: features.speaker_norm.mode={cfg.features.speaker_norm.mode} standardises with "
+                             "other clips of the test speaker, which robustness does not corrupt; use mode=off")
+        if cfg.data.test_manifest is not None:
+            raise MmserError(f"{name}: data.test_manifest (cross-corpus) is not supported by robustness")
+
+
+def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
+                   device: str = "cpu", command: str = "mmser robustness", progress: bool = True) -> pd.DataFrame:
+    """``configs``: run name -> config. Writes ``out/<name>/`` (the CV run and its noisy predictions) and
+    ``out/robustness.{md,csv,png}``; returns the table."""
+    check_robustness(configs)
+    out = Path(out)
+    runs = []
+    for name, cfg in configs.items():
+        run = out / name
+        say(f"\n[{name}] cross-validation (folds done earlier are kept)", flush=True)
+        cross_validate(cfg, run, progress)
+        rows = read_manifest(cfg.data.manifest)
+        folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
+        for snr in snrs:
+            for fold in folds:
+                noisy_fold(run, fold, rows, kind, snr, device, progress)
+        runs.append(run)
+    table = robustness_table(runs, kind, snrs)
+    atomic_write_bytes(out / "robustness.csv", table.to_csv(index=False, float_format="%.2f").encode())
+    atomic_write_bytes(out / "robustness.md", robustness_markdown(table, kind, command).encode())
+    from mmser.evaluation.plots import plot_robustness
+
+    plot_robustness(table, out / "robustness.png", kind)
+    return table
