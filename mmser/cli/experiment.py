@@ -1,5 +1,5 @@
 """Experiment commands on a config: ``demo``, ``cv``, ``ablate``, ``train``, ``baseline``, ``curve``, ``robustness``,
-``table``.
+``select``, ``table``.
 
 Each loads the experiment YAML with its overrides (validated whole), checks the paths it names, then
 calls its recipe: a wrong value stops before any manifest is read or any clip encoded.
@@ -95,37 +95,53 @@ def cmd_curve(args: argparse.Namespace) -> None:
     say(f"-> {out / 'curve.png'}")
 
 
-def cmd_robustness(args: argparse.Namespace) -> None:
+def named_configs(items: list[str], command: str) -> tuple[dict, list[str], list[str]]:
+    """``YAML ... key=value ...`` -> (config stem -> validated config with its paths checked, files, overrides)."""
     from mmser.config import check_paths, load_config
     from mmser.errors import MmserError
-    from mmser.evaluation.robustness import ROBUSTNESS_NOISES
-    from mmser.recipes.robustness import run_robustness
 
-    files = [a for a in args.items if "=" not in a]
-    overrides = [a for a in args.items if "=" in a]
+    files = [a for a in items if "=" not in a]
+    overrides = [a for a in items if "=" in a]
     if not files:
-        raise MmserError("robustness: name at least one experiment YAML")
-    if args.noise not in ROBUSTNESS_NOISES:
-        raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")
-    try:
-        snrs = [float(x) for x in args.snr.split(",")]
-    except ValueError:
-        raise MmserError(f"--snr {args.snr!r}: use comma-separated dB values, e.g. 20,10,5,0") from None
+        raise MmserError(f"{command}: name at least one experiment YAML")
     configs = {}
     for file in files:
         cfg = load_config([file], overrides)
         check_paths(cfg)
         name = Path(file).stem
         if name in configs:
-            raise MmserError(f"robustness: two configs named {name!r}")
+            raise MmserError(f"{command}: two configs named {name!r}")
         configs[name] = cfg
-    device = args.device or "cpu"
-    table = run_robustness(configs, args.out, snrs, args.noise, device,
-                           command="mmser robustness " + " ".join(files + overrides + ["--out", args.out]))
-    from mmser.evaluation.robustness import robustness_markdown
+    return configs, files, overrides
 
-    say("\n" + robustness_markdown(table, args.noise, "mmser robustness"))
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from mmser.errors import MmserError
+    from mmser.evaluation.robustness import ROBUSTNESS_NOISES, robustness_markdown
+    from mmser.recipes.robustness import run_robustness
+
+    if args.noise not in ROBUSTNESS_NOISES:
+        raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")
+    try:
+        snrs = [float(x) for x in args.snr.split(",")]
+    except ValueError:
+        raise MmserError(f"--snr {args.snr!r}: use comma-separated dB values, e.g. 20,10,5,0") from None
+    configs, files, overrides = named_configs(args.items, "robustness")
+    command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out])
+    table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command)
+    say("\n" + robustness_markdown(table, args.noise, command))
     say(f"-> {Path(args.out) / 'robustness.md'}, {Path(args.out) / 'robustness.png'}")
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    from mmser.evaluation.selection import selection_markdown
+    from mmser.recipes.select import run_selection
+
+    configs, files, overrides = named_configs(args.items, "select")
+    command = " ".join(["mmser select", *files, *overrides, "--out", args.out])
+    table = run_selection(configs, args.out, command=command)
+    say("\n" + selection_markdown(table, command))
+    say(f"-> {Path(args.out) / 'selection.md'}")
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -172,6 +188,11 @@ def register(add) -> None:
     p.add_argument("--snr", default="20,10,5,0", help="comma-separated SNRs in dB")
     p.add_argument("--noise", default="white", help="white or pink")
     p.add_argument("--device", help="cpu, cuda or cuda:N for the noisy predictions (training uses the configs')")
+
+    p = add("select", cmd_select, "candidate recipes cross-validated on the same folds, chosen per fold on validation "
+                                  "speakers only: each candidate's and the nested choice's test UA")
+    p.add_argument("items", nargs="+", help="candidate experiment YAMLs, then key=value overrides applied to each")
+    p.add_argument("--out", required=True, help="folder of the candidates' runs and the selection table")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

@@ -3,7 +3,8 @@ speakers, persist, resume.
 
 Per fold it stores ``config.yaml`` (resolved), ``model.safetensors`` (the fold's members as one mmser
 checkpoint: ``mmser predict --checkpoint <run>/<fold>/model.safetensors`` works for any fold),
-``predictions.csv`` (utt_id, speaker, true, pred and the 8 probabilities) and, last, ``metrics.json``;
+``predictions.csv`` (utt_id, speaker, true, pred and the 8 probabilities), ``val_predictions.csv`` (the same
+for the fold's validation speakers, read by recipe selection) and, last, ``metrics.json``;
 a fold whose ``metrics.json`` exists is skipped on a re-run. Model selection (early stopping, best
 epoch) uses validation speakers drawn from the training side only; the test fold is only predicted.
 """
@@ -57,11 +58,20 @@ def audio_only_start(audio_init_dir: Path | None, fold: str, member: int) -> dic
     return members[member].model.state_dict()
 
 
+def prediction_table(df: pd.DataFrame, ids: tuple[str, ...], probs: np.ndarray) -> pd.DataFrame:
+    """Per-utterance predictions of ``ids``: utt_id, speaker, true, pred and the 8 probabilities ``probs`` (N, 8)."""
+    rows = df.set_index("utt_id").loc[list(ids)]
+    table = pd.DataFrame({"utt_id": list(ids), "speaker": rows["speaker"].values, "true": rows["label"].values,
+                          "pred": [EMOTIONS[i] for i in probs.argmax(axis=1)]})
+    table[PROB_COLUMNS] = np.round(probs, 6)
+    return table
+
+
 def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStore, fold_dir: Path,
              text_source: str | None, audio_init_dir: Path | None = None) -> dict:
     """Train the fold's members, predict its test speakers, write checkpoint + predictions + metrics."""
     df, kind = protocol.rows, cfg.model.kind
-    members, probs, summaries = [], [], []
+    members, probs, val_probs, summaries = [], [], [], []
     start = time.perf_counter()
     for j, (encoder, seed) in enumerate(ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
                                                          cfg.train.ensemble_seeds)):
@@ -77,6 +87,8 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
                                       cfg.features.augment)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         probs.append(predict_proba(model, store.dataset(fold.test, encoder, text_source, test=True)))
+        if fold.val:
+            val_probs.append(predict_proba(model, val))
         summaries.append(summary)
     stored_cfg = run_config(cfg, protocol)
     text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
@@ -85,12 +97,7 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
                         OmegaConf.to_container(stored_cfg, resolve=True),
                         {"fold": fold.name, "test_speakers": list(fold.test_speakers),
                          "val_speakers": list(fold.val_speakers)})
-    mean_probs = np.mean(probs, axis=0)  # (N_test, 8): ensemble average
-    test_rows = df.set_index("utt_id").loc[list(fold.test)]
-    pred = [EMOTIONS[i] for i in mean_probs.argmax(axis=1)]
-    table = pd.DataFrame({"utt_id": list(fold.test), "speaker": test_rows["speaker"].values,
-                          "true": test_rows["label"].values, "pred": pred})
-    table[PROB_COLUMNS] = np.round(mean_probs, 6)
+    table = prediction_table(df, fold.test, np.mean(probs, axis=0))  # ensemble average
     metrics = classification_metrics(table["true"].values, table["pred"].values, list(protocol.classes))
     metrics.update({
         "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),
@@ -99,7 +106,14 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
     })
     if text_source:
         metrics["test_sentences_in_train"] = sentence_overlap(df, fold, text_source)
+    val_table = None
+    if val_probs:  # the ensemble on the fold's validation speakers: what recipe selection reads (mmser select)
+        val_table = prediction_table(df, fold.val, np.mean(val_probs, axis=0))
+        val_metrics = classification_metrics(val_table["true"].values, val_table["pred"].values, list(protocol.classes))
+        metrics["val_UA"], metrics["val_WA"] = val_metrics["UA"], val_metrics["WA"]
     if is_main():
+        if val_table is not None:
+            write_table(val_table, fold_dir / "val_predictions.csv")
         write_table(table, fold_dir / "predictions.csv")
         atomic_write_bytes(fold_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the fold is done
     return metrics

@@ -1,0 +1,84 @@
+"""``mmser select``: the choice per fold follows validation UA only, never the test fold."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from mmser.cli import main
+from mmser.errors import MmserError
+from mmser.evaluation.selection import select_per_fold
+from tests.conftest import save_tiny_whisper
+from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+
+
+@pytest.fixture(scope="module")
+def selection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("select")
+    (root / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], n_speakers=4)),
+                 "--out", str(root / "a.csv")]) == 0
+    whisper = save_tiny_whisper(root / "tiny.pt", state=32, layers=1)
+    _csv_experiment(root / "short.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=1")
+    _csv_experiment(root / "longer.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=4",
+                    "features.augment.time_mask=0.2")
+    assert main(["select", str(root / "short.yaml"), str(root / "longer.yaml"), f"data.manifest={root / 'a.csv'}",
+                 f"features.cache_dir={root / 'cache'}", "--out", str(root / "sel")]) == 0
+    return root / "sel"
+
+
+def test_each_fold_takes_the_candidate_with_the_best_validation_ua(selection):
+    folds = sorted(p.parent.name for p in (selection / "selected").glob("*/selection.json"))
+    assert len(folds) == 4
+    for fold in folds:
+        record = json.loads((selection / "selected" / fold / "selection.json").read_text())
+        scores = {}
+        for name in ("short", "longer"):
+            metrics = json.loads((selection / name / fold / "metrics.json").read_text())
+            val = pd.read_csv(selection / name / fold / "val_predictions.csv", dtype=str)
+            assert set(val["speaker"]) == set(metrics["val_speakers"])  # validation speakers, never the test ones
+            assert not set(val["speaker"]) & set(metrics["test_speakers"])
+            scores[name] = metrics["val_UA"]
+        assert record["val_UA"] == scores
+        best = "short" if scores["short"] >= scores["longer"] else "longer"
+        assert record["chosen"] == best
+        chosen = pd.read_csv(selection / best / fold / "predictions.csv")
+        pd.testing.assert_frame_equal(pd.read_csv(selection / "selected" / fold / "predictions.csv"), chosen)
+    table = pd.read_csv(selection / "selection.csv")
+    assert table["folds_chosen"].iloc[:2].sum() == 4 and table["recommended"].sum() == 1
+    assert "nested" in table["recipe"].iloc[-1]
+    assert "never used" in (selection / "selection.md").read_text()
+
+
+def test_the_choice_does_not_move_when_only_test_predictions_change(selection, tmp_path):
+    """Rewriting a candidate's test predictions (and test metrics) changes no choice."""
+    import shutil
+
+    copy = tmp_path / "sel"
+    shutil.copytree(selection, copy)
+    before = {p.parent.name: json.loads(p.read_text())["chosen"] for p in (copy / "selected").glob("*/selection.json")}
+    for fold_dir in (copy / "short").glob("*/"):
+        if (fold_dir / "predictions.csv").is_file():
+            pred = pd.read_csv(fold_dir / "predictions.csv")
+            pred["pred"] = pred["true"]  # a perfect test score
+            pred.to_csv(fold_dir / "predictions.csv", index=False)
+            metrics = json.loads((fold_dir / "metrics.json").read_text())
+            metrics["UA"] = 1.0
+            (fold_dir / "metrics.json").write_text(json.dumps(metrics))
+    shutil.rmtree(copy / "selected")
+    select_per_fold({"short": copy / "short", "longer": copy / "longer"}, copy)
+    after = {p.parent.name: json.loads(p.read_text())["chosen"] for p in (copy / "selected").glob("*/selection.json")}
+    assert after == before
+
+
+def test_candidates_on_other_folds_are_refused(selection, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(selection / "longer", other)
+    metrics_file = sorted(other.glob("*/metrics.json"))[0]
+    metrics = json.loads(metrics_file.read_text())
+    metrics["val_speakers"] = metrics["test_speakers"]
+    metrics_file.write_text(json.dumps(metrics))
+    with pytest.raises(MmserError, match="other test or validation speakers"):
+        select_per_fold({"short": selection / "short", "other": other}, tmp_path)
