@@ -33,7 +33,9 @@ LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
 
 # The closed sets a config value must come from (the library's registries use the same names).
 MODEL_KINDS = ("audio_only", "text_only", "concat", "cross_attn")
-PROTOCOLS = ("leave_one_session_out", "leave_speakers_out", "file")
+# random_utterance is speaker-dependent (every speaker in train and test): allowed only to show how much it
+# overstates, and flagged wherever its results appear
+PROTOCOLS = ("leave_one_session_out", "leave_speakers_out", "file", "random_utterance")
 WHISPER_WINDOWS = ("30s", "clip")
 STORE_MODES = ("auto", "memory", "lazy")
 DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
@@ -65,6 +67,9 @@ class ConfigError(MmserError):
 class DataConfig:
     name: str = "unnamed"  # run name used in output paths
     manifest: str = MISSING  # manifest CSV/Parquet written by `mmser prepare`
+    # several corpora in one run, instead of `manifest`: their rows together, speaker ids qualified by corpus
+    # ("<corpus>:<speaker>"), folds speaker-disjoint across all of them, tables with a row per corpus
+    manifests: Optional[List[str]] = None
     test_manifest: Optional[str] = None  # cross-corpus: train on `manifest`, test on this one (shared labels only)
     classes: Optional[List[str]] = None  # classes the head may predict (logits of others masked); None = those present
     text_source: str = "gold"  # "gold" (the `transcript` column) or an ASR column written by `mmser transcribe`
@@ -80,12 +85,15 @@ class PrepareConfig:
 
 @dataclass
 class SplitConfig:
-    protocol: str = "leave_speakers_out"  # leave_one_session_out | leave_speakers_out | file
+    # leave_one_session_out | leave_speakers_out | file | random_utterance (SPEAKER-DEPENDENT: random utterance
+    # folds, each speaker in train and test; flagged in the fold printout, metrics.json and every table row)
+    protocol: str = "leave_speakers_out"
     speakers_per_fold: int = 3  # leave_speakers_out: speakers held out per fold
     val_speakers: int = 2  # whole training speakers held out for early stopping (0 = none, fixed epochs)
     folds_file: Optional[str] = None  # protocol=file: CSV with columns speaker,fold
     shuffle: bool = False  # shuffle speakers before grouping (seeded); False keeps sorted order
     seed: int = 0
+    utterance_folds: int = 5  # random_utterance: folds (5 = 80 % train / 20 % test)
 
 
 @dataclass
@@ -336,6 +344,12 @@ def config_problems(cfg: DictConfig) -> list[str]:
 
     d, s, f, m, t = cfg.data, cfg.split, cfg.features, cfg.model, cfg.train
     # data
+    if d.manifests is not None:
+        check(len(d.manifests) >= 1, "data.manifests", "name at least one manifest (or use data.manifest)")
+        check(not _is_set(cfg, "data.manifest"), "data.manifests",
+              "give data.manifest (one corpus) or data.manifests (several), not both")
+        check(d.test_manifest is None, "data.test_manifest", "not with data.manifests (cross-corpus takes one "
+              "training manifest)")
     if d.classes is not None:
         check(_labels_problem(d.classes) is None, "data.classes", str(_labels_problem(d.classes)))
         check(len(d.classes) >= 2, "data.classes", "a classifier needs at least 2 classes")
@@ -351,6 +365,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     one_of("split.protocol", s.protocol, PROTOCOLS)
     check(s.speakers_per_fold >= 1, "split.speakers_per_fold", f"{s.speakers_per_fold} must be >= 1")
     check(s.val_speakers >= 0, "split.val_speakers", f"{s.val_speakers} must be >= 0 (0 = fixed epochs)")
+    check(s.utterance_folds >= 2, "split.utterance_folds", f"{s.utterance_folds} must be >= 2")
     # features
     check(len(f.audio_encoders) >= 1, "features.audio_encoders", "name at least one audio encoder")
     for spec in f.audio_encoders:
@@ -535,6 +550,11 @@ EXPERIMENT_PATHS = ("data.manifest", "data.test_manifest", "split.folds_file")
 
 def check_paths(cfg: DictConfig, keys: tuple[str, ...] = EXPERIMENT_PATHS) -> None:
     """Fail fast, naming the key, when a path of ``keys`` is still ``???`` or names no file."""
+    if cfg.data.manifests is not None and "data.manifest" in keys:  # several corpora: each manifest instead
+        keys = tuple(k for k in keys if k != "data.manifest")
+        absent = [f"data.manifests: {m} not found" for m in cfg.data.manifests if not Path(str(m)).exists()]
+        if absent:
+            raise ConfigError("missing file(s):\n  " + "\n  ".join(absent))
     if cfg.split.protocol != "file":
         keys = tuple(k for k in keys if k != "split.folds_file")  # not read by the other protocols
     elif "split.folds_file" in keys and cfg.split.folds_file is None:  # a YAML's ??? merges as None here

@@ -43,7 +43,7 @@ def cmd_folds(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
     df = read_manifest(args.manifest)
     s = cfg.split
-    folds = build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file)
+    folds = build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file, s.utterance_folds)
     print(f"{len(folds)} {s.protocol} folds, speaker-disjoint (checked):")
     print(describe_folds(df, folds))
 

@@ -44,8 +44,9 @@ def cmd_cv(args: argparse.Namespace) -> None:
     cfg = experiment_config(args)
     out = args.out or cfg.output_dir
     summary = cross_validate(cfg, out)
+    flag = "" if summary["speaker_independent"] else " [SPEAKER-DEPENDENT: random utterances]"
     say(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
-          f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds -> {out}")
+          f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds{flag} -> {out}")
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ edits the config. Recipes record ``protocol.classes`` in the config they store b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,11 +49,36 @@ def text_column(df: pd.DataFrame, text_source: str) -> pd.Series:
     return df[col].fillna("").astype(str)
 
 
+def combined_manifests(paths: list[str]) -> pd.DataFrame:
+    """Several corpora's manifests as one: speaker ids qualified by corpus (``<corpus>:<speaker>``, so that two
+    corpora's "spk01" stay two speakers), the corpus taken from the ``corpus`` column or the file name. Says how
+    many rows, speakers and labels each brings; utterance ids must not repeat across manifests."""
+    parts, seen = [], {}
+    for path in paths:
+        df = read_manifest(path)
+        if "corpus" not in df.columns:
+            df["corpus"] = ""
+        df["corpus"] = df["corpus"].where(df["corpus"] != "", Path(path).stem)
+        df["speaker"] = df["corpus"] + ":" + df["speaker"]
+        clash = set(df["utt_id"]) & set(seen)
+        if clash:
+            first = sorted(clash)[0]
+            raise MmserError(f"{path}: utt_id {first!r} (and {len(clash) - 1} more) also in {seen[first]}")
+        seen.update(dict.fromkeys(df["utt_id"], path))
+        say(f"{path}: {len(df)} utterances, {df['speaker'].nunique()} speaker(s) of {sorted(df['corpus'].unique())}, "
+            f"labels {sorted(df['label'].unique(), key=EMOTIONS.index)}")
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
 def load_protocol(data_cfg, text_sources: list[str] | tuple[str, ...] = ()) -> Protocol:
     """The manifest of ``cfg.data`` restricted to the protocol (classes, improvised-only), saying what it
     leaves out; checks that every text source in ``text_sources`` has its column before any work."""
-    require(data_cfg, "manifest")
-    df = read_manifest(data_cfg.manifest)
+    if data_cfg.get("manifests"):
+        df = combined_manifests(list(data_cfg.manifests))
+    else:
+        require(data_cfg, "manifest")
+        df = read_manifest(data_cfg.manifest)
     classes = list(data_cfg.classes) if data_cfg.classes else None
     if data_cfg.test_manifest:
         test = read_manifest(data_cfg.test_manifest)
@@ -90,7 +116,7 @@ def make_folds(protocol: Protocol, split_cfg) -> list[Fold]:
     if protocol.is_cross_corpus:
         return [cross_corpus_fold(df, split_cfg.val_speakers, split_cfg.seed)]
     s = split_cfg
-    return build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file)
+    return build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file, s.utterance_folds)
 
 
 def cross_corpus_fold(df: pd.DataFrame, val_speakers: int, seed: int) -> Fold:

@@ -1,8 +1,11 @@
-"""Speaker-independent folds: leave-one-session-out, leave-k-speakers-out, or folds from a file.
+"""Speaker-independent folds: leave-one-session-out, leave-k-speakers-out, or folds from a file; and, to show
+what it overstates, the speaker-dependent random-utterance split.
 
-Every fold holds whole speakers: test speakers (or sessions) are held out, validation speakers are drawn
-from the training side only, and :func:`assert_speaker_disjoint` checks that no speaker is in more than
-one of train / validation / test. Deterministic under ``seed``.
+Every speaker-independent fold holds whole speakers: test speakers (or sessions) are held out, validation
+speakers are drawn from the training side only, and :func:`assert_speaker_disjoint` checks that no speaker is
+in more than one of train / validation / test. ``random_utterance`` folds (:func:`random_utterance_folds`)
+put every speaker in train and test; they are marked ``speaker_dependent`` and every printout, metrics file
+and table row built from them says so. Deterministic under ``seed``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Fold:
     test: tuple[str, ...]
     test_speakers: tuple[str, ...]
     val_speakers: tuple[str, ...]
+    speaker_dependent: bool = False  # random utterances: the test speakers are also training speakers
 
 
 def assert_speaker_disjoint(df: pd.DataFrame, fold: Fold) -> None:
@@ -124,6 +128,39 @@ def folds_from_file(df: pd.DataFrame, path: str | Path, val_speakers: int = 2, s
     return folds
 
 
+SPEAKER_DEPENDENT_NOTE = "SPEAKER-DEPENDENT (random utterances: every speaker is in training and test)"
+
+
+def random_utterance_folds(df: pd.DataFrame, n_folds: int = 5, val_fraction: float = 0.1, seed: int = 0) -> list[Fold]:
+    """``n_folds`` folds of random utterances, stratified by label: each utterance is tested once, and each
+    speaker is in training and test (the split behind most 90 %+ RAVDESS claims, kept to show the gap).
+    ``val_fraction`` of each fold's training utterances (random, stratified) is its validation part (0: none)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if len(df) < 2 * n_folds:
+        raise SplitError(f"{len(df)} utterances cannot make {n_folds} random-utterance folds")
+    labels = df["label"].to_numpy()
+    if pd.Series(labels).value_counts().min() < n_folds:
+        raise SplitError(f"random_utterance: every label needs at least split.utterance_folds={n_folds} utterances")
+    folds = []
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(df)), labels)):
+        val_idx = np.array([], dtype=int)
+        if val_fraction > 0:  # at least one validation utterance per class
+            n_classes = len(set(labels[train_idx]))
+            n_val = max(int(round(val_fraction * len(train_idx))), n_classes)
+            if n_val > len(train_idx) - n_classes:
+                raise SplitError(f"random_utterance fold {k}: {len(train_idx)} training utterances cannot spare a "
+                                 f"validation part (set split.val_speakers=0 for fixed epochs)")
+            train_idx, val_idx = train_test_split(train_idx, test_size=n_val, random_state=seed + k,
+                                                  stratify=labels[train_idx])
+        ids = df["utt_id"].to_numpy()
+        folds.append(Fold(f"utt{k}", tuple(ids[np.sort(train_idx)]), tuple(ids[np.sort(val_idx)]),
+                          tuple(ids[np.sort(test_idx)]), tuple(sorted(df["speaker"].iloc[test_idx].unique())),
+                          tuple(sorted(df["speaker"].iloc[val_idx].unique())), speaker_dependent=True))
+    return folds
+
+
 def holdout_validation(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> Fold:
     """Train on every speaker but ``val_speakers`` whole speakers held out for model selection (no test part)."""
     speakers = sorted(df["speaker"].unique())
@@ -138,8 +175,9 @@ def holdout_validation(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -
 
 
 def build_folds(df: pd.DataFrame, protocol: str, speakers_per_fold: int = 3, val_speakers: int = 2, seed: int = 0,
-                shuffle: bool = False, folds_file: str | None = None) -> list[Fold]:
-    """Folds of the configured ``protocol`` (``split.*`` config keys)."""
+                shuffle: bool = False, folds_file: str | None = None, utterance_folds: int = 5) -> list[Fold]:
+    """Folds of the configured ``protocol`` (``split.*`` config keys); ``random_utterance`` is speaker-dependent
+    (its validation part is 10 % of the training utterances, none when ``val_speakers`` is 0)."""
     if protocol == "leave_one_session_out":
         return leave_one_session_out(df, val_speakers, seed)
     if protocol == "leave_speakers_out":
@@ -148,12 +186,20 @@ def build_folds(df: pd.DataFrame, protocol: str, speakers_per_fold: int = 3, val
         if not folds_file:
             raise SplitError("split.protocol=file needs split.folds_file")
         return folds_from_file(df, folds_file, val_speakers, seed)
-    raise SplitError(f"unknown split.protocol {protocol!r} (leave_one_session_out | leave_speakers_out | file)")
+    if protocol == "random_utterance":
+        return random_utterance_folds(df, utterance_folds, 0.1 if val_speakers else 0.0, seed)
+    raise SplitError(f"unknown split.protocol {protocol!r} (leave_one_session_out | leave_speakers_out | file | "
+                     "random_utterance)")
 
 
 def describe_folds(df: pd.DataFrame, folds: list[Fold]) -> str:
     """One line per fold: sizes and held-out speakers."""
-    return "\n".join(
-        f"{f.name}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} utterances; "
-        f"test speakers {list(f.test_speakers)}; val speakers {list(f.val_speakers)}" for f in folds
-    )
+    lines = []
+    for f in folds:
+        if f.speaker_dependent:
+            lines.append(f"{f.name}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} utterances; "
+                         f"{SPEAKER_DEPENDENT_NOTE}")
+        else:
+            lines.append(f"{f.name}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} utterances; "
+                         f"test speakers {list(f.test_speakers)}; val speakers {list(f.val_speakers)}")
+    return "\n".join(lines)

@@ -24,11 +24,12 @@ from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
 from mmser.config import to_yaml
 from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
-from mmser.data.splits import Fold
+from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold
 from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
 from mmser.features.variants import training_dataset
+from mmser.evaluation.tables import SUBGROUP_COLUMNS
 from mmser.labels import EMOTIONS
 from mmser.training.fit import predict_proba
 from mmser.training.member import ensemble_members, member_dims, train_member
@@ -59,11 +60,15 @@ def audio_only_start(audio_init_dir: Path | None, fold: str, member: int) -> dic
 
 
 def prediction_table(df: pd.DataFrame, ids: tuple[str, ...], probs: np.ndarray) -> pd.DataFrame:
-    """Per-utterance predictions of ``ids``: utt_id, speaker, true, pred and the 8 probabilities ``probs`` (N, 8)."""
+    """Per-utterance predictions of ``ids``: utt_id, speaker, true, pred, the 8 probabilities ``probs`` (N, 8), and
+    the rows' corpus and gender when the manifest has them."""
     rows = df.set_index("utt_id").loc[list(ids)]
     table = pd.DataFrame({"utt_id": list(ids), "speaker": rows["speaker"].values, "true": rows["label"].values,
                           "pred": [EMOTIONS[i] for i in probs.argmax(axis=1)]})
     table[PROB_COLUMNS] = np.round(probs, 6)
+    for column in SUBGROUP_COLUMNS:  # the tables' per-corpus and per-gender rows
+        if column in rows.columns:
+            table[column] = rows[column].fillna("").astype(str).values
     return table
 
 
@@ -103,6 +108,8 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
         "fold": fold.name, "test_speakers": list(fold.test_speakers), "val_speakers": list(fold.val_speakers),
         "n_train": len(limit_per_class(df, fold.train, cfg.train.max_per_class, int(cfg.train.seed))),
         "n_val": len(fold.val), "train_seconds": round(time.perf_counter() - start, 2), "members": summaries,
+        "protocol": "cross_corpus" if protocol.is_cross_corpus else str(cfg.split.protocol),
+        "speaker_independent": not fold.speaker_dependent,
     })
     if text_source:
         metrics["test_sentences_in_train"] = sentence_overlap(df, fold, text_source)
@@ -137,6 +144,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
     elif stored.read_text() != resolved:
         say(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
               "each fold's own config.yaml says how that fold ran")
+    if any(f.speaker_dependent for f in folds):
+        say(f"{out_dir.name}: {SPEAKER_DEPENDENT_NOTE}; these numbers do not measure new speakers")
     results, start = [], time.perf_counter()
     for fold in folds:
         fold_dir = out_dir / fold.name
@@ -149,9 +158,11 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
             atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
         metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
         results.append(metrics)
+        flag = "  [speaker-dependent]" if fold.speaker_dependent else ""
         say(f"  {out_dir.name}/{fold.name}: UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}  "
-              f"({metrics['train_seconds']:.0f} s)", flush=True)
+              f"({metrics['train_seconds']:.0f} s){flag}", flush=True)
     summary = {"model": kind, "text_source": text_source, "folds": len(folds),
+               "speaker_independent": not any(f.speaker_dependent for f in folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),
                "WA_mean": float(np.mean([r["WA"] for r in results])),
                "cv_seconds": round(time.perf_counter() - start, 2), "encode_seconds": round(store.encode_seconds, 2)}

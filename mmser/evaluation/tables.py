@@ -32,25 +32,63 @@ def run_classes(run: Path) -> list[str] | None:
     return None
 
 
+SUBGROUP_COLUMNS = ("corpus", "gender")  # prediction columns that get their own table rows when they vary
+SPEAKER_DEPENDENT_LABEL = " [SPEAKER-DEPENDENT: random utterances]"
+
+
+def is_speaker_dependent(run: Path) -> bool:
+    """Whether ``run``'s folds put its test speakers in training (``split.protocol: random_utterance``)."""
+    cfg_path = run / "config.yaml"
+    if cfg_path.is_file():
+        split = OmegaConf.load(cfg_path).get("split", {}) or {}
+        if split.get("protocol") == "random_utterance":
+            return True
+    return any(json.loads(p.read_text()).get("speaker_independent") is False for p in run.glob("*/metrics.json"))
+
+
 def run_row(run: Path, root: Path) -> dict:
     """Metrics of one run from its predictions: per-fold mean ± std, pooled, and a bootstrap 95 % CI of UA."""
+    return run_rows(run, root)[0]
+
+
+def run_rows(run: Path, root: Path) -> list[dict]:
+    """The run's row, then one row per corpus and per gender when its predictions carry more than one
+    corpus, or genders (``<run> · corpus=X``, ``<run> · gender=F``): the same metrics over those utterances."""
     folds = sorted(p.parent for p in run.glob("*/predictions.csv"))
     classes = run_classes(run)
-    per_fold, pooled, overlaps = [], [], []
+    preds, overlaps = [], []
     for fold in folds:
-        pred = pd.read_csv(fold / "predictions.csv", dtype={"true": str, "pred": str})
-        per_fold.append(classification_metrics(pred["true"].values, pred["pred"].values, classes))
-        pooled.append(pred)
+        preds.append(pd.read_csv(fold / "predictions.csv", dtype={c: str for c in ("true", "pred", *SUBGROUP_COLUMNS)},
+                                 keep_default_na=False))
         meta = fold / "metrics.json"
         if meta.is_file():
             value = json.loads(meta.read_text()).get("test_sentences_in_train")
             if value is not None:
                 overlaps.append(value)
-    allp = pd.concat(pooled)
+    name = run.relative_to(root).as_posix() if run != root else run.name
+    if is_speaker_dependent(run):
+        name += SPEAKER_DEPENDENT_LABEL
+    rows = [metrics_row(name, preds, classes, overlaps)]
+    everything = pd.concat(preds)
+    for column in SUBGROUP_COLUMNS:
+        if column not in everything.columns:
+            continue
+        values = sorted(v for v in everything[column].unique() if v != "")
+        if (column == "corpus" and len(values) < 2) or not values:
+            continue
+        for value in values:
+            parts = [p[p[column] == value] for p in preds if (p[column] == value).any()]
+            rows.append(metrics_row(f"{name} · {column}={value}", parts, classes, overlaps))
+    return rows
+
+
+def metrics_row(name: str, preds: list[pd.DataFrame], classes: list[str] | None, overlaps: list[float]) -> dict:
+    """Per-fold mean ± std, pooled UA and its bootstrap 95 % CI of the per-fold prediction tables ``preds``."""
+    per_fold = [classification_metrics(p["true"].values, p["pred"].values, classes) for p in preds]
+    allp = pd.concat(preds)
     total = classification_metrics(allp["true"].values, allp["pred"].values, classes)
     lo, hi = bootstrap_ci(allp["true"].values, allp["pred"].values)
-    row = {"run": run.relative_to(root).as_posix() if run != root else run.name, "folds": len(folds),
-           "utterances": int(len(allp))}
+    row = {"run": name, "folds": len(preds), "utterances": int(len(allp))}
     for key in ("UA", "WA", "macro_F1", "weighted_F1"):
         vals = [m[key] for m in per_fold]
         row[f"{key}_mean"], row[f"{key}_std"] = float(np.mean(vals)), float(np.std(vals))
@@ -64,7 +102,7 @@ def build_table(root: str | Path) -> pd.DataFrame:
     runs = find_runs(root)
     if not runs:
         raise MmserError(f"{root}: no run folders with <fold>/predictions.csv")
-    return pd.DataFrame([run_row(r, root) for r in runs])
+    return pd.DataFrame([row for r in runs for row in run_rows(r, root)])
 
 
 def to_markdown(table: pd.DataFrame) -> str:

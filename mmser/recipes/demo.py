@@ -47,7 +47,7 @@ def run_demo(out: str | Path, seed: int = 0, overrides: list[str] | None = None)
     step(f"mmser folds {manifest} --config {EXPERIMENT}")
     df = read_manifest(manifest)
     s = cfg.split
-    folds = build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file)
+    folds = build_folds(df, s.protocol, s.speakers_per_fold, s.val_speakers, s.seed, s.shuffle, s.folds_file, s.utterance_folds)
     print(f"{len(folds)} {s.protocol} folds, speaker-disjoint (checked):")
     print(describe_folds(df, folds))
     step(f"mmser transcribe {manifest} --asr {DEMO_ASR}")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from mmser.data.manifest import atomic_write_bytes, read_manifest
+from mmser.data.manifest import atomic_write_bytes
+from mmser.data.protocol import load_protocol
 from mmser.distributed import say
 from mmser.errors import MmserError
 from mmser.evaluation.robustness import noisy_fold, robustness_markdown, robustness_table
@@ -36,7 +37,7 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
         run = out / name
         say(f"\n[{name}] cross-validation (folds done earlier are kept)", flush=True)
         cross_validate(cfg, run, progress)
-        rows = read_manifest(cfg.data.manifest)
+        rows = load_protocol(cfg.data).rows
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
         for snr in snrs:
             for fold in folds:

@@ -77,3 +77,22 @@ def test_property_no_speaker_in_two_parts(n, k, v, seed):
     for f in folds:
         assert_speaker_disjoint(df, f)
         assert set(f.train) | set(f.val) | set(f.test) == set(df["utt_id"])
+
+
+def test_random_utterance_folds_test_each_utterance_once_and_are_marked_speaker_dependent():
+    from mmser.data.splits import random_utterance_folds
+
+    rows = [{"utt_id": f"s{s}_{i}", "speaker": f"s{s}", "label": ["angry", "sad", "happy"][i % 3]}
+            for s in range(4) for i in range(15)]
+    df = pd.DataFrame(rows)
+    folds = random_utterance_folds(df, n_folds=5, val_fraction=0.1, seed=3)
+    tested = [u for f in folds for u in f.test]
+    assert sorted(tested) == sorted(df["utt_id"]) and len(folds) == 5
+    label = df.set_index("utt_id")["label"]
+    speaker = df.set_index("utt_id")["speaker"]
+    for f in folds:
+        assert f.speaker_dependent and not set(f.train) & set(f.test) and not set(f.val) & set(f.test)
+        assert label[list(f.test)].value_counts().tolist() == [4, 4, 4]  # stratified: 60 / 5 folds, 20 per class
+        assert set(speaker[list(f.test)]) <= set(speaker[list(f.train)])  # the leak: test speakers are trained on
+        assert len(f.val) >= 3
+    assert [f.test for f in folds] == [f.test for f in random_utterance_folds(df, 5, 0.1, seed=3)]

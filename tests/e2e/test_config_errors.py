@@ -41,6 +41,8 @@ CASES = [  # (command, extra arguments, what the message must name)
     ("ablate", ["ablation=[audio_only,fused]"], "ablation"),
     ("ablate", ["ablation_overrides.concat=[features.frame_stride=2]"], "ablation_overrides.concat"),
     ("ablate", ["text_sources=[gold,asr_x]"], "asr_x"),
+    ("cv", ["data.manifests=[MISSING_DIR/b.csv]"], "data.manifests"),
+    ("cv", ["split.utterance_folds=1"], "split.utterance_folds"),
     ("cv", ["model.finetune.top_layers=2"], "features.audio_layers=all"),  # the experiment reads the last layer only
     ("cv", ["model.finetune.top_layers=1", "features.audio_layers=all", "features.whisper_window=30s"],
      "features.whisper_window=clip"),

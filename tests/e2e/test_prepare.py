@@ -70,7 +70,26 @@ def test_indian_english(tmp_path, capsys):
     df = read_manifest(out)
     assert sorted(df["label"]) == ["happy", "neutral", "sad"]
     assert (df["sample_rate"] == 22_050).all() and df["transcript"].str.startswith("Text number").all()
-    assert "single speaker" in capsys.readouterr().out
+    assert "no speaker ids in this layout" in capsys.readouterr().out
+
+
+def test_indian_english_speakers_from_the_layout(tmp_path, capsys):
+    """A metadata line's third field names the speaker; otherwise speakers.csv; otherwise the one speaker."""
+    root = tmp_path / "ie"
+    for i, emo in enumerate(["base", "excited"]):
+        for k in range(3):
+            write_tone(root / emo / "wavs" / f"{emo}_{k}.wav", seed=10 * i + k + 1)
+    (root / "base" / "metadata.csv").write_text("".join(f"base_{k}|Text {k}|spk{k % 2}\n" for k in range(3)))
+    (root / "excited" / "metadata.csv").write_text("".join(f"excited_{k}|Text {k}\n" for k in range(3)))
+    (root / "speakers.csv").write_text("file,speaker\nexcited_0.wav,spk7\nexcited_1.wav,spk0\n")
+    out = tmp_path / "m.csv"
+    assert run_prepare("indian_english", root, out) == 0
+    speaker = read_manifest(out).set_index("utt_id")["speaker"]
+    assert speaker["indian_english_base_base_0"] == "spk0" and speaker["indian_english_base_base_1"] == "spk1"
+    assert speaker["indian_english_excited_excited_0"] == "spk7" and speaker["indian_english_excited_excited_1"] == "spk0"
+    assert speaker["indian_english_excited_excited_2"] == "indian_english_spk0"
+    text = capsys.readouterr().out
+    assert "4 speaker(s) read from the layout; 1 clip(s) without a speaker id" in text
 
 
 def test_cremad(tmp_path):
