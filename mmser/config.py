@@ -41,11 +41,13 @@ STORE_MODES = ("auto", "memory", "lazy")
 DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
 SPEAKER_NORM_MODES = ("off", "transductive", "enrol")
 NOISE_KINDS = ("white", "pink", "babble")  # features.augment.noise (mmser.features.augment draws them)
-AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper")
+AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)
 ASR_KINDS = ("faster-whisper", "openai-whisper")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+CLASSICAL_MODELS = ("logreg", "svm_rbf", "random_forest")  # mmser.recipes.baseline
+CLASSICAL_FEATURES = ("egemaps_mfcc", "librosa")  # mmser.features.classical
 CELL_KEYS = ("train.", "trainer.", "model.")  # what ablation_overrides may change per cell
 SHARED_MODEL_KEYS = ("model.kind=", "model.finetune.top_layers=")  # ... except these (they shape the shared features)
 LAYER_SELECTION = re.compile(r"^(all|last|-?\d+(\s*,\s*-?\d+)*)$")
@@ -197,6 +199,9 @@ class ModelConfig:
     # text branch and the fusion (the starting model stays a model-selection candidate either way)
     freeze_audio_branch: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # a 1D-CNN front end over the audio frames (two conv layers, kernel 5) before the projection, with this many
+    # channels (0 = none): seed 000's baseline on 40 MFCC frames (features.audio_encoders: [mfcc:40])
+    audio_cnn_channels: int = 0
 
 
 @dataclass
@@ -230,6 +235,15 @@ class TrainerConfig:
 
 
 @dataclass
+class ClassicalConfig:
+    """``mmser baseline``: a classical model on one feature vector per clip, its setting chosen per fold on the
+    validation speakers (mmser/recipes/baseline.py)."""
+
+    model: str = "logreg"  # logreg | svm_rbf | random_forest
+    features: str = "egemaps_mfcc"  # egemaps_mfcc (openSMILE + MFCC statistics) | librosa (MFCC, chroma, contrast, tonnetz)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
@@ -239,6 +253,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     output_dir: str = "runs/${data.name}/${model.kind}"
     ablation: List[str] = field(default_factory=lambda: list(MODEL_KINDS))  # model kinds of `mmser ablate`
     # per model kind, key=value overrides for that kind's ablation cells (e.g. fewer epochs for fused cells
@@ -397,6 +412,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     # model
     one_of("model.kind", m.kind, MODEL_KINDS)
     check(m.hidden_dim >= 1, "model.hidden_dim", f"{m.hidden_dim} must be >= 1")
+    check(m.audio_cnn_channels >= 0, "model.audio_cnn_channels", f"{m.audio_cnn_channels} must be >= 0 (0 = none)")
     check(m.fusion.num_heads >= 1 and m.hidden_dim % max(m.fusion.num_heads, 1) == 0, "model.fusion.num_heads",
           f"{m.fusion.num_heads} heads must divide model.hidden_dim={m.hidden_dim}")
     check(m.fusion.num_layers >= 1, "model.fusion.num_layers", f"{m.fusion.num_layers} must be >= 1")
@@ -416,6 +432,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
         check(t.max_per_class >= 1, "train.max_per_class", f"{t.max_per_class} must be >= 1")
     if t.replace_start_p is not None:
         check(0.0 < t.replace_start_p < 1.0, "train.replace_start_p", f"{t.replace_start_p} must be in (0, 1)")
+    # classical baselines
+    one_of("classical.model", cfg.classical.model, CLASSICAL_MODELS)
+    one_of("classical.features", cfg.classical.features, CLASSICAL_FEATURES)
     # trainer
     one_of("trainer.accelerator", cfg.trainer.accelerator, ACCELERATORS)
     one_of("trainer.precision", cfg.trainer.precision, PRECISIONS)

@@ -70,13 +70,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from mmser.recipes.baseline import run_classical
+    from mmser.recipes.baseline import describe, run_classical
 
     cfg = experiment_config(args)
     out = Path(args.out or cfg.output_dir)
     summary = run_classical(cfg, out)
-    say(f"classical eGeMAPS + MFCC logistic regression: UA {100 * summary['UA_mean']:.1f} % over "
-          f"{summary['folds']} folds -> {out}")
+    say(f"{describe(cfg)}: UA {100 * summary['UA_mean']:.1f} % over {summary['folds']} folds -> {out}")
 
 
 def cmd_curve(args: argparse.Namespace) -> None:
@@ -176,7 +175,7 @@ def register(add) -> None:
 
     _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint",
                        "checkpoint path (.safetensors); default <output_dir>/model.safetensors")
-    _experiment_parser(add, "baseline", cmd_baseline, "classical eGeMAPS + MFCC logistic-regression baseline on the same folds",
+    _experiment_parser(add, "baseline", cmd_baseline, "classical baselines (classical.model: logreg | svm_rbf | random_forest on classical.features: egemaps_mfcc | librosa) on the same folds",
                        "results folder (default: the config's output_dir)")
     p = _experiment_parser(add, "curve", cmd_curve, "data-efficiency curve: UA against training examples per class",
                            "results folder (default: <output_dir>/curve)")

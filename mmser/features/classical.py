@@ -1,6 +1,10 @@
-"""Classical features: eGeMAPS functionals (openSMILE) + MFCC statistics, one vector per clip.
+"""Classical features, one vector per clip (``classical.features``):
 
-Computed once per clip and cached in one Parquet file keyed by the audio's content hash (written
+- ``egemaps_mfcc``: 88 eGeMAPS functionals (openSMILE) + mean and std of 40 MFCCs (168 values);
+- ``librosa``: the set of seed 001's pipelines through librosa: mean and std of 40 MFCCs, mean chroma (12),
+  spectral contrast (7) and tonnetz (6) (118 values).
+
+Computed once per clip and cached in one Parquet file per set, keyed by the audio's content hash (written
 atomically). The baseline that fits models on them is ``mmser.recipes.baseline``.
 """
 
@@ -16,6 +20,7 @@ import torchaudio
 from tqdm import tqdm
 
 from mmser.audio import SAMPLE_RATE, load_audio
+from mmser.config import CLASSICAL_FEATURES
 from mmser.data.manifest import atomic_write_bytes
 
 N_MFCC = 40
@@ -29,20 +34,45 @@ def clip_features(path: str, smile, mfcc: torchaudio.transforms.MFCC) -> np.ndar
     return np.concatenate([egemaps, coeffs.mean(1), coeffs.std(1)]).astype(np.float32)
 
 
-def feature_table(df: pd.DataFrame, cache_dir: str | Path, progress: bool = True) -> np.ndarray:
-    """Features ``(N, 168)`` of each manifest row, computing only clips not in the cache file."""
+def librosa_features(path: str) -> np.ndarray:
+    """MFCC (40) mean and std, chroma (12), spectral contrast (7) and tonnetz (6) means = 118 values."""
+    import librosa
+
+    wav = load_audio(path)
+    mfcc = librosa.feature.mfcc(y=wav, sr=SAMPLE_RATE, n_mfcc=N_MFCC)  # (40, frames)
+    stft = np.abs(librosa.stft(wav, n_fft=512, hop_length=160))
+    chroma = librosa.feature.chroma_stft(S=stft, sr=SAMPLE_RATE)  # (12, frames)
+    contrast = librosa.feature.spectral_contrast(S=stft, sr=SAMPLE_RATE, n_fft=512)  # (7, frames)
+    tonnetz = librosa.feature.tonnetz(y=librosa.effects.harmonic(wav), sr=SAMPLE_RATE, chroma=chroma)  # (6, frames)
+    return np.concatenate([mfcc.mean(1), mfcc.std(1), chroma.mean(1), contrast.mean(1), tonnetz.mean(1)]).astype(np.float32)
+
+
+
+
+def feature_table(df: pd.DataFrame, cache_dir: str | Path, progress: bool = True,
+                  feature_set: str = "egemaps_mfcc") -> np.ndarray:
+    """Features ``(N, F)`` of each manifest row in ``feature_set``, computing only clips not in its cache file."""
+    if feature_set == "librosa":
+        return _cached_table(df, Path(cache_dir) / "classical-librosa-118.parquet", librosa_features, "librosa set",
+                             progress)
+    if feature_set != "egemaps_mfcc":
+        raise ValueError(f"unknown classical feature set {feature_set!r}: {CLASSICAL_FEATURES}")
     import opensmile
 
-    path = Path(cache_dir) / "classical-egemaps-mfcc40.parquet"
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
+    mfcc = torchaudio.transforms.MFCC(SAMPLE_RATE, n_mfcc=N_MFCC, melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 64})
+    return _cached_table(df, Path(cache_dir) / "classical-egemaps-mfcc40.parquet",
+                         lambda path: clip_features(path, smile, mfcc), "eGeMAPS + MFCC", progress)
+
+
+def _cached_table(df: pd.DataFrame, path: Path, compute, desc: str, progress: bool) -> np.ndarray:
+    """``compute(audio path)`` of each row, read from / added to the Parquet cache ``path`` (by content hash)."""
     cached = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
     known = set(cached.index)
     keys = df["audio_sha256"].tolist()
     todo = [i for i, k in enumerate(keys) if k not in known]
     if todo:
-        smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
-        mfcc = torchaudio.transforms.MFCC(SAMPLE_RATE, n_mfcc=N_MFCC, melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 64})
-        rows = {keys[i]: clip_features(df["path"].iloc[i], smile, mfcc)
-                for i in tqdm(todo, desc="eGeMAPS + MFCC", unit="clip", disable=not progress)}
+        rows = {keys[i]: compute(df["path"].iloc[i]) for i in tqdm(todo, desc=desc, unit="clip", disable=not progress)}
         new = pd.DataFrame.from_dict(rows, orient="index")
         new.columns = [str(c) for c in new.columns]
         cached = pd.concat([cached, new])

@@ -15,7 +15,7 @@ from mmser.models.fusion import CrossModalFusion
 from mmser.models.head import EmotionHead
 from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
 
-AUDIO_BRANCH = ("top_blocks.", "audio_layers.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
+AUDIO_BRANCH = ("top_blocks.", "audio_layers.", "audio_cnn.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ModelDims:
     finetune_layers: int = 0
     frame_stride: int = 1  # frames averaged per model frame after the top blocks (finetune_layers > 0 only)
     encoder_blocks: str = ""  # JSON arch of the encoder's blocks (mmser.models.finetune), "" when frozen
+    audio_cnn_channels: int = 0  # channels of a 1D-CNN front end over the audio frames (0 = none)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -59,6 +60,18 @@ class ModelDims:
         return self.kind != "audio_only"
 
 
+class FrameCNN(nn.Module):
+    """Two 1D convolutions over time (kernel 5, same length), ReLU and dropout: ``(B, T, D) -> (B, T, C)``."""
+
+    def __init__(self, dim: int, channels: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(dim, channels, 5, padding=2), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+
+
 class EmotionModel(nn.Module):
     """Audio-only, text-only, concat (late fusion) or cross-attention fusion, one shared head.
 
@@ -76,7 +89,11 @@ class EmotionModel(nn.Module):
             self.top_blocks = TopBlocks(json.loads(dims.encoder_blocks), dims.finetune_layers)
         if dims.uses_audio:
             self.audio_layers = LayerWeights(dims.num_audio_layers)
-            self.audio_proj = nn.Sequential(nn.LayerNorm(dims.audio_dim), nn.Linear(dims.audio_dim, h))
+            frame_dim = dims.audio_dim
+            if dims.audio_cnn_channels > 0:
+                self.audio_cnn = FrameCNN(dims.audio_dim, dims.audio_cnn_channels, dims.dropout)
+                frame_dim = dims.audio_cnn_channels
+            self.audio_proj = nn.Sequential(nn.LayerNorm(frame_dim), nn.Linear(frame_dim, h))
             self.audio_pool = AttentiveStatsPooling(h)
         if dims.uses_text:
             self.text_layers = LayerWeights(dims.num_text_layers)
@@ -105,7 +122,10 @@ class EmotionModel(nn.Module):
             audio = audio.float()  # (B, L_a, T, D)
             if self.dims.finetune_layers > 0:
                 audio, audio_mask = self.recompute_top(audio, audio_mask)
-            a = self.audio_proj(self.audio_layers(audio))  # (B, T, H)
+            a = self.audio_layers(audio)  # (B, T, D_a)
+            if self.dims.audio_cnn_channels > 0:
+                a = self.audio_cnn(a)  # (B, T, C)
+            a = self.audio_proj(a)  # (B, T, H)
             pooled = self.audio_pool(a, audio_mask)  # (B, 2H)
         if self.dims.uses_text:
             t = self.text_proj(self.text_layers(text.float()))  # (B, N, H)
@@ -169,4 +189,5 @@ def dims_from_config(model_cfg, audio_shape: tuple[int, int] | None, text_shape:
                      num_heads=int(model_cfg.fusion.num_heads), num_fusion_layers=int(model_cfg.fusion.num_layers),
                      fusion_dropout=float(model_cfg.fusion.dropout), dropout=float(model_cfg.dropout),
                      class_mask=tuple(class_mask), finetune_layers=top, frame_stride=frame_stride if top else 1,
-                     encoder_blocks=json.dumps(encoder_blocks, sort_keys=True) if top else "")
+                     encoder_blocks=json.dumps(encoder_blocks, sort_keys=True) if top else "",
+                     audio_cnn_channels=int(model_cfg.audio_cnn_channels) if audio_shape else 0)

@@ -2,7 +2,7 @@
 
 Audio: ``hf:<id|dir>`` (wav2vec2 family), ``whisper:<name|ckpt.pt>`` (openai-whisper),
 ``whisper-ct2:<tiny.en|base|small|dir>`` (CTranslate2 weights in PyTorch, every layer),
-``faster-whisper:<tiny.en|base|small|dir>`` (CTranslate2 runtime, last layer).
+``faster-whisper:<tiny.en|base|small|dir>`` (CTranslate2 runtime, last layer), ``mfcc:<n>`` (MFCC frames).
 Text: ``bert:<minilm|id|dir>``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mmser.errors import MmserError
 
-AUDIO_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper")
+AUDIO_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_KINDS = ("bert",)
 
 
@@ -25,6 +25,10 @@ def build_audio_encoder(spec: str, layers: str = "all", device: str = "cpu", bat
         from mmser.features.encoders.whisper_frames import WhisperTorchEncoder
 
         return WhisperTorchEncoder(spec, layers, device, batch_size, whisper_window)
+    if kind == "mfcc":
+        from mmser.features.encoders.mfcc import MFCCEncoder
+
+        return MFCCEncoder(spec)
     if kind == "faster-whisper":
         from mmser.features.encoders.whisper_frames import FasterWhisperEncoder
 

@@ -1,0 +1,59 @@
+"""The seeds' classical baselines on the same folds: SVM / random forest on eGeMAPS + MFCC, a random forest on
+the librosa set, and a 1D-CNN over 40 MFCC frames through the Lightning loop."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from mmser.cli import main
+from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("baselines")
+    (root / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad"], n_speakers=4, per=6)),
+                 "--out", str(root / "a.csv")]) == 0
+    _csv_experiment(root / "exp.yaml")
+    return root
+
+
+@pytest.mark.parametrize("model, features", [("svm_rbf", "egemaps_mfcc"), ("random_forest", "egemaps_mfcc"),
+                                             ("random_forest", "librosa"), ("logreg", "librosa")])
+def test_classical_baseline_on_the_same_folds(corpus, model, features):
+    pytest.importorskip("opensmile")
+    pytest.importorskip("librosa")
+    out = corpus / f"{model}_{features}"
+    assert main(["baseline", str(corpus / "exp.yaml"), f"data.manifest={corpus / 'a.csv'}",
+                 f"classical.model={model}", f"classical.features={features}",
+                 f"features.cache_dir={corpus / 'cache'}", "--out", str(out)]) == 0
+    folds = sorted(out.glob("*/metrics.json"))
+    assert len(folds) == 4
+    for f in folds:
+        metrics = json.loads(f.read_text())
+        assert metrics["model"] == model and metrics["features"] == features
+        assert set(metrics["val_ua_by_setting"]) and str(metrics["setting"]) in metrics["val_ua_by_setting"]
+        pred = pd.read_csv(f.parent / "predictions.csv")
+        assert set(pred["speaker"]) == set(metrics["test_speakers"])
+        probs = pred.filter(like="prob_").to_numpy()
+        assert abs(probs.sum(1) - 1).max() < 1e-4
+
+
+def test_mfcc_cnn_trains_through_the_lightning_loop(corpus, capsys):
+    out = corpus / "cnn"
+    assert main(["cv", str(corpus / "exp.yaml"), f"data.manifest={corpus / 'a.csv'}", "features.audio_encoders=[mfcc:40]",
+                 "model.audio_cnn_channels=16", f"features.cache_dir={corpus / 'cache'}", "--out", str(out)]) == 0
+    from mmser.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(sorted(out.glob("*/model.safetensors"))[0])
+    model = ckpt.members[0].model
+    assert model.dims.audio_cnn_channels == 16 and model.dims.audio_dim == 40
+    from mmser.data.manifest import read_manifest
+
+    clip = read_manifest(corpus / "a.csv")["path"].iloc[0]
+    capsys.readouterr()
+    assert main(["predict", clip,
+                 "--checkpoint", str(sorted(out.glob("*/model.safetensors"))[0]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("angry", "sad")
