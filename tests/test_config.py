@@ -13,7 +13,13 @@ ALL_YAMLS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.name != "local.yam
 def test_every_yaml_validates(path):
     cfg = load_config([path], use_local=False)
     assert cfg.model.kind in {"audio_only", "text_only", "concat", "cross_attn"}
-    assert cfg.split.protocol in {"leave_one_session_out", "leave_speakers_out", "file"}
+    assert cfg.split.protocol in {"leave_one_session_out", "leave_speakers_out", "file", "random_utterance"}
+    if cfg.split.protocol == "random_utterance":  # speaker-dependent: only where the file's name says so
+        assert "random_utterance" in path.name and "SPEAKER-DEPENDENT" in path.read_text()
+
+
+def test_the_default_protocol_is_speaker_independent():
+    assert load_config([], use_local=False).split.protocol == "leave_speakers_out"
 
 
 def test_experiments_start_with_their_command():
