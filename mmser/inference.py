@@ -213,9 +213,43 @@ class Predictor:
                                     lengths[i] / SAMPLE_RATE, details)
         return results  # type: ignore[return-value]
 
-    def _transcribe(self, wav: np.ndarray) -> str:
+    def timeline(self, audio: str | Path | np.ndarray, sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
+                 options=None, speaker: SpeakerMoments | None = None, batch_size: int = 8):
+        """Emotion per speech segment of a long recording (:mod:`mmser.timeline`): the recording cut by voice
+        activity, each speech segment classified on its own audio and, for fused/text models, its own words
+        (``transcribe``: Whisper's word timestamps; a single transcript cannot be split by time, so it is not
+        accepted). Returns a :class:`~mmser.timeline.Timeline` covering the whole recording."""
+        from mmser.timeline import TimelineOptions, Timeline, segments_of, words_in
+
+        options = options or TimelineOptions()
+        options.check()
+        if self.needs_text and not transcribe:
+            raise MmserError("a timeline of a fused/text model needs transcribe=True (--transcribe): each segment "
+                             "gets the words Whisper times inside it; one transcript cannot be split by time")
+        if self.needs_enrolment and speaker is None:
+            raise MmserError("this checkpoint standardises frames per speaker: give enrolment clips (--enrol)")
+        wav, _ = self._load(audio, sample_rate)
+        segments = segments_of(wav, options)
+        if self.needs_text:
+            words_in(segments, self._asr_backend().words(wav))
+        speech = [s for s in segments if s.status == "speech"]
+        with self._lock:
+            for start in range(0, len(speech), batch_size):
+                chunk = speech[start:start + batch_size]
+                pieces = [wav[int(s.start_s * SAMPLE_RATE):int(s.end_s * SAMPLE_RATE)] for s in chunk]
+                probs = self.window_probabilities(pieces, [s.words for s in chunk], speaker)
+                for s, p in zip(chunk, probs):
+                    s.label = EMOTIONS[int(np.argmax(p))]
+                    s.probabilities = {e: round(float(x), 6) for e, x in zip(EMOTIONS, p)}
+        return Timeline(len(wav) / SAMPLE_RATE, segments)
+
+    def _asr_backend(self):
+        """The ASR given to the predictor, else Whisper tiny.en (loaded on first use)."""
         if self.asr is None:
             from mmser.features.asr import DEFAULT_ASR, build_asr
 
             self.asr = build_asr(DEFAULT_ASR)
-        return self.asr.transcribe(wav)
+        return self.asr
+
+    def _transcribe(self, wav: np.ndarray) -> str:
+        return self._asr_backend().transcribe(wav)

@@ -48,6 +48,11 @@ def check_predict_args(args: argparse.Namespace) -> None:
         raise MmserError(f"--batch-size {args.batch_size}: must be >= 1")
     if args.transcript is not None and args.transcribe:
         raise MmserError("--transcript and --transcribe exclude each other: give the words, or let Whisper transcribe")
+    if args.plot and not args.timeline:
+        raise MmserError("--plot draws a timeline: add --timeline")
+    if args.timeline and args.transcript is not None:
+        raise MmserError("--timeline with --transcript: one transcript cannot be split by time; use --transcribe "
+                         "(each segment gets the words Whisper times inside it)")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -70,6 +75,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     predictor = Predictor(load_checkpoint(args.checkpoint), device=device, window_s=args.window)
     speaker = predictor.enrol(enrolment, args.batch_size) if enrolment else None
+    if args.timeline:
+        return print_timeline(predictor, clips, args, speaker)
     rows, failed = [], []
     batches = range(0, len(clips), args.batch_size)
     for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
@@ -93,6 +100,34 @@ def cmd_predict(args: argparse.Namespace) -> None:
         write_table(table, args.out)
     if failed:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
+
+
+def print_timeline(predictor, clips: list[tuple[str, str | None]], args: argparse.Namespace, speaker) -> None:
+    """``predict --timeline``: one recording's segments (printed, ``--json``, ``--out`` CSV, ``--plot`` PNG)."""
+    import json
+
+    from mmser.data.manifest import write_table
+    from mmser.errors import MmserError
+    from mmser.timeline import TimelineOptions, plot_timeline
+
+    if len(clips) != 1:
+        raise MmserError(f"--timeline takes one recording, got {len(clips)}")
+    path = clips[0][0]
+    options = TimelineOptions(min_segment_s=args.min_segment, max_segment_s=args.max_segment)
+    timeline = predictor.timeline(path, transcribe=args.transcribe, options=options, speaker=speaker,
+                                  batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps({"path": path, **timeline.to_dict()}, indent=2))
+    else:
+        for s in timeline.segments:
+            what = s.label if s.status == "speech" else f"({s.status})"
+            top = f"  p={s.probabilities[s.label]:.2f}" if s.label else ""
+            words = f"  \"{s.words}\"" if s.words else ""
+            print(f"{s.start_s:8.2f} - {s.end_s:8.2f} s  {what}{top}{words}")
+    if args.out:
+        write_table(timeline.table(), args.out)
+    if args.plot:
+        plot_timeline(timeline, args.plot, title=Path(path).name)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -142,6 +177,12 @@ def register(add) -> None:
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
+    p.add_argument("--timeline", action="store_true",
+                   help="one long recording: cut by voice activity, an emotion per speech segment (with --transcribe, "
+                        "each segment's own words)")
+    p.add_argument("--plot", help="with --timeline: draw it to this PNG")
+    p.add_argument("--min-segment", type=float, default=1.0, help="--timeline: shorter speech is reported, not classified (s)")
+    p.add_argument("--max-segment", type=float, default=15.0, help="--timeline: longer speech is cut (s, <= 30)")
 
     p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
     p.add_argument("--checkpoint", required=True)

@@ -67,6 +67,12 @@ class FasterWhisperASR(SequentialASR):
                                             without_timestamps=True)
         return " ".join(s.text.strip() for s in segments).strip()
 
+    def words(self, wav: np.ndarray) -> list[tuple[float, float, str]]:
+        """(start s, end s, word) of each word of a recording (Whisper's word timestamps), at temperature 0."""
+        segments, _ = self.model.transcribe(wav, language=self.language, beam_size=self.beam_size,
+                                            condition_on_previous_text=False, temperature=0.0, word_timestamps=True)
+        return [(float(w.start), float(w.end), w.word) for s in segments for w in (s.words or [])]
+
     def transcribe_many(self, wavs: list[np.ndarray]) -> list[str]:
         """Transcripts of 16 kHz mono float32 clips, in order; clips of any length (empty gives "")."""
         if self.pipeline is None:
@@ -112,6 +118,12 @@ class OpenAIWhisperASR(SequentialASR):
         out = self.model.transcribe(wav, language=self.language, beam_size=self.beam_size, fp16=False,
                                     condition_on_previous_text=False, temperature=0.0, without_timestamps=True)
         return str(out["text"]).strip()
+
+    def words(self, wav: np.ndarray) -> list[tuple[float, float, str]]:
+        """(start s, end s, word) of each word of a recording (Whisper's word timestamps), at temperature 0."""
+        out = self.model.transcribe(wav, language=self.language, beam_size=self.beam_size, fp16=False,
+                                    condition_on_previous_text=False, temperature=0.0, word_timestamps=True)
+        return [(float(w["start"]), float(w["end"]), w["word"]) for s in out["segments"] for w in s.get("words", [])]
 
 
 def build_asr(spec: str, device: str = "cpu", language: str | None = "en", beam_size: int = 5,
