@@ -5,14 +5,25 @@
 - ``POST /timeline``: multipart ``audio`` (a long recording, up to ``max_timeline_s``) + optional ``transcribe``
   form field (fused/text models: each segment's words from Whisper's word timestamps) -> the emotion of each
   speech segment, with start and end times (:meth:`mmser.inference.Predictor.timeline`)
+- ``WS /stream``: live audio. The client sends binary chunks of 16 kHz mono PCM16 (little-endian), then the
+  text message ``end``; the server sends ``{"type": "ready", ...}``, then one ``{"type": "segment", start_s,
+  end_s, status, label, probabilities}`` as soon as the voice-activity detector closes each segment, and
+  ``{"type": "end"}``. Bounded: chunk size, chunks, stream duration, open streams; a broken rule closes the
+  socket with a code and the reason (1003 text other than ``end``, 1007 odd byte count, 1008 too long or a
+  model that needs words/enrolment, 1009 chunk too large, 1013 too many streams).
 - ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason.
 """
 
+from dataclasses import dataclass
 from typing import Optional
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+import threading
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
 
 from mmser.audio import SAMPLE_RATE, AudioError, decode_audio
 from mmser.errors import MmserError
@@ -23,9 +34,22 @@ DEFAULT_MAX_DURATION_S = 120.0  # s
 DEFAULT_MAX_TIMELINE_S = 1800.0  # s, the longest recording /timeline accepts
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    """What ``/stream`` accepts."""
+
+    max_chunk_bytes: int = 64 * 1024  # bytes per binary message (2 s of PCM16)
+    max_chunks: int = 200_000  # messages per stream
+    max_stream_s: float = 3600.0  # s of audio per stream
+    max_streams: int = 4  # streams open at once
+
+
 def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               max_duration_s: float = DEFAULT_MAX_DURATION_S, max_timeline_s: float = DEFAULT_MAX_TIMELINE_S):
+               max_duration_s: float = DEFAULT_MAX_DURATION_S, max_timeline_s: float = DEFAULT_MAX_TIMELINE_S,
+               stream_limits: StreamLimits = StreamLimits()):
     app = FastAPI(title="mmser", description="Speech + text emotion recognition", version="1")
+    open_streams = [0]
+    streams_lock = threading.Lock()
 
     @app.get("/health")
     def health() -> dict:
@@ -67,5 +91,73 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
         return {"file": audio.filename, **result.to_dict()}
+
+    @app.websocket("/stream")
+    async def stream(socket: WebSocket) -> None:
+        from mmser.streaming import StreamSegmenter
+
+        await socket.accept()
+        limits = stream_limits
+        if predictor.needs_text or predictor.needs_enrolment:
+            need = "words (a fused/text model)" if predictor.needs_text else "enrolment clips"
+            await socket.close(1008, f"this checkpoint needs {need}; streaming serves audio-only models")
+            return
+        with streams_lock:
+            if open_streams[0] >= limits.max_streams:
+                refused = True
+            else:
+                refused, open_streams[0] = False, open_streams[0] + 1
+        if refused:
+            await socket.close(1013, f"{limits.max_streams} streams are open; try again later")
+            return
+        try:
+            await _serve_stream(socket, StreamSegmenter(), limits)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            with streams_lock:
+                open_streams[0] -= 1
+
+    async def _serve_stream(socket: WebSocket, segmenter, limits: StreamLimits) -> None:
+        await socket.send_json({"type": "ready", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le mono",
+                                "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s})
+        chunks = 0
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                if message["text"].strip() != "end":
+                    await socket.close(1003, "send binary 16 kHz PCM16 chunks, then the text message 'end'")
+                    return
+                for segment in segmenter.flush():
+                    await socket.send_json(await run_in_threadpool(_segment_result, segment))
+                await socket.send_json({"type": "end", "duration_s": round(segmenter.seconds, 3)})
+                await socket.close(1000)
+                return
+            data = message.get("bytes") or b""
+            chunks += 1
+            if len(data) > limits.max_chunk_bytes:
+                await socket.close(1009, f"chunk of {len(data)} bytes; at most {limits.max_chunk_bytes}")
+                return
+            if len(data) % 2:
+                await socket.close(1007, "PCM16 chunks need an even number of bytes")
+                return
+            if chunks > limits.max_chunks or segmenter.seconds + len(data) / 2 / SAMPLE_RATE > limits.max_stream_s:
+                await socket.close(1008, f"stream longer than {limits.max_stream_s:g} s or {limits.max_chunks} chunks")
+                return
+            pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+            for segment in await run_in_threadpool(segmenter.push, pcm):
+                await socket.send_json(await run_in_threadpool(_segment_result, segment))
+
+    def _segment_result(segment) -> dict:
+        out = {"type": "segment", "start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3),
+               "status": segment.status}
+        if segment.status == "speech":
+            with predictor._lock:
+                probs = predictor.window_probabilities([segment.wav], [None])[0]
+            out["label"] = EMOTIONS[int(np.argmax(probs))]
+            out["probabilities"] = {e: round(float(x), 6) for e, x in zip(EMOTIONS, probs)}
+        return out
 
     return app

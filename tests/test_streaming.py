@@ -1,0 +1,101 @@
+"""Live audio over the WebSocket: segments close at the pauses, results arrive per segment, limits hold."""
+
+import numpy as np
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from mmser.audio import SAMPLE_RATE, load_audio
+from mmser.inference import Predictor
+from mmser.streaming import StreamSegmenter
+from mmser.timeline import TimelineOptions, segments_of
+from tests.test_timeline import SENTENCES, recording  # noqa: F401  (the fixture)
+
+
+def chunks(wav: np.ndarray, seed: int = 0):
+    """``wav`` in chunks of random size (10-300 ms)."""
+    rng = np.random.default_rng(seed)
+    start = 0
+    while start < len(wav):
+        n = int(rng.integers(160, 4800))
+        yield wav[start:start + n]
+        start += n
+
+
+def test_stream_segments_match_the_offline_timeline(recording):  # noqa: F811
+    path, spans = recording
+    wav = load_audio(path)
+    segmenter = StreamSegmenter()
+    closed = [seg for chunk in chunks(wav) for seg in segmenter.push(chunk)] + segmenter.flush()
+    offline = [s for s in segments_of(wav, TimelineOptions()) if s.status != "silence"]
+    assert [c.status for c in closed] == [s.status for s in offline]
+    for c, s in zip(closed, offline):
+        assert abs(c.start_s - s.start_s) < 0.1 and abs(c.end_s - s.end_s) < 0.1
+        assert abs(len(c.wav) / SAMPLE_RATE - (c.end_s - c.start_s)) < 1e-3
+    assert len(segmenter.audio) < 2 * SAMPLE_RATE  # audio before the open segment is dropped: memory stays bounded
+
+
+def pcm16(wav: np.ndarray) -> bytes:
+    return (np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def app_client(checkpoint, **limits):
+    from fastapi.testclient import TestClient
+
+    from mmser.serve import StreamLimits, create_app
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    return TestClient(create_app(predictor, stream_limits=StreamLimits(**limits))), predictor
+
+
+def test_websocket_sends_each_segment_when_it_closes(recording, checkpoint):  # noqa: F811
+    pytest.importorskip("fastapi")
+    path, spans = recording
+    wav = load_audio(path)
+    client, predictor = app_client(checkpoint)
+    results = []
+    with client.websocket_connect("/stream") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        for chunk in chunks(wav, seed=1):
+            ws.send_bytes(pcm16(chunk))
+        ws.send_text("end")
+        while True:
+            message = ws.receive_json()
+            if message["type"] == "end":
+                break
+            results.append(message)
+    speech = [r for r in results if r["status"] == "speech"]
+    assert len(speech) == len(SENTENCES) and [r["status"] for r in results][-1] == "too_short"
+    for r, (start, end, _) in zip(speech, spans):
+        assert abs(r["start_s"] - start) < 0.35 and abs(r["end_s"] - end) < 0.35
+        piece = wav[int(r["start_s"] * SAMPLE_RATE):int(r["end_s"] * SAMPLE_RATE)]
+        expected = predictor.window_probabilities([piece], [None])[0]
+        got = np.array(list(r["probabilities"].values()))
+        assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
+
+
+@pytest.mark.parametrize("limits, send, code", [
+    ({"max_chunk_bytes": 1000}, [b"\x00" * 2000], 1009),
+    ({}, [b"\x00" * 3], 1007),
+    ({"max_stream_s": 0.5}, [b"\x00" * 32000] * 2, 1008),
+    ({"max_chunks": 2}, [b"\x00" * 10] * 3, 1008),
+    ({}, ["hello"], 1003),
+])
+def test_websocket_limits_close_with_a_reason(checkpoint, limits, send, code):
+    pytest.importorskip("fastapi")
+    client, _ = app_client(checkpoint, **limits)
+    with client.websocket_connect("/stream") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for message in send:
+                ws.send_text(message) if isinstance(message, str) else ws.send_bytes(message)
+            ws.receive_json()
+    assert closed.value.code == code and closed.value.reason
+
+
+def test_websocket_refuses_streams_beyond_the_limit(checkpoint):
+    pytest.importorskip("fastapi")
+    client, _ = app_client(checkpoint, max_streams=0)
+    with client.websocket_connect("/stream") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1013 and "try again" in closed.value.reason
