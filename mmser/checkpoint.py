@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from safetensors import safe_open
 
-from mmser.data.manifest import atomic_write_bytes
+from mmser.atomic import atomic_write_bytes
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
 from mmser.labels import EMOTIONS

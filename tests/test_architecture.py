@@ -69,6 +69,7 @@ from mmser.inference import Predictor
 from mmser.serve import create_app
 predictor = Predictor.from_checkpoint("{tmp_path / 'm.safetensors'}")
 print(predictor.predict("{clip}").label)
+print("PANDAS", "pandas" in sys.modules)  # a fast start: predicting a clip needs no table library
 create_app(predictor)
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning")
                 or m.startswith(("mmser.training", "mmser.recipes", "mmser.cli")))
@@ -76,3 +77,4 @@ print("LOADED", loaded)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "LOADED []" in out, out
+    assert "PANDAS False" in out, out

@@ -13,8 +13,6 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
-    import pandas as pd
-
     from mmser.errors import MmserError
 
     missing = [item for item in inputs if not Path(item).exists()]
@@ -26,6 +24,8 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
         if path.is_dir():
             out += [(str(p), None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
         elif path.suffix.lower() == ".csv":
+            import pandas as pd  # only for clip lists (a fast start otherwise)
+
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
             if "path" not in table.columns:
                 raise MmserError(f"{path}: a clip list needs a 'path' column")
@@ -58,11 +58,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     import json
 
-    import pandas as pd
     from tqdm import tqdm
 
     from mmser.checkpoint import load_checkpoint
-    from mmser.data.manifest import write_table
     from mmser.errors import MmserError
     from mmser.inference import Predictor
     from mmser.labels import EMOTIONS
@@ -95,6 +93,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
             probs = "  ".join(f"{e} {row['probabilities'][e]:.3f}" for e in EMOTIONS)
             print(f"{row['path']}: {row['label']}\n  {probs}")
     if args.out:
+        import pandas as pd
+
+        from mmser.data.manifest import write_table
+
         table = pd.DataFrame([{"path": r["path"], "label": r["label"],
                                **{f"prob_{e}": r["probabilities"][e] for e in EMOTIONS}} for r in rows])
         write_table(table, args.out)

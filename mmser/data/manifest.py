@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmser.atomic import atomic_write_bytes  # noqa: F401  (re-exported)
 from mmser.errors import MmserError
 from mmser.labels import LABEL_TO_INDEX
 
@@ -81,22 +82,6 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
         if absent:
             raise ManifestError(f"{path}: {len(absent)} audio file(s) not found, e.g. {absent[:5]}")
     return df.reset_index(drop=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file + rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:

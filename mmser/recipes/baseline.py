@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -46,8 +47,9 @@ def classifier(model: str, setting, seed: int):
     if model == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(C=setting, max_iter=3000, class_weight="balanced"))
     if model == "svm_rbf":
-        return make_pipeline(StandardScaler(), SVC(C=setting, kernel="rbf", gamma="scale", class_weight="balanced",
-                                                   probability=True, random_state=seed))
+        # probabilities by Platt scaling over 5 internal folds (what SVC(probability=True) did, deprecated there)
+        svm = SVC(C=setting, kernel="rbf", gamma="scale", class_weight="balanced", random_state=seed)
+        return make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=5))
     if model == "random_forest":
         return make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=300, min_samples_leaf=setting,
                                                                       class_weight="balanced", random_state=seed,

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mmser.data.manifest import atomic_write_bytes
+from mmser.atomic import atomic_write_bytes
 from mmser.features.encoders.base import ModelUnavailableError
 
 MODEL_DIR = Path(os.environ.get("MMSER_MODEL_DIR", Path.home() / ".cache" / "mmser" / "models"))

@@ -13,8 +13,12 @@ windows whose frames are concatenated.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -44,6 +48,63 @@ def n_frames(n_samples: int) -> int:
 def windows(wav: np.ndarray) -> list[np.ndarray]:
     """Cut ``(n_samples,)`` into <= 30 s pieces."""
     return [wav[i:i + WINDOW_SAMPLES] for i in range(0, max(len(wav), 1), WINDOW_SAMPLES)]
+
+
+ENCODER_CACHE = Path(os.environ.get("MMSER_ENCODER_CACHE", Path.home() / ".cache" / "mmser" / "encoders"))
+
+
+@contextmanager
+def skipped_weight_init():
+    """Build modules without drawing their random initial weights (for weights loaded right after)."""
+    names = ("kaiming_uniform_", "uniform_", "normal_", "xavier_uniform_", "zeros_", "ones_")
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(torch.nn.init, n, fn)
+
+
+def ct2_encoder(model_dir: Path):
+    """``(AudioEncoder, fingerprint)`` of the CTranslate2 model in ``model_dir``, from its PyTorch copy.
+
+    The first call reads ``model.bin``, converts it and hashes the weights, then stores ``encoder.safetensors``
+    and ``meta.json`` (dims, fingerprint) under :data:`ENCODER_CACHE`, keyed by the file's path, size and
+    modification time; later calls load that copy and read the fingerprint beside it (a fast start)."""
+    from safetensors.torch import load_file, save_file
+    from whisper.model import AudioEncoder
+
+    from mmser.atomic import atomic_write_bytes
+
+    binary = (Path(model_dir) / "model.bin").resolve()
+    stat = binary.stat()
+    key = hashlib.sha256(f"{binary}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = ENCODER_CACHE / key
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        with skipped_weight_init():  # every weight is loaded next: drawing random ones first is wasted time
+            encoder = AudioEncoder(**meta["dims"])
+        encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")), strict=True)
+        return encoder, meta["fingerprint"]
+    encoder = audio_encoder_from_ct2(model_dir)
+    fingerprint = state_dict_fingerprint(encoder)
+    block = encoder.blocks[0]
+    dims = {"n_mels": encoder.conv1.in_channels, "n_ctx": encoder.positional_embedding.shape[0],
+            "n_state": encoder.ln_post.normalized_shape[0], "n_head": block.attn.n_head, "n_layer": len(encoder.blocks)}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".encoder.{os.getpid()}.safetensors"
+        save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / "encoder.safetensors")
+        atomic_write_bytes(meta_path, json.dumps({"model_bin": str(binary), "size": stat.st_size,
+                                                  "mtime_ns": stat.st_mtime_ns, "dims": dims,
+                                                  "fingerprint": fingerprint}, indent=2).encode())  # last: complete
+    except OSError:  # a read-only home: work without the copy
+        pass
+    return encoder, fingerprint
 
 
 def audio_encoder_from_ct2(model_dir: Path):
@@ -103,8 +164,9 @@ class WhisperTorchEncoder:
         self.window = window
 
         kind, _, name = spec.partition(":")
+        fingerprint = None
         if kind == "whisper-ct2":
-            self.encoder = audio_encoder_from_ct2(whisper_ct2_dir(name))
+            self.encoder, fingerprint = ct2_encoder(whisper_ct2_dir(name))
         elif kind == "whisper":
             try:
                 self.encoder = whisper.load_model(name, device="cpu", download_root=None).encoder
@@ -119,7 +181,8 @@ class WhisperTorchEncoder:
         available = len(self.encoder.blocks) + 1
         self.layers = parse_layers(layers, available)
         self.num_layers, self.dim = len(self.layers), self.encoder.ln_post.normalized_shape[0]
-        self.fingerprint = state_dict_fingerprint(self.encoder) + ("" if window == "30s" else CLIP_WINDOW_TAG)
+        weights = fingerprint or state_dict_fingerprint(self.encoder)
+        self.fingerprint = weights + ("" if window == "30s" else CLIP_WINDOW_TAG)
 
     @torch.inference_mode()
     def _forward(self, mel: torch.Tensor) -> torch.Tensor:
