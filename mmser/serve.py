@@ -11,18 +11,22 @@
   ``{"type": "end"}``. Bounded: chunk size, chunks, stream duration, open streams; a broken rule closes the
   socket with a code and the reason (1003 text other than ``end``, 1007 odd byte count, 1008 too long or a
   model that needs words/enrolment, 1009 chunk too large, 1013 too many streams).
+- ``GET /``: the web page (``mmser/web/index.html``: upload or record, label + 8 bars, the timeline of long
+  recordings), which uses only the endpoints above; no build step, nothing fetched from elsewhere.
 - ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import threading
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from mmser.audio import SAMPLE_RATE, AudioError, decode_audio
@@ -50,6 +54,12 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     app = FastAPI(title="mmser", description="Speech + text emotion recognition", version="1")
     open_streams = [0]
     streams_lock = threading.Lock()
+
+    page = (Path(__file__).parent / "web" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return page
 
     @app.get("/health")
     def health() -> dict:

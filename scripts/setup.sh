@@ -9,6 +9,7 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v sox >/dev/null || need_apt+=(sox)
+command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver)  # the web page's browser test (slow tier)
 ldconfig -p 2>/dev/null | grep -q libsndfile || need_apt+=(libsndfile1)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -1,0 +1,125 @@
+"""The web page of ``mmser serve`` in a real headless browser (Debian's chromium + chromium-driver, Selenium):
+upload a clip, and the bars show the probabilities the HTTP API gives for it; a long recording shows its
+timeline. Slow tier. The README's screenshot is this test run on a RAVDESS checkpoint:
+
+    MMSER_WEB_CHECKPOINT=runs/ravdess/studies/finetune_base_top0_8ep/fold0/model.safetensors \\
+    MMSER_WEB_CLIP=../shared/data/ravdess/Actor_01/03-01-05-01-01-01-01.flac \\
+    MMSER_WEB_SCREENSHOT=results/web/page.png python -m pytest -m slow tests/e2e/test_web_page.py -k bars
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_tone
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(checkpoint):
+    pytest.importorskip("selenium")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    import httpx
+
+    ckpt = os.environ.get("MMSER_WEB_CHECKPOINT") or str(checkpoint)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mmser.cli", "serve", "--checkpoint", ckpt, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.stderr.read()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def upload(browser, url: str, clip: Path, timeline: bool = False) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url + "/")
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    browser.find_element(By.ID, "file").send_keys(str(clip.resolve()))
+    if timeline:
+        browser.find_element(By.ID, "as-timeline").click()
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 120).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-done") == "1")
+
+
+def test_bars_show_the_api_probabilities(server, browser, tmp_path):
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    clip = Path(os.environ.get("MMSER_WEB_CLIP") or write_tone(tmp_path / "clip.wav", seconds=1.5, freq=240.0))
+    upload(browser, server, clip)
+    api = httpx.post(f"{server}/predict", files={"audio": (clip.name, clip.read_bytes())}, timeout=120).json()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
+    shown = {r.get_attribute("data-label"): float(r.get_attribute("data-probability")) for r in rows}
+    assert set(shown) == set(api["probabilities"])
+    assert np.allclose([shown[k] for k in api["probabilities"]], list(api["probabilities"].values()), atol=1e-6)
+    assert browser.find_element(By.ID, "label").text == api["label"]
+    widths = {r.get_attribute("data-label"): r.find_element(By.CLASS_NAME, "bar").size["width"] for r in rows}
+    top = max(api["probabilities"], key=api["probabilities"].get)
+    assert widths[top] == max(widths.values()) > 0  # the drawn bars follow the numbers
+    shot = Path(os.environ.get("MMSER_WEB_SCREENSHOT") or tmp_path / "page.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+def test_long_recording_shows_its_timeline(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    import soundfile as sf
+
+    rate = 16_000
+    tone = lambda f, s: (0.3 * np.sin(2 * np.pi * f * np.arange(int(s * rate)) / rate)).astype(np.float32)  # noqa: E731
+    silence = np.zeros(rate, np.float32)
+    clip = tmp_path / "long.wav"
+    sf.write(clip, np.concatenate([silence, tone(220, 2.0), silence, tone(330, 2.0), silence]), rate)
+    upload(browser, server, clip, timeline=True)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#segments tr")
+    assert rows and not browser.find_element(By.ID, "timeline").get_attribute("hidden")
+    statuses = [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows]
+    assert set(statuses) <= {"speech", "too_short", "silence"} and "silence" in statuses
+
+
+def test_the_page_needs_nothing_from_elsewhere():
+    page = (Path(__file__).parents[2] / "mmser" / "web" / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script src" not in page and "@import" not in page
