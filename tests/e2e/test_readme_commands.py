@@ -68,6 +68,7 @@ def corpora(tmp: Path) -> dict[str, str]:
         write_tone(tmp / "new_speaker" / "enrolment" / f"e{i}.wav", seed=310 + i)
     write_tone(tmp / "new_speaker" / "clip1.wav", seed=320)
     write_tone(tmp / "clip.wav", seed=330)
+    write_tone(tmp / "call.wav", seconds=4.0, seed=340)  # the timeline's long recording
     return {"/data/RAVDESS": str(tmp / "RAVDESS"), "/data/IEMOCAP_full_release": str(tmp / "IEMOCAP_full_release"), "/data/TESS": str(tmp / "TESS"),
             "/data/EmoBox": str(tmp / "audio"), "configs/": f"{ROOT}/configs/"}
 
