@@ -56,8 +56,13 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
             "--out", str(out)]
     assert main(args) == 0
     table = pd.read_csv(out / "results.csv")
-    assert set(table["run"]) == {"audio_only", "text_only__gold", "cross_attn__gold"}
-    assert (table["folds"] == 3).all() and table["UA_mean"].between(0, 1).all()
+    runs = {"audio_only", "text_only__gold", "cross_attn__gold"}
+    assert set(table["run"]) == runs | {f"{r} · gender={g}" for r in runs for g in "FM"}  # a row per gender too
+    whole = table[table["run"].isin(runs)]
+    assert (whole["folds"] == 3).all() and table["UA_mean"].between(0, 1).all()
+    by_gender = table.set_index("run")
+    assert by_gender.loc["audio_only · gender=F", "utterances"] + by_gender.loc["audio_only · gender=M", "utterances"] \
+        == by_gender.loc["audio_only", "utterances"]
     assert "UA (%)" in (out / "results.md").read_text()
 
     df = read_manifest(manifest)

@@ -105,6 +105,8 @@ def test_offline_message_names_model_and_fix(monkeypatch, tmp_path):
     with pytest.raises(ModelUnavailableError, match="not-a-dir.*CTranslate2"):
         build_audio_encoder("whisper-ct2:not-a-dir")
     with pytest.raises(MmserError, match="unknown audio encoder"):
+        build_audio_encoder("spectrogram:x")
+    with pytest.raises(MmserError, match="mfcc:N"):
         build_audio_encoder("mfcc:x")
 
 
