@@ -9,7 +9,6 @@ manifest's folder. CSV and Parquet are read and written by suffix; writes are at
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd

@@ -1,7 +1,6 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
 import pandas as pd
-import pytest
 
 from mmser.cli import main
 from tests.conftest import save_tiny_whisper
