@@ -90,6 +90,20 @@ def save_tiny_whisper(path: Path, state: int = 32, layers: int = 1) -> Path:
 
 
 
+def save_tiny_wav2vec2(path: Path, layers: int = 2, feat_extract_norm: str = "layer", stable: bool = True) -> Path:
+    """A randomly initialised wav2vec2 (hidden size 32) saved with ``save_pretrained`` (an ``hf:`` encoder folder)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(32, 32), conv_stride=(5, 64), conv_kernel=(10, 64), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=4, feat_extract_norm=feat_extract_norm,
+                            do_stable_layer_norm=stable)
+    Wav2Vec2Model(config).eval().save_pretrained(path)
+    return path
+
+
 def tiny_features():
     """The FeatureSpec of the tiny test checkpoints (clip window, 2-frame pooling)."""
     from mmser.features.spec import FeatureSpec

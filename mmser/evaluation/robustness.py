@@ -39,44 +39,45 @@ def noise_seed(utt_id: str, kind: str, snr_db: float) -> int:
     return int(hashlib.sha256(f"{utt_id}|{kind}|{snr_db:g}".encode()).hexdigest()[:15], 16)
 
 
-def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snr_db: float, device: str = "cpu",
-               progress: bool = True) -> Path:
-    """Predict fold ``fold``'s test clips with ``kind`` noise at ``snr_db`` dB; returns the predictions file."""
+def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[float], device: str = "cpu",
+               progress: bool = True) -> None:
+    """Predict fold ``fold``'s test clips with ``kind`` noise at each of ``snrs`` (dB) not stored yet: the fold's
+    checkpoint is loaded once and each clip read once for all of them."""
     from mmser.inference import Predictor
 
-    out = run / condition_name(kind, snr_db) / fold
-    if (out / "metrics.json").is_file():
-        return out / "predictions.csv"
+    todo = [snr for snr in snrs if not (run / condition_name(kind, snr) / fold / "metrics.json").is_file()]
+    if not todo:
+        return
     clean = pd.read_csv(run / fold / "predictions.csv", dtype={"true": str, "pred": str, "utt_id": str})
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
     if predictor.needs_enrolment:
         raise MmserError(f"{run / fold}: speaker-standardised models need enrolment clips; robustness does not "
                          "corrupt those, so it runs on models with features.speaker_norm.mode=off")
-    by_id = rows.set_index("utt_id")
+    paths = rows.set_index("utt_id")["path"]
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
-    probs = np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32)
+    probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in todo}
     batch = 8
-    for start in tqdm(range(0, len(clean), batch), desc=f"{run.name}/{fold} {snr_db:g} dB", unit="batch",
-                      disable=not progress):
+    for start in tqdm(range(0, len(clean), batch), desc=f"{run.name}/{fold} noisy", unit="batch", disable=not progress):
         ids = clean["utt_id"].iloc[start:start + batch].tolist()
-        clips = []
-        for u in ids:
-            wav = load_audio(by_id.loc[u, "path"])
-            noisy = np.clip(add_noise(wav, kind, snr_db, np.random.default_rng(noise_seed(u, kind, snr_db))), -1, 1)
-            clips.append((noisy, None if transcripts is None else str(transcripts[u])))
-        for j, result in enumerate(predictor.predict_many(clips, batch_size=batch)):
-            if isinstance(result, Exception):
-                raise result
-            probs[start + j] = [result.probabilities[e] for e in EMOTIONS]
-    table = clean[["utt_id", "speaker", "true"]].copy()
-    table["pred"] = [EMOTIONS[i] for i in probs.argmax(axis=1)]
-    table[PROB_COLUMNS] = np.round(probs, 6)
-    metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
-    metrics.update({"fold": fold, "noise": kind, "snr_db": snr_db})
-    write_table(table, out / "predictions.csv")
-    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
-    return out / "predictions.csv"
+        wavs = [load_audio(paths[u]) for u in ids]
+        texts = [None if transcripts is None else str(transcripts[u]) for u in ids]
+        for snr in todo:
+            clips = [(np.clip(add_noise(wav, kind, snr, np.random.default_rng(noise_seed(u, kind, snr))), -1, 1), text)
+                     for u, wav, text in zip(ids, wavs, texts)]
+            for j, result in enumerate(predictor.predict_many(clips, batch_size=batch)):
+                if isinstance(result, Exception):
+                    raise result
+                probs[snr][start + j] = [result.probabilities[e] for e in EMOTIONS]
+    for snr in todo:
+        out = run / condition_name(kind, snr) / fold
+        table = clean[["utt_id", "speaker", "true"]].copy()
+        table["pred"] = [EMOTIONS[i] for i in probs[snr].argmax(axis=1)]
+        table[PROB_COLUMNS] = np.round(probs[snr], 6)
+        metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
+        metrics.update({"fold": fold, "noise": kind, "snr_db": snr})
+        write_table(table, out / "predictions.csv")
+        atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
 
 
 def robustness_table(runs: list[Path], kind: str, snrs: list[float]) -> pd.DataFrame:

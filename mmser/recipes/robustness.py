@@ -39,9 +39,8 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
         cross_validate(cfg, run, progress)
         rows = load_protocol(cfg.data).rows
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
-        for snr in snrs:
-            for fold in folds:
-                noisy_fold(run, fold, rows, kind, snr, device, progress)
+        for fold in folds:
+            noisy_fold(run, fold, rows, kind, snrs, device, progress)
         runs.append(run)
     table = robustness_table(runs, kind, snrs)
     atomic_write_bytes(out / "robustness.csv", table.to_csv(index=False, float_format="%.2f").encode())

@@ -9,7 +9,7 @@ import pytest
 
 from mmser.cli import main
 from mmser.config import CONFIG_DIR
-from tests.conftest import save_tiny_whisper, write_tone
+from tests.conftest import save_tiny_wav2vec2, save_tiny_whisper, write_tone
 
 
 
@@ -51,13 +51,8 @@ def indian_english_tree(root):
 
 @pytest.fixture(scope="module")
 def tiny_encoders(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
     root = tmp_path_factory.mktemp("encoders")
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 64), conv_kernel=(10, 64), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, feat_extract_norm="layer", do_stable_layer_norm=True)
-    Wav2Vec2Model(config).save_pretrained(root / "wav2vec2")
+    save_tiny_wav2vec2(root / "wav2vec2")
     return {"whisper": f"whisper:{save_tiny_whisper(root / 'w.pt')}", "hf": f"hf:{root / 'wav2vec2'}"}
 
 

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
 
-from tests.conftest import save_tiny_whisper
+from tests.conftest import save_tiny_whisper, save_tiny_wav2vec2
 from mmser.features.encoders.base import ModelUnavailableError, parse_layers
 from mmser.features.encoders.registry import build_audio_encoder, build_text_encoder
 from mmser.errors import MmserError
@@ -17,15 +16,7 @@ def clips(seed=0, lengths=(16_000, 9_600, 27_200)):
 
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 64), conv_kernel=(10, 64), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, feat_extract_norm="layer", do_stable_layer_norm=True)
-    path = tmp_path_factory.mktemp("w2v") / "tiny-wav2vec2"
-    Wav2Vec2Model(config).eval().save_pretrained(path)
-    return path
+    return save_tiny_wav2vec2(tmp_path_factory.mktemp("w2v") / "tiny-wav2vec2")
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +36,7 @@ def test_wav2vec2_padding_does_not_change_frames(tiny_wav2vec2):
 
 
 def test_group_norm_wav2vec2_runs_clip_by_clip(tmp_path):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 64), conv_kernel=(10, 64), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, feat_extract_norm="group")
-    Wav2Vec2Model(config).save_pretrained(tmp_path / "g")
+    save_tiny_wav2vec2(tmp_path / "g", layers=1, feat_extract_norm="group", stable=False)
     enc = build_audio_encoder(f"hf:{tmp_path / 'g'}", layers="last")
     assert not enc.use_mask
     wavs = clips(1)

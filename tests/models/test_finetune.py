@@ -7,7 +7,7 @@ import torch
 from mmser.features.encoders.registry import build_audio_encoder
 from mmser.features.frames import pool_frames
 from mmser.models.finetune import TopBlocks, encoder_top_blocks, pool_masked
-from tests.conftest import save_tiny_whisper
+from tests.conftest import save_tiny_wav2vec2, save_tiny_whisper
 
 
 def _clips(lengths=(4000, 9000, 6400)):
@@ -28,15 +28,7 @@ def _batch(frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 64), conv_kernel=(10, 64), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, feat_extract_norm="layer", do_stable_layer_norm=True)
-    path = tmp_path_factory.mktemp("w2v") / "tiny-wav2vec2"
-    Wav2Vec2Model(config).eval().save_pretrained(path)
-    return path
+    return save_tiny_wav2vec2(tmp_path_factory.mktemp("w2v") / "tiny-wav2vec2", layers=3)
 
 
 def _encoders(tmp_path_factory, tiny_wav2vec2):
