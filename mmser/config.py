@@ -39,7 +39,7 @@ PROTOCOLS = ("leave_one_session_out", "leave_speakers_out", "file", "random_utte
 WHISPER_WINDOWS = ("30s", "clip")
 STORE_MODES = ("auto", "memory", "lazy")
 DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
-SPEAKER_NORM_MODES = ("off", "transductive", "enrol")
+SPEAKER_NORM_MODES = ("off", "instance", "transductive", "enrol")
 NOISE_KINDS = ("white", "pink", "babble")  # features.augment.noise (mmser.features.augment draws them)
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)
@@ -102,7 +102,9 @@ class SplitConfig:
 class SpeakerNormConfig:
     """Per-speaker standardisation of acoustic frames (mmser/features/speaker_norm.py); labels never used."""
 
-    # off: frames as encoded; transductive: statistics over all the speaker's clips, the clip itself included
+    # off: frames as encoded; instance: each clip (each prediction window) standardised with its own frames'
+    # statistics, so no other clip of the speaker is needed (`mmser train` and predict as usual);
+    # transductive: statistics over all the speaker's clips, the clip itself included
     # (cross-validation only: `mmser train` refuses it); enrol: statistics of `clips` *other* clips of the
     # speaker, as `mmser predict --enrol` gets from enrolment clips
     mode: str = "off"
@@ -314,6 +316,8 @@ def load_config(
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid config: {_describe(err)}") from None
     cfg = merge_overrides(schema, overrides)
+    if cfg.features.speaker_norm.mode == "False":  # YAML 1.1 reads a bare `off` (file or override) as false
+        cfg.features.speaker_norm.mode = "off"
     validate(cfg)
     return cfg
 

@@ -1,9 +1,12 @@
 """Per-speaker standardisation of acoustic frames (``features.speaker_norm``: mode, clips, labels).
 
 Each clip's ``(L, T, D)`` frames are standardised per layer and dimension with the mean and std of
-frames from clips of the same speaker. The labels of the clips are not used (``labels``
-below may name which clips are eligible for enrolment). Two ways to get those statistics:
+frames from clips of the same speaker (or of the clip itself). The labels of the clips are not used (``labels``
+below may name which clips are eligible for enrolment). Three ways to get those statistics:
 
+- instance (``mode: instance``): the clip's own frames (each prediction window's, for a long recording), so
+  nothing but the clip is needed, in training and at prediction alike
+  (:meth:`mmser.features.spec.FeatureSpec.standardised`).
 - transductive (``mode: transductive``): all of the speaker's clips, the clip itself
   included. Cross-validation only: a checkpoint cannot be fed that way.
 - enrolment (``mode: enrol``, ``clips: k``): ``k`` *other* clips of the same speaker, drawn

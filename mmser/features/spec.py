@@ -25,7 +25,7 @@ from mmser.features.speaker_norm import FrameMoments, standardise
 class SpeakerNorm:
     """``features.speaker_norm``: how a clip's frames are standardised with its speaker's statistics."""
 
-    mode: str = "off"  # off | transductive (cross-validation only) | enrol
+    mode: str = "off"  # off | instance (the clip's own statistics) | transductive (cross-validation only) | enrol
     clips: int | None = None  # enrol: K enrolment clips (other clips of the speaker)
     labels: tuple[str, ...] | None = None  # enrol: labels the enrolment clips are drawn among (None: any)
     test_labels: tuple[str, ...] | None = None  # cross-validation only: the test speakers' pool, when it differs
@@ -34,7 +34,7 @@ class SpeakerNorm:
     def needs_enrolment(self) -> bool:
         """A model trained this way predicts only with other clips of the speaker (enrolment clips; for a
         transductive cross-validation model, the speaker's clips)."""
-        return self.mode != "off"
+        return self.mode in ("transductive", "enrol")
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,11 @@ class FeatureSpec:
 
     def standardised(self, pooled: np.ndarray, speaker: FrameMoments | None) -> np.ndarray:
         """Pooled frames ``(L, T, D)`` standardised with the speaker's moments (of pooled frames) when
-        speaker standardisation is on; unchanged when it is off."""
-        if not self.speaker_norm.needs_enrolment:
+        speaker standardisation is on, with their own moments under ``instance``; unchanged when it is off."""
+        if self.speaker_norm.mode == "off":
             return pooled
+        if self.speaker_norm.mode == "instance":
+            return standardise(pooled, FrameMoments.of(pooled))
         if speaker is None:
             raise ValueError("speaker standardisation is on: the speaker's frame moments are needed")
         return standardise(pooled, speaker)

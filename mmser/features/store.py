@@ -96,7 +96,7 @@ class CachedRows(Sequence):
         if self.spec is None:
             return frames
         pooled = self.spec.pooled(frames)
-        return pooled if self.moments is None else self.spec.standardised(pooled, self.moments[i])
+        return self.spec.standardised(pooled, None if self.moments is None else self.moments[i])
 
 
 @dataclass
@@ -205,10 +205,10 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             store.text[name] = _held(CachedRows(locations), store.in_memory)
             continue
         rows = CachedRows(locations, row_spec)
-        if sn.mode == "off":
+        if not sn.needs_enrolment:  # off, or instance (each clip's own statistics, applied as rows are read)
             store.audio[name] = _held(rows, store.in_memory)
             continue
-        own = [FrameMoments.of(rows[i]) for i in range(len(rows))]  # one pass: each clip's own moments
+        own = [FrameMoments.of(row_spec.pooled(rows.raw(i))) for i in range(len(rows))]  # each clip's own moments
         speakers = df["speaker"].astype(str).tolist()
         moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments

