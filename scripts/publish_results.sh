@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Copies what results/ keeps from a run folder (per-utterance predictions, metrics, resolved configs,
-# plots; no model weights), then rebuilds the tables from the copied predictions with `mmser table`.
+# Copies what results/ keeps from a run folder (per-utterance test and validation predictions, metrics,
+# resolved configs, plots, selection and robustness tables; no model weights), then rebuilds the tables
+# from the copied predictions with `mmser table`.
 set -euo pipefail
 src=${1:?run folder}; dst=${2:?results folder}
 mkdir -p "$dst"
-(cd "$src" && find . \( -name predictions.csv -o -name metrics.json -o -name config.yaml -o -name summary.json \
-   -o -name '*.png' \) -print0) | while IFS= read -r -d '' f; do
+(cd "$src" && find -L . \( -name predictions.csv -o -name val_predictions.csv -o -name metrics.json -o -name config.yaml \
+   -o -name summary.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' \) -print0) | while IFS= read -r -d '' f; do
   mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"
 done
 "$(dirname "$0")/../.venv/bin/mmser" table "$dst"

@@ -67,7 +67,17 @@ def test_every_results_folder_comes_from_one_yaml():
     assert runs
     for run in runs:
         corpus, part = run.relative_to(RESULTS).parts[:2]
-        if part == "studies":
+        inside = run.relative_to(RESULTS / corpus / part).parts
+        if any((RESULTS / corpus / part / f"{kind}.md").is_file() for kind in ("selection", "robustness")):
+            # `mmser select` / `mmser robustness` name each run after its YAML; "selected" holds the chosen
+            # candidates' predictions and noise_* the candidates' checkpoints on noisy clips (no config of their own)
+            if inside[0] == "selected" or inside[-1].startswith("noise_"):
+                assert (RESULTS / corpus / part / inside[0]).is_dir(), run
+                continue
+            path = CONFIG_DIR / "experiment" / f"{inside[0]}.yaml"
+            assert path.is_file(), f"{run}: no configs/experiment/{inside[0]}.yaml"
+            cfg, command = load_config([path], ["data.manifest=m.csv"], use_local=False), "select"
+        elif part == "studies":
             found = yamls.get(f"runs/{corpus}/studies/{run.name}")
             assert found is not None, f"{run}: no experiment YAML has output_dir runs/{corpus}/studies/{run.name}"
             cfg, command = found

@@ -78,10 +78,15 @@ def plot_curve(table: pd.DataFrame, out: Path, title: str) -> Path:
     return out
 
 
+def snr_of(column: str) -> float:
+    """The SNR (dB) of a robustness table column such as ``"10 dB"``."""
+    return float(column.split()[0])
+
+
 def plot_robustness(table: pd.DataFrame, out: Path, kind: str) -> Path:
     """UA against SNR (clean at the right), one line per run -> ``out``."""
-    columns = [c for c in table.columns if c.endswith(" dB")]
-    snrs = [float(c.split()[0]) for c in columns]
+    columns = sorted((c for c in table.columns if c.endswith(" dB")), key=snr_of)  # lowest SNR first
+    snrs = [snr_of(c) for c in columns]
     clean_x = max(snrs) + 10
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for r in table.to_dict("records"):

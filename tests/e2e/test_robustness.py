@@ -45,3 +45,17 @@ def test_robustness_refuses_enrolment_models_before_work(tmp_path, capsys):
                  f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob")])
     assert code == 2 and "speaker_norm" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+def test_robustness_plot_draws_each_line_from_the_lowest_snr_to_clean(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from mmser.evaluation.plots import plot_robustness
+
+    drawn = []
+    real_plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, **kw: drawn.append((x, y)) or real_plot(ax, x, y, **kw))
+    table = pd.DataFrame([{"run": "a", "clean": 70.0, "20 dB": 60.0, "10 dB": 55.0, "5 dB": 50.0, "0 dB": 40.0}])
+    assert plot_robustness(table, tmp_path / "r.png", "white").is_file()
+    (xs, ys), = drawn
+    assert xs == [0.0, 5.0, 10.0, 20.0, 30.0] and ys == [40.0, 50.0, 55.0, 60.0, 70.0]  # clean drawn at the right
