@@ -8,14 +8,12 @@ import mmser.features.variants as variants
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from tests.conftest import save_tiny_whisper
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad", "happy"], n_speakers=4)),
-                 "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad", "happy"], n_speakers=4)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
     _csv_experiment(tmp_path / "exp.yaml", f"features.audio_encoders=[whisper:{whisper}]",
                     "features.augment.variants=2", "features.augment.noise=[white,pink,babble]",

@@ -7,15 +7,13 @@ import pandas as pd
 import pytest
 
 from mmser.cli import main
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("baselines")
-    (root / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad"], n_speakers=4, per=6)),
-                 "--out", str(root / "a.csv")]) == 0
+    _prepared_csv(root, "a", ["angry", "sad"], n_speakers=4, per=6)
     _csv_experiment(root / "exp.yaml")
     return root
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from mmser.cli import main
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 LIMIT_S = 5.0  # seconds a refused command may take
 
@@ -14,8 +14,7 @@ LIMIT_S = 5.0  # seconds a refused command may take
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
     root = tmp_path_factory.mktemp("errors")
-    (root / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad"])), "--out", str(root / "a.csv")]) == 0
+    _prepared_csv(root, "a", ["angry", "sad"])
     _csv_experiment(root / "exp.yaml", "model.kind=cross_attn", "model.hidden_dim=16", "model.fusion.num_heads=2")
     return root
 

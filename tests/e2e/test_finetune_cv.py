@@ -13,15 +13,13 @@ from mmser.data.manifest import read_manifest
 from mmser.models.finetune import encoder_top_blocks
 from mmser.features.encoders.registry import build_audio_encoder
 from tests.conftest import save_tiny_whisper
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
-    (root / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], per=6)),
-                 "--out", str(root / "a.csv")]) == 0
+    _prepared_csv(root, "a", ["angry", "sad", "happy"], per=6)
     whisper = save_tiny_whisper(root / "tiny.pt", state=32, layers=2)
     _csv_experiment(root / "exp.yaml", f"features.audio_encoders=[whisper:{whisper}]", "features.audio_layers=all",
                     "features.frame_stride=2", "model.finetune.top_layers=1", "model.finetune.lr=1e-3",

@@ -4,13 +4,11 @@ import pandas as pd
 
 from mmser.cli import main
 from tests.conftest import save_tiny_whisper
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
 def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"], per=6)),
-                 "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
     _csv_experiment(tmp_path / "clean.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=4")
     _csv_experiment(tmp_path / "augmented.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=4",
@@ -38,8 +36,7 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
 
 
 def test_robustness_refuses_enrolment_models_before_work(tmp_path, capsys):
-    (tmp_path / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(tmp_path / "a", "a", ["angry", "sad"])), "--out", str(tmp_path / "a.csv")]) == 0
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
     _csv_experiment(tmp_path / "e.yaml", "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1")
     code = main(["robustness", str(tmp_path / "e.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
                  f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob")])

@@ -9,15 +9,13 @@ from mmser.cli import main
 from mmser.errors import MmserError
 from mmser.evaluation.selection import select_per_fold
 from tests.conftest import save_tiny_whisper
-from tests.e2e.test_cv_smoke import _csv_corpus, _csv_experiment
+from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
 @pytest.fixture(scope="module")
 def selection(tmp_path_factory):
     root = tmp_path_factory.mktemp("select")
-    (root / "a").mkdir()
-    assert main(["prepare", "csv", str(_csv_corpus(root / "a", "a", ["angry", "sad", "happy"], n_speakers=4)),
-                 "--out", str(root / "a.csv")]) == 0
+    _prepared_csv(root, "a", ["angry", "sad", "happy"], n_speakers=4)
     whisper = save_tiny_whisper(root / "tiny.pt", state=32, layers=1)
     _csv_experiment(root / "short.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=1")
     _csv_experiment(root / "longer.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=4",
