@@ -1,11 +1,12 @@
 """Training time per epoch of fine-tuning the encoder's top K blocks vs the frozen recipe, side by side in one run.
 
     python bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=runs/ravdess/manifest.csv \\
-        --k 0,1,2 --epochs 1 --json results/bench/finetune_ravdess_base.json
+        --k 0,1,2,all --epochs 1 --json results/bench/finetune_ravdess_base.json
 
 On the first fold of the config's protocol, each K trains ``--epochs`` epochs (training + validation pass, no
-early stop) from the cached features (``mmser extract`` first: the cache must hold every clip); the figure is
-wall seconds per epoch, and the ratio to K=0 (the frozen recipe: the cached frames pooled before the model).
+early stop) from the cached features (``mmser extract`` first: the cache must hold every clip); K=all trains the
+whole encoder from the waveform (audio read as batches need it). The figure is wall seconds per epoch, and the
+ratio to K=0 (the frozen recipe: the cached frames pooled before the model).
 The store is built before timing (cache reads in memory mode); the threads are torch's default.
 """
 
@@ -18,7 +19,7 @@ import time
 
 import torch
 
-from mmser.config import load_config
+from mmser.config import finetune_depth, load_config
 from mmser.data.protocol import load_protocol, make_folds
 from mmser.features.store import store_for
 from mmser.training.member import member_dims, train_member
@@ -30,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--k", default="0,1,2,4", help="comma-separated K (0 = frozen)")
+    parser.add_argument("--k", default="0,1,2,4", help="comma-separated K (0 = frozen, all = whole encoder)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -42,11 +43,11 @@ def main() -> None:
                      "train_clips": len(fold.train), "val_clips": len(fold.val), "epochs": args.epochs,
                      "threads": torch.get_num_threads(), "machine": platform.machine()}
     per_epoch = {}
-    for k in [int(x) for x in args.k.split(",")]:
+    for k in [x.strip() for x in args.k.split(",")]:
         point = copy.deepcopy(cfg)
-        point.model.finetune.top_layers = k
+        point.model.finetune.top_layers = k if k == "all" else int(k)
         point.train.max_epochs, point.train.patience = args.epochs, args.epochs
-        store = store_for(protocol.rows, point.features, ["audio_only"], [], False, k)
+        store = store_for(protocol.rows, point.features, ["audio_only"], [], False, finetune_depth(point.model.finetune))
         train, val = store.dataset(fold.train, encoder, None), store.dataset(fold.val, encoder, None)
         dims = member_dims(store, point.model, encoder, None, protocol.class_mask)
         start = time.perf_counter()
@@ -56,10 +57,10 @@ def main() -> None:
         figures[f"K={k} s/epoch"] = round(per_epoch[k], 2)
         figures[f"K={k} val UA after {args.epochs} epochs"] = round(summary["best_val_ua"], 4)
         print(f"K={k}: {per_epoch[k]:.1f} s/epoch", flush=True)
-    base = per_epoch.get(0)
+    base = per_epoch.get("0")
     if base:
         for k, t in per_epoch.items():
-            if k:
+            if k != "0":
                 figures[f"ratio K={k} / frozen"] = round(t / base, 1)
     report(figures, args.json)
 

@@ -51,6 +51,8 @@ CLASSICAL_FEATURES = ("egemaps_mfcc", "librosa")  # mmser.features.classical
 CELL_KEYS = ("train.", "trainer.", "model.")  # what ablation_overrides may change per cell
 SHARED_MODEL_KEYS = ("model.kind=", "model.finetune.top_layers=")  # ... except these (they shape the shared features)
 LAYER_SELECTION = re.compile(r"^(all|last|-?\d+(\s*,\s*-?\d+)*)$")
+# model.finetune.top_layers=all as FeatureSpec and ModelDims hold it: the whole encoder trains, from the waveform
+WHOLE_ENCODER = -1
 
 
 # ${project_root:} in a YAML: the repository folder, so that files shipped in configs/ (e.g. folds files) are
@@ -184,8 +186,9 @@ class FinetuneConfig:
     # K top transformer blocks trained (0: frozen encoder). The frozen bottom's output is read from the
     # feature cache, so an epoch runs only the top K blocks; needs features.audio_layers=all, whisper
     # encoders with features.whisper_window=clip (the cache holds each clip's real frames only) and
-    # features.speaker_norm.mode=off
-    top_layers: int = 0
+    # features.speaker_norm.mode=off. "all": the whole encoder trains from the waveform (no feature cache;
+    # batches of audio, the encoder's weights in the checkpoint; for GPUs), same requirements
+    top_layers: Any = 0
     lr: float = 5e-5  # learning rate of the encoder blocks (the head uses train.lr)
     warmup_ratio: float = 0.1  # fraction of steps with linear warm-up of the blocks' learning rate
 
@@ -466,18 +469,37 @@ def _without_cell_overrides(cfg: DictConfig) -> DictConfig:
     return cell
 
 
+def finetune_depth(finetune_cfg) -> int:
+    """``model.finetune.top_layers`` (validated) as FeatureSpec and ModelDims hold it: the number of top blocks
+    trained, 0 for a frozen encoder, :data:`WHOLE_ENCODER` for ``all``."""
+    value = finetune_cfg.top_layers
+    return WHOLE_ENCODER if str(value).strip().lower() == "all" else int(value)
+
+
 def finetune_problems(cfg: DictConfig) -> list[str]:
     """What is wrong with ``model.finetune`` given the features it would fine-tune on."""
     ft, f, key = cfg.model.finetune, cfg.features, "model.finetune"
     problems = []
-    if ft.top_layers < 0:
-        problems.append(f"{key}.top_layers: {ft.top_layers} must be >= 0 (0 = frozen encoder)")
+    whole = str(ft.top_layers).strip().lower() == "all"
+    if not whole and (isinstance(ft.top_layers, bool) or not isinstance(ft.top_layers, int) or ft.top_layers < 0):
+        problems.append(f"{key}.top_layers: {ft.top_layers!r}: use a number of top blocks >= 0 (0 = frozen "
+                        "encoder) or all (the whole encoder, from the waveform)")
+        return problems
     if ft.lr <= 0:
         problems.append(f"{key}.lr: {ft.lr} must be > 0")
     if not 0.0 <= ft.warmup_ratio < 1.0:
         problems.append(f"{key}.warmup_ratio: {ft.warmup_ratio} must be in [0, 1)")
-    if ft.top_layers <= 0:
+    if not whole and ft.top_layers == 0:
         return problems
+    if whole:
+        framewise = [k for k in ("time_mask", "channel_mask", "mixup") if f.augment[k] > 0]
+        if framewise:
+            problems.append(f"{key}.top_layers=all: features.augment.{framewise[0]} works on cached frames, and "
+                            "the whole encoder reads waveforms (use features.augment.variants: waveform "
+                            "augmentation, drawn as clips are read)")
+        mfcc = [s for s in f.audio_encoders if str(s).startswith("mfcc:")]
+        if mfcc:
+            problems.append(f"{key}.top_layers=all: {mfcc} has no trainable encoder")
     if str(f.audio_layers).strip().lower() != "all":
         problems.append(f"{key}.top_layers: needs features.audio_layers=all (got {f.audio_layers!r}): the model "
                         "recomputes the top hidden states from the one below them")

@@ -76,6 +76,10 @@ def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict]
     reports = []
     for j, member in enumerate(ckpt.members):
         model = member.model.eval()
+        if model.dims.reads_waveforms:
+            raise MmserError(f"{checkpoint}: member {j} trained the whole audio encoder (model.finetune.top_layers="
+                             "all) and reads waveforms; ONNX export takes models over encoder outputs only (use "
+                             "mmser predict / serve, or fine-tune the top blocks: top_layers=K)")
         inputs = example_inputs(model.dims)
         names = list(inputs)
         batch, frames, tokens = (torch.export.Dim(n, min=2, max=100_000) for n in ("batch", "frames", "tokens"))

@@ -2,7 +2,8 @@
 
 The checkpoint alone says which encoders, layers, Whisper window and frame stride the models were
 trained on (its :class:`~mmser.features.spec.FeatureSpec`); the predictor opens those encoders once
-through that spec (checking their weight fingerprints), turns frames into model inputs the way training
+through that spec (checking their weight fingerprints; a member that trained the whole encoder carries it
+and reads waveforms), turns frames into model inputs the way training
 did (``FeatureSpec.model_frames``), and averages the members' probabilities. Audio is read by the one
 loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
 is imported on this path. Clips longer than ``window_s`` are
@@ -58,7 +59,7 @@ class Predictor:
         self.audio_encoders = {}
         for member in checkpoint.members:
             spec = member.audio_encoder
-            if spec and spec not in self.audio_encoders:
+            if spec and spec not in self.audio_encoders and not member.model.dims.reads_waveforms:
                 enc = self.features.open_audio_encoder(spec, device, batch_size=1)
                 if strict_fingerprints and member.audio_fingerprint and enc.fingerprint != member.audio_fingerprint:
                     raise CheckpointError(f"encoder {spec}: its weights (fingerprint {enc.fingerprint}) differ from those "
@@ -123,14 +124,15 @@ class Predictor:
     def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
                              speaker: SpeakerMoments | None = None) -> np.ndarray:
         """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
-        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given."""
+        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given. A member that trained
+        the whole encoder takes the windows themselves (its encoder is part of it)."""
         frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
                   for spec, fs in self._encoded(wavs).items()}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
         probs = []
         for member in self.ckpt.members:
-            items = [{"index": i, "target": 0,
-                      "audio": frames[member.audio_encoder][i] if member.audio_encoder else None,
+            audio = wavs if member.model.dims.reads_waveforms else frames.get(member.audio_encoder)
+            items = [{"index": i, "target": 0, "audio": audio[i] if member.audio_encoder else None,
                       "text": tokens[i] if member.text_source else None} for i in range(len(wavs))]
             batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate(items).items()}
             probs.append(torch.softmax(member.model.forward_batch(batch).float(), -1).cpu().numpy())

@@ -12,7 +12,8 @@ from mmser.labels import LABEL_TO_INDEX
 
 
 class FeatureDataset(Dataset):
-    """Utterances as cached encoder outputs: audio ``(L_a, T, D_a)`` and/or text ``(L_t, N, D_t)`` float16 arrays."""
+    """Utterances as cached encoder outputs: audio ``(L_a, T, D_a)`` and/or text ``(L_t, N, D_t)`` float16 arrays
+    (audio as ``(S,)`` float32 waveforms for models that train the whole encoder)."""
 
     def __init__(self, utt_ids: Sequence[str], labels: Sequence[str], audio: Sequence[np.ndarray] | None = None,
                  text: Sequence[np.ndarray] | None = None):
@@ -46,10 +47,24 @@ def _pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, mask
 
 
+def _pad_waveforms(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of ``(S_i,)`` 16 kHz waveforms -> zero-padded ``(B, S_max)`` float32 and sample mask ``(B, S_max)``."""
+    lengths = [len(w) for w in waves]
+    out = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
+    mask = torch.zeros(len(waves), max(lengths), dtype=torch.bool)
+    for b, (w, n) in enumerate(zip(waves, lengths)):
+        out[b, :n] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+        mask[b, :n] = True
+    return out, mask
+
+
 def collate(items: list[dict]) -> dict:
+    """Items of a :class:`FeatureDataset` -> one batch: ``index``, ``target`` (B,), padded ``audio`` (B, L, T, D)
+    or, for rows that are waveforms, (B, S), ``audio_mask``, and padded ``text`` with ``text_mask``."""
     batch = {"index": torch.tensor([it["index"] for it in items]), "target": torch.tensor([it["target"] for it in items])}
     if items[0]["audio"] is not None:
-        batch["audio"], batch["audio_mask"] = _pad([it["audio"] for it in items])
+        audio = [it["audio"] for it in items]
+        batch["audio"], batch["audio_mask"] = _pad_waveforms(audio) if audio[0].ndim == 1 else _pad(audio)
     if items[0]["text"] is not None:
         batch["text"], batch["text_mask"] = _pad([it["text"] for it in items])
     return batch

@@ -50,7 +50,8 @@ class FeatureSpec:
     max_text_tokens: int = 64  # tokens kept per transcript
     speaker_norm: SpeakerNorm = field(default_factory=SpeakerNorm)
     # model.finetune.top_layers: the model recomputes the encoder's top K hidden states and pools frames
-    # itself (ModelDims.frame_stride), so frames reach it at the encoder's rate, unpooled
+    # itself (ModelDims.frame_stride), so frames reach it at the encoder's rate, unpooled; WHOLE_ENCODER
+    # (mmser.config): the model reads waveforms and runs the whole encoder
     finetune_top_layers: int = 0
 
     @classmethod
@@ -105,7 +106,7 @@ class FeatureSpec:
     def pooled(self, frames: np.ndarray) -> np.ndarray:
         """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`frame_stride` -> ``(L, ceil(T / s), D)``
         (unchanged for fine-tuning models, which pool after their own blocks)."""
-        if self.finetune_top_layers > 0:
+        if self.finetune_top_layers != 0:
             return frames
         return pool_frames(frames, self.frame_stride)
 

@@ -21,10 +21,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mmser.config import WHOLE_ENCODER
 from mmser.features.batching import FeatureDataset
 from mmser.features.extract import extract
 from mmser.features.speaker_norm import FrameMoments, speaker_moments_of
 from mmser.features.spec import FeatureSpec
+from mmser.features.waveform_rows import WaveformRows
 
 GIGABYTE = 1 << 30  # bytes
 
@@ -114,8 +116,11 @@ class FeatureStore:
     encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
     fingerprints: dict[str, str] = field(default_factory=dict)  # encoder spec -> weights fingerprint
     in_memory: bool = True  # whether the rows were loaded up front (features.store)
-    # encoder spec -> (arch, pretrained state) of its top spec.finetune_top_layers blocks (fine-tuning only)
+    # encoder spec -> (arch, pretrained state) of its top spec.finetune_top_layers blocks, or of the whole
+    # encoder (WHOLE_ENCODER); fine-tuning only
     encoder_blocks: dict[str, tuple[dict, dict]] = field(default_factory=dict)
+    # encoder spec -> (layers, dim) of the hidden states of an encoder whose rows are waveforms (WHOLE_ENCODER)
+    waveform_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
     # what augmented variants of training clips are made with (mmser.features.variants)
     rows: pd.DataFrame | None = None  # the manifest rows, in utt_ids order
     extracted: dict[str, object] = field(default_factory=dict)  # encoder spec -> its ExtractResult (cache, keys, encoder)
@@ -123,6 +128,8 @@ class FeatureStore:
 
     def audio_shape(self, encoder: str) -> tuple[int, int]:
         """(layers, dim) of ``encoder``'s frames."""
+        if encoder in self.waveform_shapes:
+            return self.waveform_shapes[encoder]
         first = self.audio[encoder][0]
         return int(first.shape[0]), int(first.shape[2])
 
@@ -178,7 +185,9 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
     sn = spec.speaker_norm
     store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist(), rows=df.reset_index(drop=True))
     located: dict[str, tuple[list[tuple[str, str]], FeatureSpec | None, str]] = {}  # name -> (locations, spec, kind)
-    for encoder_spec in audio_specs:
+    for encoder_spec in audio_specs if finetune_top_layers == WHOLE_ENCODER else []:
+        add_waveform_rows(store, encoder_spec)
+    for encoder_spec in audio_specs if finetune_top_layers != WHOLE_ENCODER else []:
         start = time.perf_counter()
         result = extract(df, encoder_spec, features_cfg, progress=progress)
         if result.computed:
@@ -217,6 +226,19 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))
             store.test_audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
     return store
+
+
+def add_waveform_rows(store: FeatureStore, encoder_spec: str) -> None:
+    """The store's rows as waveforms for models that train the whole ``encoder_spec`` (nothing is encoded:
+    the encoder is opened for its pretrained weights only)."""
+    from mmser.models.whole_encoder import max_samples, whole_encoder_weights
+
+    encoder = store.spec.open_audio_encoder(encoder_spec)
+    arch, state = whole_encoder_weights(encoder)
+    store.encoder_blocks[encoder_spec] = (arch, state)
+    store.fingerprints[encoder_spec] = encoder.fingerprint
+    store.waveform_shapes[encoder_spec] = (int(encoder.num_layers), int(encoder.dim))
+    store.audio[encoder_spec] = WaveformRows(store.rows["path"].tolist(), max_samples(arch))
 
 
 def _held(rows: CachedRows, in_memory: bool) -> Sequence[np.ndarray]:

@@ -3,7 +3,8 @@
 For each training clip, ``K`` recipes are drawn (:func:`mmser.features.augment.draw_recipe`); each variant is
 encoded once by the store's encoder and cached beside the clean frames under ``<clip key>+<recipe key>``, so
 a later fold, run or resumed run reads it instead of encoding it again. A training row is then read as
-itself or as one of its variants, drawn at random each time it is read (once per epoch).
+itself or as one of its variants, drawn at random each time it is read (once per epoch). Models that train
+the whole encoder read waveforms: their variants are made by the same recipes as they are read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mmser.features.augment import Recipe, apply_recipe, draw_recipe
 from mmser.features.cache import ShardWriter
 from mmser.features.batching import FeatureDataset
 from mmser.features.store import CachedRows, FeatureStore, RowSubset
+from mmser.features.waveform_rows import RecipeRows
 
 
 class AugmentedRows(Sequence):
@@ -74,13 +76,34 @@ def augmented_rows(store: FeatureStore, train_ids: Sequence[str], encoder_spec: 
     return AugmentedRows(clean, variants, int(aug.variants))
 
 
+def augmented_waveforms(store: FeatureStore, train_ids: Sequence[str], encoder_spec: str, augment_cfg) -> AugmentedRows:
+    """The training rows ``train_ids`` as waveforms with their variants made as they are read (models that
+    train the whole encoder: nothing is encoded ahead)."""
+    from mmser.features.extract import item_keys
+
+    rows = store.rows
+    position = {u: i for i, u in enumerate(store.utt_ids)}
+    train_rows = rows.iloc[[position[u] for u in train_ids]]
+    keys = dict(zip(train_ids, item_keys(train_rows, encoder_spec)))
+    recipes = variant_recipes(rows, train_ids, keys, augment_cfg)
+    path = dict(zip(train_ids, train_rows["path"].astype(str)))
+    clean = RowSubset(store.audio[encoder_spec], np.array([position[u] for u in train_ids]))
+    variants = RecipeRows([(path[u], r) for u in train_ids for r in recipes[u]],
+                          {keys[u][1:]: path[u] for u in train_ids}, clean.rows.max_samples)
+    return AugmentedRows(clean, variants, int(augment_cfg.variants))
+
+
 def training_dataset(store: FeatureStore, ids: Sequence[str], encoder: str | None, text_source: str | None,
                      features_cfg, progress: bool = True) -> FeatureDataset:
     """A fold's training rows as a dataset: with ``features.augment.variants``, each audio row is read as
     itself or one of its augmented variants."""
     if encoder is None or int(features_cfg.augment.variants) == 0:
         return store.dataset(ids, encoder, text_source)
-    return store.dataset(ids, encoder, text_source, audio=augmented_rows(store, ids, encoder, features_cfg, progress))
+    if encoder in store.waveform_shapes:
+        audio = augmented_waveforms(store, ids, encoder, features_cfg.augment)
+    else:
+        audio = augmented_rows(store, ids, encoder, features_cfg, progress)
+    return store.dataset(ids, encoder, text_source, audio=audio)
 
 
 def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_of_content: dict[str, str], encoder,

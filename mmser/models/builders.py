@@ -8,14 +8,15 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from mmser.config import MODEL_KINDS
+from mmser.config import MODEL_KINDS, WHOLE_ENCODER, finetune_depth
 from mmser.labels import NUM_CLASSES
 from mmser.models.finetune import TopBlocks, pool_masked
 from mmser.models.fusion import CrossModalFusion
 from mmser.models.head import EmotionHead
 from mmser.models.pooling import AttentiveStatsPooling, LayerWeights
+from mmser.models.whole_encoder import build_whole_encoder
 
-AUDIO_BRANCH = ("top_blocks.", "audio_layers.", "audio_cnn.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
+AUDIO_BRANCH = ("top_blocks.", "audio_encoder.", "audio_layers.", "audio_cnn.", "audio_proj.", "audio_pool.", "head.")  # what a fused model takes from audio-only
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,12 @@ class ModelDims:
     class_mask: tuple[bool, ...] = field(default_factory=lambda: (True,) * NUM_CLASSES)
     # model.finetune.top_layers: the audio encoder's top K blocks are part of the model (0 = frozen encoder).
     # Its input is then every hidden state unpooled; it recomputes the top K and pools by frame_stride itself.
+    # WHOLE_ENCODER (top_layers=all): the whole encoder is part of the model, whose audio input is the waveform
     finetune_layers: int = 0
-    frame_stride: int = 1  # frames averaged per model frame after the top blocks (finetune_layers > 0 only)
-    encoder_blocks: str = ""  # JSON arch of the encoder's blocks (mmser.models.finetune), "" when frozen
+    frame_stride: int = 1  # frames averaged per model frame after the encoder's blocks (fine-tuning models only)
+    # JSON arch of the encoder's top blocks (mmser.models.finetune) or of the whole encoder
+    # (mmser.models.whole_encoder), "" when frozen
+    encoder_blocks: str = ""
     audio_cnn_channels: int = 0  # channels of a 1D-CNN front end over the audio frames (0 = none)
 
     def to_dict(self) -> dict:
@@ -58,6 +62,11 @@ class ModelDims:
     @property
     def uses_text(self) -> bool:
         return self.kind != "audio_only"
+
+    @property
+    def reads_waveforms(self) -> bool:
+        """The audio input is the waveform ``(B, S)`` (the whole encoder is part of the model)."""
+        return self.uses_audio and self.finetune_layers == WHOLE_ENCODER
 
 
 class FrameCNN(nn.Module):
@@ -87,6 +96,8 @@ class EmotionModel(nn.Module):
         self.dims, h = dims, dims.hidden_dim
         if dims.uses_audio and dims.finetune_layers > 0:
             self.top_blocks = TopBlocks(json.loads(dims.encoder_blocks), dims.finetune_layers)
+        if dims.reads_waveforms:
+            self.audio_encoder = build_whole_encoder(json.loads(dims.encoder_blocks))
         if dims.uses_audio:
             self.audio_layers = LayerWeights(dims.num_audio_layers)
             frame_dim = dims.audio_dim
@@ -112,15 +123,20 @@ class EmotionModel(nn.Module):
         """Logits ``(B, 8)``.
 
         Args:
-            audio: (B, L_a, T, D_a) encoder hidden states; audio_mask: (B, T) bool, True = valid frame.
+            audio: (B, L_a, T, D_a) encoder hidden states; audio_mask: (B, T) bool, True = valid frame. A model
+                that trains the whole encoder (``dims.reads_waveforms``) takes 16 kHz waveforms (B, S) and
+                their sample mask (B, S) instead.
             text: (B, L_t, N, D_t) token hidden states; text_mask: (B, N) bool, True = valid token.
             Inputs may be float16 (batches keep the cache's precision up to the device): they are cast to
             float32 here, on the model's device.
         """
         kind = self.dims.kind
         if self.dims.uses_audio:
-            audio = audio.float()  # (B, L_a, T, D)
-            if self.dims.finetune_layers > 0:
+            audio = audio.float()  # (B, L_a, T, D), or (B, S) waveforms
+            if self.dims.reads_waveforms:
+                audio, audio_mask = self.audio_encoder(audio, audio_mask)  # (B, L_a, T, D), (B, T)
+                audio, audio_mask = pool_masked(audio, audio_mask, self.dims.frame_stride)
+            elif self.dims.finetune_layers > 0:
                 audio, audio_mask = self.recompute_top(audio, audio_mask)
             a = self.audio_layers(audio)  # (B, T, D_a)
             if self.dims.audio_cnn_channels > 0:
@@ -177,11 +193,13 @@ def dims_from_config(model_cfg, audio_shape: tuple[int, int] | None, text_shape:
                      class_mask: tuple[bool, ...], encoder_blocks: dict | None = None, frame_stride: int = 1) -> ModelDims:
     """``ModelDims`` of ``cfg.model`` fed by audio frames and/or text tokens of the given ``(layers, dim)``
     shapes (None: that modality is not used), predicting the classes of ``class_mask``; with
-    ``model.finetune.top_layers`` > 0, ``encoder_blocks`` is the audio encoder's block arch
-    (:func:`mmser.models.finetune.encoder_top_blocks`) and ``frame_stride`` the stride the model pools by."""
-    top = int(model_cfg.finetune.top_layers) if audio_shape else 0
+    ``model.finetune.top_layers`` set, ``encoder_blocks`` is the arch of the audio encoder's top blocks
+    (:func:`mmser.models.finetune.encoder_top_blocks`) or of the whole encoder
+    (:func:`mmser.models.whole_encoder.whole_encoder_weights`) and ``frame_stride`` the stride the model
+    pools by."""
+    top = finetune_depth(model_cfg.finetune) if audio_shape else 0
     if top and encoder_blocks is None:
-        raise ValueError("model.finetune.top_layers > 0 needs the audio encoder's block arch")
+        raise ValueError("model.finetune.top_layers needs the audio encoder's arch")
     a_layers, a_dim = audio_shape or (0, 0)
     t_layers, t_dim = text_shape or (0, 0)
     return ModelDims(kind=str(model_cfg.kind), audio_dim=a_dim, num_audio_layers=a_layers, text_dim=t_dim,

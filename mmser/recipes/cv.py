@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from mmser.config import finetune_depth
 from mmser.data.protocol import load_protocol
 from mmser.evaluation.crossval import run_cv
 from mmser.features.store import store_for
@@ -16,5 +17,5 @@ def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True) 
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, int(cfg.model.finetune.top_layers))
+    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, finetune_depth(cfg.model.finetune))
     return run_cv(cfg, protocol, store, out_dir)

@@ -16,12 +16,12 @@ from mmser.training.metrics import unweighted_accuracy
 class EmotionLitModule(L.LightningModule):
     """AdamW, linear warm-up + cosine decay, class-weighted cross-entropy over the protocol's classes.
 
-    ``encoder_lr``: (learning rate, warm-up ratio) of the fine-tuned encoder blocks (parameters under
-    ``top_blocks.``), which train in their own parameter group; the rest uses ``lr`` and ``warmup_ratio``.
+    ``encoder_lr``: (learning rate, warm-up ratio) of the fine-tuned encoder (parameters under ``top_blocks.``
+    or, for the whole encoder, ``audio_encoder.``), which train in their own parameter group; the rest uses ``lr`` and ``warmup_ratio``.
     ``frame_augment`` (:class:`~mmser.training.frame_augment.FrameAugment`) augments training batches.
     """
 
-    ENCODER_PREFIX = "top_blocks."
+    ENCODER_PREFIX = ("top_blocks.", "audio_encoder.")
 
     def __init__(self, model: torch.nn.Module, class_weights: torch.Tensor, lr: float = 1e-3,
                  weight_decay: float = 1e-2, warmup_ratio: float = 0.1, label_smoothing: float = 0.0,

@@ -35,18 +35,19 @@ def train_member(dims: ModelDims, train: FeatureDataset, val: FeatureDataset | N
 
     ``init``: the state of a trained audio-only model a fused member starts from (the start then stays a
     model-selection candidate); ``freeze_audio_branch`` keeps that start's audio branch and head fixed.
-    Members that fine-tune encoder blocks (``dims.finetune_layers``) start them from ``encoder``'s
-    pretrained blocks held by ``store`` and train them at ``finetune_cfg``'s learning rate. ``augment_cfg``
+    Members that fine-tune encoder blocks (``dims.finetune_layers``: the top K, or the whole encoder) start
+    them from ``encoder``'s pretrained weights held by ``store`` and train them at ``finetune_cfg``'s learning rate. ``augment_cfg``
     (``cfg.features.augment``): feature-level augmentation of the training batches.
     Seeded before the model is built, so a member's initial weights do not depend on what ran before it
     in the process (a resumed run reproduces an uninterrupted one).
     """
     torch.manual_seed(seed)
     model = build_model(dims)
-    if dims.finetune_layers > 0:
+    if dims.finetune_layers != 0:
         if store is None or encoder not in store.encoder_blocks:
-            raise ValueError("a fine-tuning member needs its encoder's pretrained blocks (store, encoder)")
-        model.top_blocks.load_state_dict(store.encoder_blocks[encoder][1])
+            raise ValueError("a fine-tuning member needs its encoder's pretrained weights (store, encoder)")
+        trained = model.audio_encoder if dims.reads_waveforms else model.top_blocks
+        trained.load_state_dict(store.encoder_blocks[encoder][1])
     if init is not None:
         model.init_from_audio_only(init)
         if freeze_audio_branch:

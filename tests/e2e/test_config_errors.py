@@ -48,6 +48,13 @@ CASES = [  # (command, extra arguments, what the message must name)
     ("train", ["model.finetune.top_layers=1", "features.audio_layers=all", "features.speaker_norm.mode=enrol",
                "features.speaker_norm.clips=2"], "model.finetune.top_layers"),
     ("cv", ["model.finetune.lr=0"], "model.finetune.lr"),
+    ("cv", ["model.finetune.top_layers=most"], "model.finetune.top_layers"),
+    ("cv", ["model.finetune.top_layers=-1"], "model.finetune.top_layers"),
+    ("train", ["model.finetune.top_layers=all"], "features.audio_layers=all"),
+    ("cv", ["model.finetune.top_layers=all", "features.audio_layers=all", "features.augment.time_mask=0.1"],
+     "features.augment.time_mask"),
+    ("cv", ["model.finetune.top_layers=all", "features.audio_layers=all", "features.speaker_norm.mode=instance"],
+     "model.finetune.top_layers"),
     ("ablate", ["ablation_overrides.concat=[model.finetune.top_layers=1]"], "ablation_overrides.concat"),
 ]
 
