@@ -55,7 +55,8 @@ class WhisperWholeEncoder(nn.Module):
         import whisper
 
         mels = []
-        with torch.no_grad():  # the input, not a trained part
+        # the input, not a trained part; in float32 under mixed precision too (the log of a bf16 mel is coarse)
+        with torch.no_grad(), torch.autocast(wave.device.type, enabled=False):
             for b, n in enumerate(lengths.tolist()):
                 clip = wave[b, :n]
                 clip = F.pad(clip, (0, (-n) % SAMPLES_PER_FRAME)).float()

@@ -91,3 +91,16 @@ def test_refuses_an_encoder_without_every_hidden_state(tmp_path):
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
     with pytest.raises(MmserError, match="every hidden state"):
         whole_encoder_weights(build_audio_encoder(f"whisper:{whisper}", "last", whisper_window="clip"))
+
+
+def test_runs_under_bf16_mixed_precision_with_a_float32_spectrogram(encoders):
+    model = _whole_model(encoders[0]).eval()
+    batch = collate([{"index": i, "target": 0, "audio": w, "text": None} for i, w in enumerate(_clips())])
+    with torch.no_grad():
+        reference = model.forward_batch(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mel = model.audio_encoder.log_mel(batch["audio"], batch["audio_mask"].sum(dim=1))
+            mixed = model.forward_batch(batch).float()
+    assert mel.dtype == torch.float32
+    assert torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed, reference, atol=0.15, rtol=0.1)
