@@ -71,7 +71,7 @@ def run_rows(run: Path, root: Path) -> list[dict]:
     rows = [metrics_row(name, preds, classes, overlaps)]
     everything = pd.concat(preds)
     for column in SUBGROUP_COLUMNS:
-        if column not in everything.columns:
+        if not all(column in p.columns for p in preds):  # folds written before mmser stored it: no partial rows
             continue
         values = sorted(v for v in everything[column].unique() if v != "")
         if (column == "corpus" and len(values) < 2) or not values:
