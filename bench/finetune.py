@@ -1,7 +1,9 @@
 """Training time per epoch of fine-tuning the encoder's top K blocks vs the frozen recipe, side by side in one run.
 
     python bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=runs/ravdess/manifest.csv \\
-        --k 0,1,2,all --epochs 1 --json results/bench/finetune_ravdess_base.json
+        --k 0,1,2 --epochs 1 --json results/bench/finetune_ravdess_base.json
+    python bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=runs/ravdess/manifest.csv \\
+        --k 0,2,all --epochs 1 --json results/bench/finetune_ravdess_base_all.json
 
 On the first fold of the config's protocol, each K trains ``--epochs`` epochs (training + validation pass, no
 early stop) from the cached features (``mmser extract`` first: the cache must hold every clip); K=all trains the
