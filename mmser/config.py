@@ -469,18 +469,22 @@ def _without_cell_overrides(cfg: DictConfig) -> DictConfig:
     return cell
 
 
+def _names_whole_encoder(top_layers: Any) -> bool:
+    return str(top_layers).strip().lower() == "all"
+
+
 def finetune_depth(finetune_cfg) -> int:
     """``model.finetune.top_layers`` (validated) as FeatureSpec and ModelDims hold it: the number of top blocks
     trained, 0 for a frozen encoder, :data:`WHOLE_ENCODER` for ``all``."""
     value = finetune_cfg.top_layers
-    return WHOLE_ENCODER if str(value).strip().lower() == "all" else int(value)
+    return WHOLE_ENCODER if _names_whole_encoder(value) else int(value)
 
 
 def finetune_problems(cfg: DictConfig) -> list[str]:
     """What is wrong with ``model.finetune`` given the features it would fine-tune on."""
     ft, f, key = cfg.model.finetune, cfg.features, "model.finetune"
     problems = []
-    whole = str(ft.top_layers).strip().lower() == "all"
+    whole = _names_whole_encoder(ft.top_layers)
     if not whole and (isinstance(ft.top_layers, bool) or not isinstance(ft.top_layers, int) or ft.top_layers < 0):
         problems.append(f"{key}.top_layers: {ft.top_layers!r}: use a number of top blocks >= 0 (0 = frozen "
                         "encoder) or all (the whole encoder, from the waveform)")

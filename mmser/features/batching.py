@@ -32,28 +32,19 @@ class FeatureDataset(Dataset):
         }
 
 
-def _pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of ``(L, T_i, D)`` -> padded ``(B, L, T_max, D)`` float16 and mask ``(B, T_max)`` bool.
+def _pad(arrays: list[np.ndarray], time_axis: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arrays of different lengths along ``time_axis`` -> zero-padded ``(B, ..., T_max, ...)`` of ``dtype`` and
+    mask ``(B, T_max)`` bool: ``(L, T_i, D)`` frames (axis 1) or ``(S_i,)`` waveforms (axis 0).
 
-    Batches stay in the cache's float16 (half the host memory and host-to-device traffic of float32); the
+    Frame batches stay in the cache's float16 (half the host memory and host-to-device traffic of float32); the
     model casts them on its device (``EmotionModel.forward_batch``)."""
-    lengths = [a.shape[1] for a in arrays]
-    num_layers, dim = arrays[0].shape[0], arrays[0].shape[2]
-    out = torch.zeros(len(arrays), num_layers, max(lengths), dim, dtype=torch.float16)
+    lengths = [a.shape[time_axis] for a in arrays]
+    shape = list(arrays[0].shape)
+    shape[time_axis] = max(lengths)
+    out = torch.zeros(len(arrays), *shape, dtype=dtype)
     mask = torch.zeros(len(arrays), max(lengths), dtype=torch.bool)
     for b, (a, n) in enumerate(zip(arrays, lengths)):
-        out[b, :, :n] = torch.from_numpy(np.asarray(a, dtype=np.float16))
-        mask[b, :n] = True
-    return out, mask
-
-
-def _pad_waveforms(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of ``(S_i,)`` 16 kHz waveforms -> zero-padded ``(B, S_max)`` float32 and sample mask ``(B, S_max)``."""
-    lengths = [len(w) for w in waves]
-    out = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
-    mask = torch.zeros(len(waves), max(lengths), dtype=torch.bool)
-    for b, (w, n) in enumerate(zip(waves, lengths)):
-        out[b, :n] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+        out[b].narrow(time_axis, 0, n).copy_(torch.from_numpy(np.asarray(a)))
         mask[b, :n] = True
     return out, mask
 
@@ -64,7 +55,9 @@ def collate(items: list[dict]) -> dict:
     batch = {"index": torch.tensor([it["index"] for it in items]), "target": torch.tensor([it["target"] for it in items])}
     if items[0]["audio"] is not None:
         audio = [it["audio"] for it in items]
-        batch["audio"], batch["audio_mask"] = _pad_waveforms(audio) if audio[0].ndim == 1 else _pad(audio)
+        waveforms = audio[0].ndim == 1
+        batch["audio"], batch["audio_mask"] = _pad(audio, 0 if waveforms else 1,
+                                                   torch.float32 if waveforms else torch.float16)
     if items[0]["text"] is not None:
-        batch["text"], batch["text_mask"] = _pad([it["text"] for it in items])
+        batch["text"], batch["text_mask"] = _pad([it["text"] for it in items], 1, torch.float16)
     return batch

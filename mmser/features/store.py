@@ -185,9 +185,11 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
     sn = spec.speaker_norm
     store = FeatureStore(spec, df["utt_id"].tolist(), df["label"].tolist(), rows=df.reset_index(drop=True))
     located: dict[str, tuple[list[tuple[str, str]], FeatureSpec | None, str]] = {}  # name -> (locations, spec, kind)
-    for encoder_spec in audio_specs if finetune_top_layers == WHOLE_ENCODER else []:
-        add_waveform_rows(store, encoder_spec)
-    for encoder_spec in audio_specs if finetune_top_layers != WHOLE_ENCODER else []:
+    if finetune_top_layers == WHOLE_ENCODER:  # models that run the whole encoder read waveforms: nothing to extract
+        for encoder_spec in audio_specs:
+            add_waveform_rows(store, encoder_spec)
+        audio_specs = []
+    for encoder_spec in audio_specs:
         start = time.perf_counter()
         result = extract(df, encoder_spec, features_cfg, progress=progress)
         if result.computed:

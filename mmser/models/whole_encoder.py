@@ -28,10 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmser.audio import SAMPLE_RATE
 from mmser.errors import MmserError
+from mmser.features.encoders.whisper_frames import SAMPLES_PER_FRAME
 from mmser.models.finetune import HF_FAMILIES, WhisperBlock
 
-SAMPLES_PER_FRAME = 320  # samples per Whisper encoder frame (20 ms at 16 kHz)
+WHOLE_HF_FAMILIES = HF_FAMILIES + ("wavlm",)  # whole, WavLM's shared relative position bias is no obstacle
 
 
 class WhisperWholeEncoder(nn.Module):
@@ -71,8 +73,8 @@ class WhisperWholeEncoder(nn.Module):
         lengths = mask.sum(dim=1)  # (B,) samples
         frames = torch.clamp((lengths + SAMPLES_PER_FRAME - 1) // SAMPLES_PER_FRAME, min=1)  # (B,)
         if int(frames.max()) > self.n_ctx:
-            raise MmserError(f"a clip of {int(lengths.max()) / 16000:.1f} s is longer than the encoder's "
-                             f"{self.n_ctx * SAMPLES_PER_FRAME / 16000:.0f} s input: cut it into windows")
+            raise MmserError(f"a clip of {int(lengths.max()) / SAMPLE_RATE:.1f} s is longer than the encoder's "
+                             f"{self.n_ctx * SAMPLES_PER_FRAME / SAMPLE_RATE:.0f} s input: cut it into windows")
         mel = self.log_mel(wave, lengths)  # (B, n_mels, 2T)
         # conv2 (stride 2) reads mel frames 2t-1 .. 2t+1 only, so a clip's frames never see another's padding;
         # the zero padding equals the convolutions' own padding at the clip's end
@@ -98,9 +100,8 @@ class HFWholeEncoder(nn.Module):
 
         config = dict(arch["config"])
         model_type = config.get("model_type", "")
-        if model_type not in HF_FAMILIES + ("wavlm",):
-            raise MmserError(f"fine-tuning a {model_type!r} encoder is not supported "
-                             f"(supported: {list(HF_FAMILIES + ('wavlm',))})")
+        if model_type not in WHOLE_HF_FAMILIES:
+            raise MmserError(f"fine-tuning a {model_type!r} encoder is not supported (supported: {list(WHOLE_HF_FAMILIES)})")
         settings = {k: v for k, v in config.items() if k not in ("model_type", "transformers_version", "architectures")}
         built = AutoConfig.for_model(model_type, **settings)
         built.layerdrop = 0.0  # a skipped layer would leave its hidden state a copy of the one below
@@ -157,11 +158,11 @@ def whole_encoder_weights(encoder) -> tuple[dict, dict[str, torch.Tensor]]:
         arch = {"family": "whisper_encoder", "n_mels": int(module.conv1.in_channels),
                 "n_ctx": int(module.positional_embedding.shape[0]), "n_state": int(module.ln_post.normalized_shape[0]),
                 "n_head": int(module.blocks[0].attn.n_head), "n_layer": len(module.blocks)}
-        return arch, {k: v.detach().clone() for k, v in module.state_dict().items()}
+        return arch, {k: v.detach() for k, v in module.state_dict().items()}  # loaded by copy into the model
     if model is not None and hasattr(getattr(model, "encoder", None), "layers"):
         arch = {"family": "hf_encoder", "config": json.loads(model.config.to_json_string()),
                 "normalize": bool(encoder.normalize), "use_mask": bool(encoder.use_mask)}
-        return arch, {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+        return arch, {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
     raise MmserError(f"model.finetune.top_layers=all: encoder {encoder.encoder_id} does not expose its weights to "
                      "PyTorch (use whisper-ct2:, whisper: or hf: encoders)")
 
@@ -171,4 +172,3 @@ def max_samples(arch: dict) -> int | None:
     if arch.get("family") == "whisper_encoder":
         return int(arch["n_ctx"]) * SAMPLES_PER_FRAME
     return None
-
