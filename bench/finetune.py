@@ -21,12 +21,11 @@ import time
 
 import torch
 
-from mmser.config import finetune_depth, load_config
-from mmser.data.protocol import load_protocol, make_folds
+from mmser.config import finetune_depth
 from mmser.features.store import store_for
 from mmser.training.member import member_dims, train_member
 
-from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
+from report import first_fold, report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def main() -> None:
@@ -37,9 +36,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json")
     args = parser.parse_args()
-    cfg = load_config([args.config], args.overrides)
-    protocol = load_protocol(cfg.data)
-    fold = make_folds(protocol, cfg.split)[0]
+    cfg, protocol, fold = first_fold(args.config, args.overrides)
     encoder = cfg.features.audio_encoders[0]
     figures: dict = {"config": args.config, "overrides": args.overrides, "encoder": encoder, "fold": fold.name,
                      "train_clips": len(fold.train), "val_clips": len(fold.val), "epochs": args.epochs,

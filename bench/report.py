@@ -1,4 +1,5 @@
-"""Printing and storing a benchmark's figures (shared by the scripts in bench/)."""
+"""Shared by the scripts in bench/: printing and storing a benchmark's figures, running mmser measured, and the
+first fold of an experiment that in-process benchmarks train on."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ def measured(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
     if done.returncode != 0:
         raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return took, int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1]) // 1024, done
+
+
+def first_fold(config: str, overrides: list[str]):
+    """The config ``config`` with ``overrides``, its protocol, and that protocol's first fold."""
+    from mmser.config import load_config
+    from mmser.data.protocol import load_protocol, make_folds
+
+    cfg = load_config([config], overrides)
+    protocol = load_protocol(cfg.data)
+    return cfg, protocol, make_folds(protocol, cfg.split)[0]

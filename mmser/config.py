@@ -222,6 +222,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     num_workers: int = 0
+    # > 0: each batch holds clips of similar duration, sorted within pools of this many batches (less padding:
+    # less compute per epoch, most on GPUs and on corpora of mixed durations; mmser/training/length_buckets.py);
+    # 0: batches drawn at random
+    length_buckets: int = 0
     ensemble_seeds: int = 1  # models trained per fold with different seeds, probabilities averaged
     max_per_class: Optional[int] = None  # keep at most N training examples per class (data-efficiency curves)
     # models that start trained (fused from audio-only): the best trained epoch replaces the start only when
@@ -435,6 +439,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     check(t.patience >= 0, "train.patience", f"{t.patience} must be >= 0")
     check(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", f"{t.label_smoothing} must be in [0, 1)")
     check(t.num_workers >= 0, "train.num_workers", f"{t.num_workers} must be >= 0")
+    check(t.length_buckets >= 0, "train.length_buckets", f"{t.length_buckets} must be >= 0 (0 = random batches)")
     if t.max_per_class is not None:
         check(t.max_per_class >= 1, "train.max_per_class", f"{t.max_per_class} must be >= 1")
     if t.replace_start_p is not None:

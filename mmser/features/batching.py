@@ -13,13 +13,14 @@ from mmser.labels import LABEL_TO_INDEX
 
 class FeatureDataset(Dataset):
     """Utterances as cached encoder outputs: audio ``(L_a, T, D_a)`` and/or text ``(L_t, N, D_t)`` float16 arrays
-    (audio as ``(S,)`` float32 waveforms for models that train the whole encoder)."""
+    (audio as ``(S,)`` float32 waveforms for models that train the whole encoder); ``durations``: (N,) each
+    clip's duration in seconds, for batches of similar lengths (None: unknown)."""
 
     def __init__(self, utt_ids: Sequence[str], labels: Sequence[str], audio: Sequence[np.ndarray] | None = None,
-                 text: Sequence[np.ndarray] | None = None):
+                 text: Sequence[np.ndarray] | None = None, durations: np.ndarray | None = None):
         self.utt_ids = list(utt_ids)
         self.targets = [LABEL_TO_INDEX[label] for label in labels]
-        self.audio, self.text = audio, text
+        self.audio, self.text, self.durations = audio, text, durations
 
     def __len__(self) -> int:
         return len(self.utt_ids)

@@ -126,6 +126,12 @@ class FeatureStore:
     extracted: dict[str, object] = field(default_factory=dict)  # encoder spec -> its ExtractResult (cache, keys, encoder)
     moments: dict[str, list[FrameMoments]] = field(default_factory=dict)  # encoder spec -> each row's speaker moments
 
+    def clip_durations(self) -> np.ndarray:
+        """(N,) each row's duration in seconds from the manifest's ``duration_s`` (NaN where it has none)."""
+        if self.rows is None or "duration_s" not in self.rows:
+            return np.full(len(self.utt_ids), np.nan)
+        return pd.to_numeric(self.rows["duration_s"], errors="coerce").to_numpy(dtype=np.float64)
+
     def audio_shape(self, encoder: str) -> tuple[int, int]:
         """(layers, dim) of ``encoder``'s frames."""
         if encoder in self.waveform_shapes:
@@ -149,7 +155,7 @@ class FeatureStore:
         if audio is None and encoder:
             audio = RowSubset(frames, pos)
         text = RowSubset(self.text[text_source], pos) if text_source else None
-        return FeatureDataset(list(ids), [self.labels[i] for i in pos], audio, text)
+        return FeatureDataset(list(ids), [self.labels[i] for i in pos], audio, text, self.clip_durations()[pos])
 
 
 class RowSubset(Sequence):

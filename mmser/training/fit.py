@@ -16,6 +16,7 @@ from mmser.errors import MmserError
 from mmser.features.batching import FeatureDataset, collate
 from mmser.labels import NUM_CLASSES
 from mmser.training.frame_augment import FrameAugment
+from mmser.training.length_buckets import LengthBucketSampler, evaluation_order
 from mmser.training.lit_module import EmotionLitModule
 from mmser.training.metrics import paired_bootstrap_p, unweighted_accuracy
 
@@ -134,24 +135,39 @@ def fold_loaders(train: FeatureDataset, val: FeatureDataset | None, train_cfg, t
     One process: the training set shuffled by a generator seeded with ``seed``. Several (DDP): each rank
     trains on its share of a seeded shuffle (``DistributedSampler``), and validates on every
     ``world_size``-th utterance from ``rank`` on, with no padding, so that every validation utterance is
-    scored exactly once when the ranks gather their predictions.
+    scored exactly once when the ranks gather their predictions. With ``train_cfg.length_buckets`` the
+    training batches hold clips of similar duration (:class:`LengthBucketSampler`, the same share per rank)
+    and validation runs longest clip first.
     """
     loading = {"collate_fn": collate, "num_workers": train_cfg.num_workers, "pin_memory": on_gpu(trainer_cfg),
                "persistent_workers": train_cfg.num_workers > 0}  # workers read lazy rows in parallel
     drop_last = len(train) > train_cfg.batch_size * world_size
-    if world_size == 1:
-        train_loader = DataLoader(train, batch_size=train_cfg.batch_size, shuffle=True,
-                                  generator=torch.Generator().manual_seed(seed), drop_last=drop_last, **loading)
+    bucketed = train_cfg.length_buckets > 0
+    if bucketed:
+        order = {"sampler": LengthBucketSampler(known_durations(train), train_cfg.batch_size, train_cfg.length_buckets,
+                                                seed, world_size, rank, drop_last)}
+    elif world_size > 1:
+        order = {"sampler": DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)}
     else:
-        sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-        train_loader = DataLoader(train, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=drop_last,
-                                  **loading)
+        order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed)}
+    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, drop_last=drop_last, **order, **loading)
     if val is None:
         return train_loader, None
     if len(val) < world_size:
         raise MmserError(f"{len(val)} validation utterance(s) cannot be shared by {world_size} training processes")
-    share = list(range(rank, len(val), world_size)) if world_size > 1 else None
+    order = evaluation_order(known_durations(val)) if bucketed else list(range(len(val)))
+    share = order[rank::world_size] if world_size > 1 or bucketed else None
     return train_loader, DataLoader(val, batch_size=train_cfg.batch_size, sampler=share, **loading)
+
+
+def known_durations(data: FeatureDataset) -> np.ndarray:
+    """``data``'s clip durations (s), or an error naming the clips the manifest gives none for."""
+    durations = data.durations if data.durations is not None else np.full(len(data), np.nan)
+    unknown = [u for u, d in zip(data.utt_ids, durations) if not d > 0]
+    if unknown:
+        raise MmserError(f"train.length_buckets: the manifest has no duration_s for {len(unknown)} clip(s), e.g. "
+                         f"{unknown[:5]} (mmser prepare writes it; or set train.length_buckets=0)")
+    return durations
 
 
 def agree_across_ranks(best_epoch: int, epochs_run: int) -> None:

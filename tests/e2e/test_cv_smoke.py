@@ -106,7 +106,8 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
     assert (tmp_path / "fused.safetensors").is_file()
 
 
-def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
+def _csv_corpus(root, prefix, labels, n_speakers=3, per=4, varied=False):
+    """Tones of 0.4 s (``varied``: 0.3 to 1.2 s, by clip) as a CSV corpus of ``n_speakers`` x ``per`` clips."""
     lines = ["path,label,speaker"]
     seed = 0
     for s in range(n_speakers):
@@ -114,7 +115,7 @@ def _csv_corpus(root, prefix, labels, n_speakers=3, per=4):
             label = labels[i % len(labels)]
             seed += 1
             name = f"{prefix}_{s}_{i}.wav"
-            write_tone(root / name, seconds=0.4, freq={"angry": 300.0, "sad": 120.0, "happy": 220.0}[label], seed=seed % 5)
+            write_tone(root / name, seconds=0.3 + 0.3 * (seed % 4) if varied else 0.4, freq={"angry": 300.0, "sad": 120.0, "happy": 220.0}[label], seed=seed % 5)
             lines.append(f"{name},{label},{prefix}{s}")
     (root / "corpus.csv").write_text("\n".join(lines) + "\n")
     return root / "corpus.csv"

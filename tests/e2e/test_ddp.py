@@ -60,6 +60,16 @@ def test_cv_and_train_on_two_processes(corpus):
     assert abs(ua[0] - ua[1]) < 0.25, ua  # a 2-rank run draws other batches: close, not equal
     assert list((corpus / "two").rglob("*.tmp")) == []
 
+    # batches of similar duration on two processes: each rank's share of every step, validation longest first
+    bucketed = mmser(corpus, "cv", *common, *ddp, "train.length_buckets=2", "--out", str(corpus / "buckets"))
+    assert bucketed.returncode == 0, bucketed.stderr
+    for fold in folds:
+        pred = pd.read_csv(corpus / "buckets" / fold / "predictions.csv")
+        assert pred["utt_id"].is_unique and len(pred) == len(pd.read_csv(corpus / "one" / fold / "predictions.csv"))
+        metrics = json.loads((corpus / "buckets" / fold / "metrics.json").read_text())
+        assert metrics["n_val"] == 9 and all(abs(h["val_ua"] * 9 - round(h["val_ua"] * 9)) < 1e-6
+                                             for m in metrics["members"] for h in m["history"])
+
     # resumable: a re-run skips both folds
     again = mmser(corpus, "cv", *common, *ddp, "--out", str(corpus / "two"))
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2, again.stderr

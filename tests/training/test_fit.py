@@ -12,7 +12,8 @@ from mmser.training.fit import class_weights, fit, predict_proba
 from mmser.training.metrics import bootstrap_ci, classification_metrics, paired_bootstrap_p
 
 TRAIN = SimpleNamespace(max_epochs=15, batch_size=16, lr=3e-3, weight_decay=0.0, warmup_ratio=0.1, patience=15,
-                        accumulate_grad_batches=1, class_weighted=True, label_smoothing=0.0, num_workers=0)
+                        accumulate_grad_batches=1, class_weighted=True, label_smoothing=0.0, num_workers=0,
+                        length_buckets=0)
 TRAINER = SimpleNamespace(accelerator="cpu", devices=1, strategy="auto", precision="auto", enable_progress_bar=False)
 
 
