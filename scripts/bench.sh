@@ -28,3 +28,11 @@ $PY bench/transcribe.py $RAVDESS_MANIFEST --asr faster-whisper:tiny.en --n 80 --
   --json $B/transcribe_ravdess_tiny.en.json
 $PY bench/transcribe.py runs/demo/manifest.csv --asr faster-whisper:tiny.en --n 80 --batch-size 8 \
   --json $B/transcribe_synthetic_tiny.en.json
+# fine-tuning: frozen vs top-K vs whole encoder per epoch, and batches of similar duration (clip-window frames)
+$M extract $RAVDESS_MANIFEST --config configs/experiment/ravdess_finetune.yaml
+$PY bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=$RAVDESS_MANIFEST --k 0,1,2 --epochs 1 \
+  --json $B/finetune_ravdess_base.json
+$PY bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=$RAVDESS_MANIFEST --k 0,2,all --epochs 1 \
+  --json $B/finetune_ravdess_base_all.json
+$PY bench/length_buckets.py configs/experiment/ravdess_finetune.yaml data.manifest=$RAVDESS_MANIFEST \
+  model.finetune.top_layers=2 --pool 50 --epochs 1 --json $B/length_buckets_ravdess_base_top2.json

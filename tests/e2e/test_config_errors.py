@@ -56,6 +56,7 @@ CASES = [  # (command, extra arguments, what the message must name)
     ("cv", ["model.finetune.top_layers=all", "features.audio_layers=all", "features.speaker_norm.mode=instance"],
      "model.finetune.top_layers"),
     ("ablate", ["ablation_overrides.concat=[model.finetune.top_layers=1]"], "ablation_overrides.concat"),
+    ("cv", ["train.length_buckets=-1"], "train.length_buckets"),
 ]
 
 
