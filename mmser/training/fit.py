@@ -144,13 +144,13 @@ def fold_loaders(train: FeatureDataset, val: FeatureDataset | None, train_cfg, t
     drop_last = len(train) > train_cfg.batch_size * world_size
     bucketed = train_cfg.length_buckets > 0
     if bucketed:
-        order = {"sampler": LengthBucketSampler(known_durations(train), train_cfg.batch_size, train_cfg.length_buckets,
-                                                seed, world_size, rank, drop_last)}
+        sampling = {"sampler": LengthBucketSampler(known_durations(train), train_cfg.batch_size,
+                                                   train_cfg.length_buckets, seed, world_size, rank, drop_last)}
     elif world_size > 1:
-        order = {"sampler": DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)}
+        sampling = {"sampler": DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)}
     else:
-        order = {"shuffle": True, "generator": torch.Generator().manual_seed(seed)}
-    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, drop_last=drop_last, **order, **loading)
+        sampling = {"shuffle": True, "generator": torch.Generator().manual_seed(seed)}
+    train_loader = DataLoader(train, batch_size=train_cfg.batch_size, drop_last=drop_last, **sampling, **loading)
     if val is None:
         return train_loader, None
     if len(val) < world_size:

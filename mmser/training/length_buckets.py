@@ -46,20 +46,19 @@ class LengthBucketSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _order(self, rng: np.random.Generator) -> np.ndarray:
-        """This epoch's shuffled indices, cut (drop_last) or padded to what the steps can share."""
-        order = rng.permutation(len(self.durations))
-        step = self.batch_size * self.num_replicas
-        if self.drop_last and len(order) >= step:
-            return order[: len(order) - len(order) % step]
-        short = -len(order) % self.num_replicas
-        return np.concatenate([order, np.resize(order, short)]) if short else order
+    def _epoch_size(self) -> int:
+        """Clips one epoch deals out over all ranks: cut to whole steps (drop_last), else padded to a multiple
+        of ``num_replicas``."""
+        n, step = len(self.durations), self.batch_size * self.num_replicas
+        if self.drop_last and n >= step:
+            return n - n % step
+        return n + (-n % self.num_replicas)
 
     def steps(self) -> list[np.ndarray]:
         """This epoch's global steps, each ``batch_size x num_replicas`` clips sorted by duration (longest
         first; the last one may be shorter, a multiple of ``num_replicas``)."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = self._order(rng)
+        order = np.resize(rng.permutation(len(self.durations)), self._epoch_size())  # cut, or padded from its start
         step = self.batch_size * self.num_replicas
         size = step * self.pool
         steps = []
@@ -77,11 +76,7 @@ class LengthBucketSampler(Sampler[int]):
             yield from step[self.rank * share:(self.rank + 1) * share].tolist()
 
     def __len__(self) -> int:
-        order = len(self.durations)
-        step = self.batch_size * self.num_replicas
-        if self.drop_last and order >= step:
-            return (order - order % step) // self.num_replicas
-        return (order + (-order % self.num_replicas)) // self.num_replicas
+        return self._epoch_size() // self.num_replicas
 
 
 def evaluation_order(durations: Sequence[float]) -> list[int]:
