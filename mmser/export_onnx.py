@@ -3,10 +3,18 @@ against PyTorch with ONNX Runtime.
 
 Inputs are the encoder outputs the model consumes (``audio`` (B, L_a, T, D_a) + ``audio_mask`` (B, T),
 and/or ``text`` (B, L_t, N, D_t) + ``text_mask`` (B, N)), with dynamic batch and sequence axes; the
-output is ``logits`` (B, 8). The encoders themselves stay in PyTorch/CTranslate2, except the top blocks a
-fine-tuned model trained (``model.finetune.top_layers``): those are part of the graph, which then takes
-every hidden state at the encoder's frame rate, ``T`` a multiple of ``frames_multiple_of`` (export.json;
-pad with masked frames).
+output is ``logits`` (B, 8). The encoders themselves stay in PyTorch/CTranslate2, except what a fine-tuned
+model trained (``model.finetune.top_layers``), which is part of the graph:
+
+- the top K blocks: the graph takes every hidden state at the encoder's frame rate, ``T`` a multiple of
+  ``frames_multiple_of`` (export.json; pad with masked frames);
+- the whole encoder (``all``): the graph takes the encoder's own input (``audio_input`` in export.json), made
+  from the waveforms outside the graph as ``audio_encoder.front`` makes it: a Whisper encoder's per-clip
+  log-mel ``audio`` (B, n_mels, 2T) with the frame mask ``audio_mask`` (B, T) (each clip padded with zeros
+  to a multiple of 320 samples, ``whisper.log_mel_spectrogram``, zero-padded to the batch's longest, ``T`` a
+  multiple of ``frames_multiple_of``), or a wav2vec2-family model's standardised waveforms ``audio`` (B, S)
+  with the sample mask ``audio_mask`` (B, S). wav2vec2-family models without an attention mask run one clip
+  at a time and are not exported.
 """
 
 from __future__ import annotations
@@ -16,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from mmser.audio import SAMPLE_RATE
 from mmser.checkpoint import load_checkpoint
 from mmser.errors import MmserError
+from mmser.features.encoders.whisper_frames import SAMPLES_PER_FRAME
+from mmser.models.whole_encoder import WhisperWholeEncoder
 
 TOLERANCE = 1e-4  # max |probability difference| accepted between ONNX Runtime and PyTorch
 
@@ -29,17 +41,17 @@ class _AudioInputs(torch.nn.Module):
         self.model = model
 
     def forward(self, audio, audio_mask):
-        return self.model(audio, audio_mask, None, None)
+        return self.model.from_encoder_input(audio, audio_mask, None, None)
 
 
 class _TextInputs(_AudioInputs):
     def forward(self, text, text_mask):
-        return self.model(None, None, text, text_mask)
+        return self.model.from_encoder_input(None, None, text, text_mask)
 
 
 class _FusedInputs(_AudioInputs):
     def forward(self, audio, audio_mask, text, text_mask):
-        return self.model(audio, audio_mask, text, text_mask)
+        return self.model.from_encoder_input(audio, audio_mask, text, text_mask)
 
 
 def _wrap(model) -> torch.nn.Module:
@@ -49,11 +61,39 @@ def _wrap(model) -> torch.nn.Module:
     return _AudioInputs(model) if model.dims.uses_audio else _TextInputs(model)
 
 
-def example_inputs(dims, batch: int = 2, frames: int = 37, tokens: int = 9, seed: int = 0) -> dict[str, torch.Tensor]:
+def audio_input(model) -> dict:
+    """What the graph's ``audio`` input is (export.json's ``audio_input``)."""
+    if not model.dims.reads_waveforms:
+        return {"kind": "hidden_states"}
+    encoder = model.audio_encoder
+    if isinstance(encoder, WhisperWholeEncoder):
+        return {"kind": "whisper_log_mel", "n_mels": encoder.n_mels, "max_frames": encoder.n_ctx}
+    return {"kind": "waveform_standardised" if encoder.normalize else "waveform", "sample_rate": SAMPLE_RATE}
+
+
+def _example_waveforms(model, batch: int, frames: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The whole encoder's input for ``batch`` random clips, the first ``frames`` frames long and the others
+    shorter: ``audio_encoder.front`` of the padded waveforms, frames padded (masked) to whole groups."""
+    lengths = [frames * SAMPLES_PER_FRAME] + [(frames // 2) * SAMPLES_PER_FRAME - 77] * (batch - 1)  # samples
+    wave = 0.1 * torch.randn(batch, lengths[0], generator=generator)  # (B, S)
+    mask = torch.arange(lengths[0])[None] < torch.tensor(lengths)[:, None]  # (B, S)
+    with torch.inference_mode():
+        audio, audio_mask = model.audio_encoder.front(wave * mask, mask)
+    pad = (-audio_mask.shape[1]) % model.dims.frame_stride
+    if pad and audio_input(model)["kind"] == "whisper_log_mel":  # (B, n_mels, 2T), (B, T): zero mel, masked frames
+        audio, audio_mask = F.pad(audio, (0, 2 * pad)), F.pad(audio_mask, (0, pad))
+    return {"audio": audio, "audio_mask": audio_mask}
+
+
+def example_inputs(model, batch: int = 2, frames: int = 37, tokens: int = 9, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random graph inputs for ``model`` (an ``EmotionModel``): ``batch`` rows, the second onwards padded."""
+    dims = model.dims
     g = torch.Generator().manual_seed(seed)
     out = {}
     frames += (-frames) % dims.frame_stride  # models that pool frames themselves take whole groups (see export)
-    if dims.uses_audio:
+    if dims.uses_audio and dims.reads_waveforms:
+        out.update(_example_waveforms(model, batch, frames, g))
+    elif dims.uses_audio:
         out["audio"] = torch.randn(batch, dims.num_audio_layers, frames, dims.audio_dim, generator=g)
         mask = torch.ones(batch, frames, dtype=torch.bool)
         mask[1:, frames // 2:] = False  # a padded row
@@ -66,6 +106,21 @@ def example_inputs(dims, batch: int = 2, frames: int = 37, tokens: int = 9, seed
     return out
 
 
+def _audio_axes(model) -> dict[str, dict]:
+    """The dynamic axes of ``audio`` and ``audio_mask``: batch and frames (or samples)."""
+    batch = torch.export.Dim("batch", min=2, max=100_000)
+    kind, stride = audio_input(model)["kind"], model.dims.frame_stride
+    if kind.startswith("waveform"):  # (B, S), (B, S): the exporter derives the range of S from the convolutions
+        return {"audio": {0: batch, 1: torch.export.Dim.AUTO}, "audio_mask": {0: batch, 1: torch.export.Dim.AUTO}}
+    top = audio_input(model).get("max_frames", 100_000)
+    frames = torch.export.Dim("frames", min=2, max=top)
+    if stride > 1:  # a fine-tuning model pools frames after its encoder blocks, and the graph takes a whole
+        frames = stride * torch.export.Dim("frame_groups", min=2, max=top // stride)  # number of groups
+    if kind == "whisper_log_mel":  # (B, n_mels, 2T), (B, T)
+        return {"audio": {0: batch, 2: 2 * frames}, "audio_mask": {0: batch, 1: frames}}
+    return {"audio": {0: batch, 2: frames}, "audio_mask": {0: batch, 1: frames}}
+
+
 def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict] | None = None) -> list[dict]:
     """Export every member; returns per-member check results (max abs probability difference)."""
     import onnxruntime as ort
@@ -76,25 +131,23 @@ def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict]
     reports = []
     for j, member in enumerate(ckpt.members):
         model = member.model.eval()
-        if model.dims.reads_waveforms:
-            raise MmserError(f"{checkpoint}: member {j} trained the whole audio encoder (model.finetune.top_layers="
-                             "all) and reads waveforms; ONNX export takes models over encoder outputs only (use "
-                             "mmser predict / serve, or fine-tune the top blocks: top_layers=K)")
-        inputs = example_inputs(model.dims)
+        encoder = getattr(model, "audio_encoder", None)
+        if encoder is not None and not isinstance(encoder, WhisperWholeEncoder) and not encoder.use_mask:
+            raise MmserError(f"{checkpoint}: member {j} trained a whole wav2vec2-family encoder without an attention "
+                             "mask (group-norm feature encoder), which runs one clip at a time; ONNX export does not "
+                             "take it (use mmser predict / serve)")
+        inputs = example_inputs(model)
         names = list(inputs)
-        batch, frames, tokens = (torch.export.Dim(n, min=2, max=100_000) for n in ("batch", "frames", "tokens"))
-        stride = model.dims.frame_stride  # > 1: a fine-tuning model pools frames after its encoder blocks, and
-        if stride > 1:  # the graph takes a whole number of groups (pad frames, masked, to a multiple of stride)
-            frames = stride * torch.export.Dim("frame_groups", min=2, max=100_000 // stride)
-        dynamic = {"audio": {0: batch, 2: frames}, "audio_mask": {0: batch, 1: frames},
-                   "text": {0: batch, 2: tokens}, "text_mask": {0: batch, 1: tokens}}
+        tokens = torch.export.Dim("tokens", min=2, max=100_000)
+        dynamic = {**_audio_axes(model), "text": {2: tokens}, "text_mask": {1: tokens}}
+        dynamic["text"][0] = dynamic["text_mask"][0] = dynamic["audio"][0]  # one batch axis for every input
         path = out_dir / f"member{j}.onnx"
         torch.onnx.export(_wrap(model), tuple(inputs.values()), str(path), input_names=names, output_names=["logits"],
                           dynamic_shapes=tuple(dynamic[n] for n in names), opset_version=18, dynamo=True,
                           external_data=False, verbose=False)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         worst = 0.0
-        for case in (check_inputs or []) + [example_inputs(model.dims, batch=3, frames=51, tokens=5, seed=1)]:
+        for case in (check_inputs or []) + [example_inputs(model, batch=3, frames=51, tokens=5, seed=1)]:
             case = {k: v for k, v in case.items() if k in names}
             with torch.inference_mode():
                 ref = torch.softmax(_wrap(model)(*case.values()), -1).numpy()
@@ -103,7 +156,8 @@ def export(checkpoint: str | Path, out_dir: str | Path, check_inputs: list[dict]
             got /= got.sum(-1, keepdims=True)
             worst = max(worst, float(np.abs(ref - got).max()))
         reports.append({"member": j, "file": path.name, "max_abs_prob_diff": worst, "tolerance": TOLERANCE,
-                        "inputs": names, "frames_multiple_of": stride})
+                        "inputs": names, "frames_multiple_of": model.dims.frame_stride,
+                        "audio_input": audio_input(model) if model.dims.uses_audio else None})
         if worst > TOLERANCE:
             raise MmserError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} > {TOLERANCE}")
     (out_dir / "export.json").write_text(json.dumps({"checkpoint": str(checkpoint), "members": reports,

@@ -158,7 +158,8 @@ def cmd_export(args: argparse.Namespace) -> None:
         warnings.simplefilter("ignore")
         reports = export(args.checkpoint, args.out)
     for r in reports:
-        print(f"{Path(args.out) / r['file']}: inputs {r['inputs']}, ONNX Runtime vs PyTorch max |dp| "
+        audio = r["audio_input"]["kind"] if r["audio_input"] else None
+        print(f"{Path(args.out) / r['file']}: inputs {r['inputs']} (audio: {audio}), ONNX Runtime vs PyTorch max |dp| "
               f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
 
 
@@ -194,7 +195,7 @@ def register(add) -> None:
     p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
 
-    p = add("export", cmd_export, "export a checkpoint's models (fusion + head over encoder outputs) to ONNX, checked")
+    p = add("export", cmd_export, "export a checkpoint's models (what they trained: fusion, head, fine-tuned encoder blocks) to ONNX, checked")
     p.add_argument("format", choices=["onnx"])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output folder")

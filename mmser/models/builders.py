@@ -130,11 +130,21 @@ class EmotionModel(nn.Module):
             Inputs may be float16 (batches keep the cache's precision up to the device): they are cast to
             float32 here, on the model's device.
         """
+        if self.dims.uses_audio and self.dims.reads_waveforms:
+            audio, audio_mask = self.audio_encoder.front(audio.float(), audio_mask)  # the encoder's own input
+        return self.from_encoder_input(audio, audio_mask, text, text_mask)
+
+    def from_encoder_input(self, audio: torch.Tensor | None, audio_mask: torch.Tensor | None,
+                           text: torch.Tensor | None, text_mask: torch.Tensor | None) -> torch.Tensor:
+        """Logits ``(B, 8)`` from what the trained modules read (the graph ``mmser export onnx`` writes): as
+        :meth:`forward`, except that a model training the whole encoder takes its encoder's input, made from
+        the waveforms by ``audio_encoder.front`` (Whisper: log-mel ``(B, n_mels, 2T)`` + frame mask ``(B, T)``;
+        wav2vec2 family: standardised waveforms ``(B, S)`` + sample mask ``(B, S)``)."""
         kind = self.dims.kind
         if self.dims.uses_audio:
-            audio = audio.float()  # (B, L_a, T, D), or (B, S) waveforms
+            audio = audio.float()  # (B, L_a, T, D), or the whole encoder's input
             if self.dims.reads_waveforms:
-                audio, audio_mask = self.audio_encoder(audio, audio_mask)  # (B, L_a, T, D), (B, T)
+                audio, audio_mask = self.audio_encoder.body(audio, audio_mask)  # (B, L_a, T, D), (B, T)
                 audio, audio_mask = pool_masked(audio, audio_mask, self.dims.frame_stride)
             elif self.dims.finetune_layers > 0:
                 audio, audio_mask = self.recompute_top(audio, audio_mask)

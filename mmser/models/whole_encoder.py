@@ -10,6 +10,10 @@ Before any training step the states equal those the frozen encoder writes to the
 :class:`~mmser.features.encoders.hf_audio.HFAudioEncoder`), whatever else is in the batch (tested): the model
 starts as the frozen one.
 
+Each module is ``body(front(wave, mask))``: ``front`` makes the encoder's own input from the padded waveforms
+(Whisper's per-clip log-mel; the wav2vec2 family's standardised samples), ``body`` is what trains and what
+``mmser export onnx`` puts in the graph.
+
 Two families, described by an ``arch`` dict stored in the checkpoint (``ModelDims.encoder_blocks``):
 
 - ``{"family": "whisper_encoder", "n_mels", "n_ctx", "n_state", "n_head", "n_layer"}``: an openai-whisper
@@ -66,29 +70,37 @@ class WhisperWholeEncoder(nn.Module):
         width = max(m.shape[1] for m in mels)
         return torch.stack([F.pad(m, (0, width - m.shape[1])) for m in mels])  # (B, n_mels, 2 T_max)
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``wave`` (B, S) 16 kHz samples, ``mask`` (B, S) True at real samples -> every hidden state
-        ``(B, n_layer + 1, T, D)`` (the last after ``ln_post``) and the frame mask ``(B, T)``,
-        ``T_b = ceil(S_b / 320)``."""
+    def front(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the trainable encoder takes, computed from the waveform (outside an exported graph):
+        ``wave`` (B, S) 16 kHz samples, ``mask`` (B, S) True at real samples -> each clip's log-mel
+        ``(B, n_mels, 2 T)`` and the frame mask ``(B, T)``, ``T_b = ceil(S_b / 320)``."""
         lengths = mask.sum(dim=1)  # (B,) samples
         frames = torch.clamp((lengths + SAMPLES_PER_FRAME - 1) // SAMPLES_PER_FRAME, min=1)  # (B,)
         if int(frames.max()) > self.n_ctx:
             raise MmserError(f"a clip of {int(lengths.max()) / SAMPLE_RATE:.1f} s is longer than the encoder's "
                              f"{self.n_ctx * SAMPLES_PER_FRAME / SAMPLE_RATE:.0f} s input: cut it into windows")
         mel = self.log_mel(wave, lengths)  # (B, n_mels, 2T)
+        frame_mask = torch.arange(mel.shape[2] // 2, device=mel.device)[None] < frames[:, None]  # (B, T)
+        return mel, frame_mask
+
+    def body(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mel`` (B, n_mels, 2T), ``frame_mask`` (B, T) -> every hidden state ``(B, n_layer + 1, T, D)`` (the
+        last after ``ln_post``) and the frame mask."""
         # conv2 (stride 2) reads mel frames 2t-1 .. 2t+1 only, so a clip's frames never see another's padding;
         # the zero padding equals the convolutions' own padding at the clip's end
         x = F.gelu(self.conv1(mel))  # (B, D, 2T)
         x = F.gelu(self.conv2(x)).permute(0, 2, 1)  # (B, T, D)
-        t = x.shape[1]
-        x = x + self.positional_embedding[:t]
-        frame_mask = torch.arange(t, device=x.device)[None] < frames[:, None]  # (B, T)
+        x = x + self.positional_embedding[:x.shape[1]]
         states = [x]
         for block in self.blocks:
             x = block(x, frame_mask)
             states.append(x)
         states[-1] = self.ln_post(x)
         return torch.stack(states, dim=1), frame_mask  # (B, L, T, D), (B, T)
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``wave`` (B, S), ``mask`` (B, S) -> every hidden state ``(B, L, T, D)`` and the frame mask ``(B, T)``."""
+        return self.body(*self.front(wave, mask))
 
 
 class HFWholeEncoder(nn.Module):
@@ -108,15 +120,22 @@ class HFWholeEncoder(nn.Module):
         self.model = AutoModel.from_config(built)
         self.normalize, self.use_mask = bool(arch["normalize"]), bool(arch["use_mask"])
 
-    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``wave`` (B, S), ``mask`` (B, S) -> every hidden state ``(B, L, T, D)`` and the frame mask ``(B, T)``."""
-        lengths = mask.sum(dim=1)  # (B,) samples
+    def front(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the trainable encoder takes: ``wave`` (B, S) 16 kHz samples, ``mask`` (B, S) True at real
+        samples -> the clips zero at padding, each standardised over its own samples when the model's feature
+        extractor does so, ``(B, S)``, and the sample mask."""
         x = wave.float() * mask
         if self.normalize:  # each clip to zero mean, unit variance over its own samples, as the extractor does
-            n = lengths.clamp_min(1)[:, None].float()
+            n = mask.sum(dim=1).clamp_min(1)[:, None].float()  # (B, 1) samples
             mean = x.sum(dim=1, keepdim=True) / n
             var = ((x - mean) ** 2 * mask).sum(dim=1, keepdim=True) / n
             x = (x - mean) / torch.sqrt(var + 1e-7) * mask
+        return x, mask
+
+    def body(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, S) from :meth:`front`, ``mask`` (B, S) -> every hidden state ``(B, L, T, D)`` and the frame
+        mask ``(B, T)``."""
+        lengths = mask.sum(dim=1)  # (B,) samples
         frames = self.model._get_feat_extract_output_lengths(lengths)  # (B,)
         if self.use_mask:
             out = self.model(x, attention_mask=mask.long(), output_hidden_states=True)
@@ -129,6 +148,10 @@ class HFWholeEncoder(nn.Module):
         t = hidden.shape[2]
         frame_mask = torch.arange(t, device=hidden.device)[None] < frames[:, None].to(hidden.device)  # (B, T)
         return hidden, frame_mask
+
+    def forward(self, wave: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``wave`` (B, S), ``mask`` (B, S) -> every hidden state ``(B, L, T, D)`` and the frame mask ``(B, T)``."""
+        return self.body(*self.front(wave, mask))
 
 
 def build_whole_encoder(arch: dict) -> nn.Module:
