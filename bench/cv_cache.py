@@ -92,7 +92,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        store = store_for(df, cfg.features, [cfg.model.kind], [cfg.data.text_source], progress=False)
+        store = store_for(df, cfg, [cfg.model.kind], [cfg.data.text_source], progress=False)
         load_s = time.perf_counter() - start
         summary = run_cv(cfg, protocol, store, out)
         cached_cv = time.perf_counter() - start

@@ -21,7 +21,6 @@ import time
 
 import torch
 
-from mmser.config import finetune_depth
 from mmser.features.store import store_for
 from mmser.training.member import member_dims, train_member
 
@@ -46,7 +45,7 @@ def main() -> None:
         point = copy.deepcopy(cfg)
         point.model.finetune.top_layers = k if k == "all" else int(k)
         point.train.max_epochs, point.train.patience = args.epochs, args.epochs
-        store = store_for(protocol.rows, point.features, ["audio_only"], [], False, finetune_depth(point.model.finetune))
+        store = store_for(protocol.rows, point, ["audio_only"], [], False)
         train, val = store.dataset(fold.train, encoder, None), store.dataset(fold.val, encoder, None)
         dims = member_dims(store, point.model, encoder, None, protocol.class_mask)
         start = time.perf_counter()

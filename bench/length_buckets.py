@@ -19,7 +19,6 @@ import time
 
 import torch
 
-from mmser.config import finetune_depth
 from mmser.features.store import store_for
 from mmser.features.variants import training_dataset
 from mmser.training.fit import fold_loaders
@@ -48,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg, protocol, fold = first_fold(args.config, args.overrides)
     encoder = cfg.features.audio_encoders[0]
-    store = store_for(protocol.rows, cfg.features, ["audio_only"], [], False, finetune_depth(cfg.model.finetune))
+    store = store_for(protocol.rows, cfg, ["audio_only"], [], False)
     train = training_dataset(store, fold.train, encoder, None, cfg.features, False)
     val = store.dataset(fold.val, encoder, None)
     dims = member_dims(store, cfg.model, encoder, None, protocol.class_mask)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mmser.config import WHOLE_ENCODER
+from mmser.config import WHOLE_ENCODER, finetune_depth
 from mmser.features.batching import FeatureDataset
 from mmser.features.extract import extract
 from mmser.features.speaker_norm import FrameMoments, speaker_moments_of
@@ -254,10 +254,11 @@ def _held(rows: CachedRows, in_memory: bool) -> Sequence[np.ndarray]:
     return [rows[i] for i in range(len(rows))] if in_memory else rows
 
 
-def store_for(rows: pd.DataFrame, features_cfg, kinds: list[str], text_sources: list[str],
-              progress: bool = True, finetune_top_layers: int = 0) -> FeatureStore:
-    """The store that models of ``kinds`` read: the audio encoders unless all are text-only, the text
-    sources unless all are audio-only; ``finetune_top_layers``: ``cfg.model.finetune.top_layers``."""
-    audio_specs = list(features_cfg.audio_encoders) if any(k != "text_only" for k in kinds) else []
+def store_for(rows: pd.DataFrame, cfg, kinds: list[str], text_sources: list[str], progress: bool = True) -> FeatureStore:
+    """The store that models of ``kinds`` read under the run config ``cfg`` (its ``features``, and the encoder
+    blocks ``model.finetune.top_layers`` trains): the audio encoders unless all are text-only, the text
+    sources unless all are audio-only."""
+    audio_specs = list(cfg.features.audio_encoders) if any(k != "text_only" for k in kinds) else []
     texts = list(text_sources) if any(k != "audio_only" for k in kinds) else []
-    return load_store(rows, features_cfg, audio_specs, texts, progress, finetune_top_layers if audio_specs else 0)
+    depth = finetune_depth(cfg.model.finetune) if audio_specs else 0
+    return load_store(rows, cfg.features, audio_specs, texts, progress, depth)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from mmser.config import cell_config, finetune_depth
+from mmser.config import cell_config
 from mmser.data.protocol import load_protocol
 from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import run_cv
@@ -32,7 +32,7 @@ def run_ablation(cfg: DictConfig, out_dir: str | Path, progress: bool = True) ->
         kinds = ["audio_only"] + [k for k in kinds if k != "audio_only"]
     sources = list(cfg.text_sources)
     protocol = load_protocol(cfg.data, sources if any(k != "audio_only" for k in kinds) else [])
-    store = store_for(protocol.rows, cfg.features, kinds, sources, progress, finetune_depth(cfg.model.finetune))
+    store = store_for(protocol.rows, cfg, kinds, sources, progress)
     audio_dir = out_dir / "audio_only"
     for kind in kinds:
         cell_cfg = cell_config(cfg, kind)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from mmser.config import finetune_depth
 from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import is_main, say
@@ -24,7 +23,7 @@ def run_curve(cfg: DictConfig, out_dir: str | Path, per_class: list[int], progre
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, finetune_depth(cfg.model.finetune))
+    store = store_for(protocol.rows, cfg, [kind], text_sources, progress)
     rows = []
     for n in sorted(per_class) + [None]:
         point = copy.deepcopy(cfg)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmser.config import finetune_depth
 from mmser.data.protocol import load_protocol
 from mmser.evaluation.crossval import run_cv
 from mmser.features.store import store_for
@@ -17,5 +16,5 @@ def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True) 
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg.features, [kind], text_sources, progress, finetune_depth(cfg.model.finetune))
+    store = store_for(protocol.rows, cfg, [kind], text_sources, progress)
     return run_cv(cfg, protocol, store, out_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mmser.checkpoint import Member, save_checkpoint
-from mmser.config import ConfigError, finetune_depth
+from mmser.config import ConfigError
 from mmser.data.protocol import load_protocol
 from mmser.data.splits import holdout_validation
 from mmser.distributed import is_main, say
@@ -41,8 +41,7 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     text_source = cfg.data.text_source if kind != "audio_only" else None
     protocol = load_protocol(cfg.data, [text_source] if text_source else [])
     split = holdout_validation(protocol.rows, cfg.split.val_speakers, cfg.split.seed)
-    store = store_for(protocol.rows, cfg.features, [kind], [text_source] if text_source else [], progress,
-                      finetune_depth(cfg.model.finetune))
+    store = store_for(protocol.rows, cfg, [kind], [text_source] if text_source else [], progress)
 
     members, summaries = [], []
     for encoder, seed in ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
