@@ -110,3 +110,22 @@ def test_every_benchmark_json_is_named_as_its_script_says():
         assert owners, f"{path.name}: no bench script's name starts it"
         documented = f"results/bench/{owners[0]}_" if path.name != f"{owners[0]}.json" else f"results/bench/{path.name}"
         assert documented in scripts[owners[0]], f"bench/{owners[0]}.py does not document {path.name}"
+
+
+def test_each_published_validation_ua_agrees_with_what_selection_read():
+    """The tables' validation UA (recomputed from val_predictions.csv) is the mean of the folds' val_UA that
+    `mmser select` chose by."""
+    import json
+
+    import numpy as np
+
+    checked = 0
+    for table in TABLES:
+        for row in build_table(table.parent).to_dict("records"):
+            run = table.parent / row["run"]
+            stored = [json.loads(p.read_text()).get("val_UA") for p in sorted(run.glob("*/metrics.json"))]
+            if "·" in row["run"] or not stored or None in stored or not list(run.glob("*/val_predictions.csv")):
+                continue
+            assert abs(row["val_UA_mean"] - float(np.mean(stored))) < 1e-6, row["run"]
+            checked += 1
+    assert checked >= 8

@@ -26,3 +26,23 @@ def test_a_fold_without_a_subgroup_column_gives_no_partial_subgroup_rows(tmp_pat
     (run / "fold0" / "predictions.csv").unlink()
     (run / "fold0").rmdir()
     assert [r["run"] for r in run_rows(run, tmp_path)] == ["run", "run · gender=F", "run · gender=M"]
+
+
+def test_the_validation_ua_is_the_mean_over_folds_of_the_validation_predictions(tmp_path):
+    import math
+
+    from mmser.evaluation.tables import to_markdown
+
+    run = tmp_path / "run"
+    _fold(run / "fold0", ["a"])
+    _fold(run / "fold1", ["b"])
+    assert math.isnan(run_rows(run, tmp_path)[0]["val_UA_mean"])  # nothing stored: n/a, not 0
+    assert "| run | 2 | n/a |" in to_markdown(pd.DataFrame(run_rows(run, tmp_path)))
+    pd.DataFrame({"utt_id": ["v0", "v1"], "speaker": ["x", "x"], "true": ["angry", "sad"],  # UA 1.0
+                  "pred": ["angry", "sad"]}).to_csv(run / "fold0" / "val_predictions.csv", index=False)
+    pd.DataFrame({"utt_id": ["v0", "v1", "v2"], "speaker": ["y"] * 3, "true": ["angry", "sad", "sad"],  # UA 0.75
+                  "pred": ["angry", "angry", "sad"]}).to_csv(run / "fold1" / "val_predictions.csv", index=False)
+    row = run_rows(run, tmp_path)[0]
+    assert row["val_UA_mean"] == 0.875  # (1.0 + 0.75) / 2, the test UA unchanged (0.5)
+    assert row["UA_mean"] == 0.5
+    assert "| run | 2 | 87.5 | 50.0 ± 0.0 |" in to_markdown(pd.DataFrame([row]))

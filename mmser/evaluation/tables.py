@@ -1,7 +1,9 @@
 """Result tables built only from stored per-utterance predictions (``*/predictions.csv``).
 
 ``mmser table RESULTS_DIR`` finds every run (a folder whose sub-folders hold ``predictions.csv``),
-recomputes its metrics from the predictions, and writes ``results.csv`` and ``results.md``.
+recomputes its metrics from the predictions, and writes ``results.csv`` and ``results.md``. Next to the test
+metrics stands the validation UA, from the folds' ``val_predictions.csv`` (validation speakers drawn from the
+training side): the score any choice between runs reads.
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ def run_rows(run: Path, root: Path) -> list[dict]:
     corpus, or genders (``<run> · corpus=X``, ``<run> · gender=F``): the same metrics over those utterances."""
     folds = sorted(p.parent for p in run.glob("*/predictions.csv"))
     classes = run_classes(run)
-    preds, overlaps = [], []
+    preds, val_preds, overlaps = [], [], []
     for fold in folds:
-        preds.append(pd.read_csv(fold / "predictions.csv", dtype={c: str for c in ("true", "pred", *SUBGROUP_COLUMNS)},
-                                 keep_default_na=False))
+        preds.append(_read_predictions(fold / "predictions.csv"))
+        if (fold / "val_predictions.csv").is_file():
+            val_preds.append(_read_predictions(fold / "val_predictions.csv"))
         meta = fold / "metrics.json"
         if meta.is_file():
             value = json.loads(meta.read_text()).get("test_sentences_in_train")
@@ -68,7 +71,7 @@ def run_rows(run: Path, root: Path) -> list[dict]:
     name = run.relative_to(root).as_posix() if run != root else run.name
     if is_speaker_dependent(run):
         name += SPEAKER_DEPENDENT_LABEL
-    rows = [metrics_row(name, preds, classes, overlaps)]
+    rows = [metrics_row(name, preds, classes, overlaps, val_preds)]
     everything = pd.concat(preds)
     for column in SUBGROUP_COLUMNS:
         if not all(column in p.columns for p in preds):  # folds written before mmser stored it: no partial rows
@@ -78,17 +81,26 @@ def run_rows(run: Path, root: Path) -> list[dict]:
             continue
         for value in values:
             parts = [p[p[column] == value] for p in preds if (p[column] == value).any()]
-            rows.append(metrics_row(f"{name} · {column}={value}", parts, classes, overlaps))
+            val_parts = [p[p[column] == value] for p in val_preds if column in p.columns and (p[column] == value).any()]
+            rows.append(metrics_row(f"{name} · {column}={value}", parts, classes, overlaps, val_parts))
     return rows
 
 
-def metrics_row(name: str, preds: list[pd.DataFrame], classes: list[str] | None, overlaps: list[float]) -> dict:
-    """Per-fold mean ± std, pooled UA and its bootstrap 95 % CI of the per-fold prediction tables ``preds``."""
+def _read_predictions(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={c: str for c in ("true", "pred", *SUBGROUP_COLUMNS)}, keep_default_na=False)
+
+
+def metrics_row(name: str, preds: list[pd.DataFrame], classes: list[str] | None, overlaps: list[float],
+                val_preds: list[pd.DataFrame] = ()) -> dict:
+    """Per-fold mean ± std, pooled UA and its bootstrap 95 % CI of the per-fold prediction tables ``preds``;
+    the mean per-fold UA of the validation predictions ``val_preds`` (NaN without any)."""
     per_fold = [classification_metrics(p["true"].values, p["pred"].values, classes) for p in preds]
     allp = pd.concat(preds)
     total = classification_metrics(allp["true"].values, allp["pred"].values, classes)
     lo, hi = bootstrap_ci(allp["true"].values, allp["pred"].values)
     row = {"run": name, "folds": len(preds), "utterances": int(len(allp))}
+    row["val_UA_mean"] = float(np.mean([classification_metrics(p["true"].values, p["pred"].values, classes)["UA"]
+                                        for p in val_preds])) if len(val_preds) else np.nan
     for key in ("UA", "WA", "macro_F1", "weighted_F1"):
         vals = [m[key] for m in per_fold]
         row[f"{key}_mean"], row[f"{key}_std"] = float(np.mean(vals)), float(np.std(vals))
@@ -106,13 +118,15 @@ def build_table(root: str | Path) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """Markdown table; WA and UA always named as such (percent, mean ± std over folds)."""
-    lines = ["| run | folds | UA (%) | WA (%) | macro-F1 (%) | pooled UA [95% CI] (%) | test sentences seen in training |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown table; WA and UA always named as such (percent, mean ± std over folds); validation UA: the mean
+    over folds of the UA on each fold's validation speakers (n/a: no validation predictions stored)."""
+    lines = ["| run | folds | validation UA (%) | UA (%) | WA (%) | macro-F1 (%) | pooled UA [95% CI] (%) | "
+             "test sentences seen in training |", "|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         overlap = "n/a (no text)" if np.isnan(r["test_sentences_in_train"]) else f"{100 * r['test_sentences_in_train']:.0f} %"
+        val = "n/a" if np.isnan(r["val_UA_mean"]) else f"{100 * r['val_UA_mean']:.1f}"
         lines.append(
-            f"| {r['run']} | {r['folds']} | {100 * r['UA_mean']:.1f} ± {100 * r['UA_std']:.1f} | "
+            f"| {r['run']} | {r['folds']} | {val} | {100 * r['UA_mean']:.1f} ± {100 * r['UA_std']:.1f} | "
             f"{100 * r['WA_mean']:.1f} ± {100 * r['WA_std']:.1f} | {100 * r['macro_F1_mean']:.1f} ± {100 * r['macro_F1_std']:.1f} | "
             f"{100 * r['UA_pooled']:.1f} [{100 * r['UA_ci_low']:.1f}, {100 * r['UA_ci_high']:.1f}] | {overlap} |")
     return "\n".join(lines) + "\n"
