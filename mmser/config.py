@@ -39,7 +39,7 @@ PROTOCOLS = ("leave_one_session_out", "leave_speakers_out", "file", "random_utte
 WHISPER_WINDOWS = ("30s", "clip")
 STORE_MODES = ("auto", "memory", "lazy")
 DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devices.resolve_device
-SPEAKER_NORM_MODES = ("off", "instance", "transductive", "enrol")
+SPEAKER_NORM_MODES = ("off", "instance", "running", "transductive", "enrol")
 NOISE_KINDS = ("white", "pink", "babble")  # features.augment.noise (mmser.features.augment draws them)
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)
@@ -106,6 +106,8 @@ class SpeakerNormConfig:
 
     # off: frames as encoded; instance: each clip (each prediction window) standardised with its own frames'
     # statistics, so no other clip of the speaker is needed (`mmser train` and predict as usual);
+    # running: statistics of the speaker's clips so far (this one included) as they arrive, no enrolment
+    # (`mmser predict` on several clips of one speaker standardises each with the clips before it);
     # transductive: statistics over all the speaker's clips, the clip itself included
     # (cross-validation only: `mmser train` refuses it); enrol: statistics of `clips` *other* clips of the
     # speaker, as `mmser predict --enrol` gets from enrolment clips

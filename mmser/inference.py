@@ -11,7 +11,10 @@ cut into windows: each window gets a prediction and the overall one is their dur
 
 A checkpoint trained with ``features.speaker_norm.mode: enrol`` standardises frames per speaker: it needs
 enrolment clips of the speaker (``Predictor.enrol(clips)``, ``mmser predict --enrol``), whose frame
-statistics stand in for the speaker's statistics in training.
+statistics stand in for the speaker's statistics in training. One trained with ``mode: running`` needs
+none: it standardises each clip with the statistics of its speaker's clips so far, itself included
+(a :class:`RunningSpeaker`, ``Predictor.new_speaker()``), so the clips of one ``predict_many`` call are
+taken as one speaker's, in the order given.
 """
 
 from __future__ import annotations
@@ -34,7 +37,26 @@ from mmser.labels import EMOTIONS
 SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
 
 NO_ENROLMENT = "this checkpoint does not standardise frames per speaker: it takes no enrolment clips"
+NOT_RUNNING = "this checkpoint does not accumulate a speaker's statistics (features.speaker_norm.mode is not running)"
+RUNNING_NO_ENROLMENT = ("this checkpoint standardises each clip with its speaker's clips so far "
+                        "(features.speaker_norm.mode=running): it takes no enrolment clips")
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
+
+
+class RunningSpeaker:
+    """One speaker's frame moments so far, per audio encoder, for checkpoints trained with
+    ``features.speaker_norm.mode: running``: each window predicted first adds its own frames' moments, then
+    is standardised with the total (so a speaker's first window gets its own statistics)."""
+
+    def __init__(self):
+        self.moments: SpeakerMoments = {}
+
+    def add(self, encoder: str, pooled: np.ndarray) -> FrameMoments:
+        """Add one window's pooled frames ``(L, T, D)`` of ``encoder``; returns the moments so far."""
+        own = FrameMoments.of(pooled)
+        so_far = self.moments.get(encoder)
+        self.moments[encoder] = own if so_far is None else FrameMoments.combine([so_far, own])
+        return self.moments[encoder]
 
 
 @dataclass
@@ -88,6 +110,39 @@ class Predictor:
     def needs_enrolment(self) -> bool:
         return self.features.speaker_norm.needs_enrolment
 
+    @property
+    def accumulates_speaker(self) -> bool:
+        """Frames are standardised with the statistics of the speaker's clips so far (``mode: running``)."""
+        return self.features.speaker_norm.mode == "running"
+
+    def new_speaker(self) -> RunningSpeaker:
+        """An empty :class:`RunningSpeaker` to pass as ``speaker`` for one speaker's clips, in their order."""
+        if not self.accumulates_speaker:
+            raise MmserError(NOT_RUNNING)
+        return RunningSpeaker()
+
+    def _speaker_state(self, speaker: SpeakerMoments | RunningSpeaker | None) -> SpeakerMoments | RunningSpeaker | None:
+        """``speaker`` checked against the checkpoint's standardisation; a new :class:`RunningSpeaker` when
+        the checkpoint accumulates one and none is given. Raises MmserError on a mismatch."""
+        sn = self.features.speaker_norm
+        if self.accumulates_speaker:
+            if speaker is None:
+                return RunningSpeaker()
+            if not isinstance(speaker, RunningSpeaker):
+                raise MmserError(RUNNING_NO_ENROLMENT)
+            return speaker
+        if isinstance(speaker, RunningSpeaker):
+            raise MmserError(NOT_RUNNING)
+        if self.needs_enrolment and speaker is None:
+            kind = f" {'/'.join(sn.labels)}" if sn.labels else ""
+            count = sn.clips if sn.mode == "enrol" else "all the speaker's"
+            raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
+                             f"{count}{kind} clips per speaker): give{kind} enrolment clips of the same "
+                             "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
+        if speaker is not None and not self.needs_enrolment:
+            raise MmserError(NO_ENROLMENT)
+        return speaker
+
     def _encoded(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         """Each audio encoder's ``(L, T, D)`` frames of a batch of 16 kHz windows."""
         return {spec: enc.encode(wavs) for spec, enc in self.audio_encoders.items()}
@@ -98,7 +153,7 @@ class Predictor:
         """Frame statistics of one speaker from enrolment clips (paths or waveforms; other clips than those
         predicted). An unusable clip raises its error, naming the file."""
         if not self.needs_enrolment:
-            raise MmserError(NO_ENROLMENT)
+            raise MmserError(RUNNING_NO_ENROLMENT if self.accumulates_speaker else NO_ENROLMENT)
         if not clips:
             raise MmserError("no enrolment clips given")
         wanted = self.features.speaker_norm.clips
@@ -122,12 +177,22 @@ class Predictor:
 
     @torch.inference_mode()
     def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
-                             speaker: SpeakerMoments | None = None) -> np.ndarray:
+                             speaker: SpeakerMoments | RunningSpeaker | None = None) -> np.ndarray:
         """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
-        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given. A member that trained
+        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given, or, for a
+        :class:`RunningSpeaker`, window by window in order with the statistics so far. A member that trained
         the whole encoder takes the windows themselves (its encoder is part of it)."""
-        frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
-                  for spec, fs in self._encoded(wavs).items()}
+        speaker = self._speaker_state(speaker)
+        encoded = self._encoded(wavs)
+        if isinstance(speaker, RunningSpeaker):
+            frames: dict[str, list[np.ndarray]] = {spec: [] for spec in encoded}
+            for i in range(len(wavs)):  # arrival order: each window's own moments join before it is standardised
+                for spec, fs in encoded.items():
+                    pooled = self.features.pooled(fs[i])
+                    frames[spec].append(self.features.standardised(pooled, speaker.add(spec, pooled)))
+        else:
+            frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
+                      for spec, fs in encoded.items()}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
         probs = []
         for member in self.ckpt.members:
@@ -146,10 +211,15 @@ class Predictor:
         return to_waveform(audio, sample_rate), "<waveform>"
 
     def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
-                transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None) -> Prediction:
+                transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None,
+                speaker: RunningSpeaker | None = None) -> Prediction:
         """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``);
-        ``enrolment``: other clips of the same speaker, for checkpoints that need them."""
-        speaker = self.enrol(enrolment, sample_rate=sample_rate) if enrolment else None
+        ``enrolment``: other clips of the same speaker, for checkpoints that need them; ``speaker``: the
+        speaker's statistics so far, for checkpoints trained with ``mode: running`` (a clip alone otherwise)."""
+        if enrolment:
+            if speaker is not None:
+                raise MmserError("give enrolment clips or a running speaker, not both")
+            speaker = self.enrol(enrolment, sample_rate=sample_rate)
         result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe,
                                    speaker=speaker)[0]
         if isinstance(result, Exception):
@@ -158,23 +228,16 @@ class Predictor:
 
     def predict_many(self, clips: list[tuple[str | Path | np.ndarray, str | None]], batch_size: int = 8,
                      sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
-                     speaker: SpeakerMoments | None = None) -> list[Prediction | Exception]:
+                     speaker: SpeakerMoments | RunningSpeaker | None = None) -> list[Prediction | Exception]:
         """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call; ``speaker``: the
         statistics from :meth:`enrol` of the one speaker of all these clips (required by checkpoints trained
-        with per-speaker standardisation, refused by others).
+        with enrolment, refused by others). A checkpoint trained with ``mode: running`` takes the clips as one
+        speaker's, in order, continuing ``speaker`` (a :class:`RunningSpeaker`) when given, a new one otherwise.
 
         A clip that cannot be used yields its error (AudioError / MmserError) in its place; the others are
         still predicted.
         """
-        if self.needs_enrolment and speaker is None:
-            sn = self.features.speaker_norm
-            kind = f" {'/'.join(sn.labels)}" if sn.labels else ""
-            count = sn.clips if sn.mode == "enrol" else "all the speaker's"
-            raise MmserError(f"this checkpoint standardises frames per speaker (trained with statistics of "
-                             f"{count}{kind} clips per speaker): give{kind} enrolment clips of the same "
-                             "speaker (mmser predict --enrol CLIPS, or Predictor.enrol)")
-        if speaker is not None and not self.needs_enrolment:
-            raise MmserError(NO_ENROLMENT)
+        speaker = self._speaker_state(speaker)
         step = int(self.window_s * SAMPLE_RATE)
         results: list[Prediction | Exception | None] = [None] * len(clips)
         windows: list[tuple[int, np.ndarray, str | None]] = []  # (clip index, window, transcript)
@@ -216,7 +279,7 @@ class Predictor:
         return results  # type: ignore[return-value]
 
     def timeline(self, audio: str | Path | np.ndarray, sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
-                 options=None, speaker: SpeakerMoments | None = None, batch_size: int = 8):
+                 options=None, speaker: SpeakerMoments | RunningSpeaker | None = None, batch_size: int = 8):
         """Emotion per speech segment of a long recording (:mod:`mmser.timeline`): the recording cut by voice
         activity, each speech segment classified on its own audio and, for fused/text models, its own words
         (``transcribe``: Whisper's word timestamps; a single transcript cannot be split by time, so it is not
@@ -228,8 +291,7 @@ class Predictor:
         if self.needs_text and not transcribe:
             raise MmserError("a timeline of a fused/text model needs transcribe=True (--transcribe): each segment "
                              "gets the words Whisper times inside it; one transcript cannot be split by time")
-        if self.needs_enrolment and speaker is None:
-            raise MmserError("this checkpoint standardises frames per speaker: give enrolment clips (--enrol)")
+        speaker = self._speaker_state(speaker)
         wav, _ = self._load(audio, sample_rate)
         segments = segments_of(wav, options)
         if self.needs_text:

@@ -1,5 +1,9 @@
 """``mmser serve``: the HTTP service (FastAPI). The model is loaded once; requests never share state.
 
+A checkpoint trained with ``features.speaker_norm.mode: running`` standardises each clip with its speaker's
+clips so far: a ``/predict`` upload is its own speaker (its own statistics), the segments of one
+``/timeline`` recording or one ``/stream`` are one speaker's, in order.
+
 - ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field, + ``enrol`` files: other
   clips of the same speaker, for checkpoints trained with per-speaker standardisation) -> label + probabilities
 - ``POST /timeline``: multipart ``audio`` (a long recording, up to ``max_timeline_s``) + optional ``transcribe``
@@ -64,7 +68,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
-                "members": len(predictor.ckpt.members)}
+                "speaker_norm": predictor.features.speaker_norm.mode, "members": len(predictor.ckpt.members)}
 
     @app.get("/labels")
     def labels() -> dict:
@@ -121,14 +125,16 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             await socket.close(1013, f"{limits.max_streams} streams are open; try again later")
             return
         try:
-            await _serve_stream(socket, StreamSegmenter(), limits)
+            await _serve_stream(socket, StreamSegmenter(), limits,
+                                predictor.new_speaker() if predictor.accumulates_speaker else None)
         except WebSocketDisconnect:
             pass
         finally:
             with streams_lock:
                 open_streams[0] -= 1
 
-    async def _serve_stream(socket: WebSocket, segmenter, limits: StreamLimits) -> None:
+    async def _serve_stream(socket: WebSocket, segmenter, limits: StreamLimits, speaker) -> None:
+        """One stream; ``speaker``: its :class:`~mmser.inference.RunningSpeaker` (mode running) or None."""
         await socket.send_json({"type": "ready", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le mono",
                                 "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s})
         chunks = 0
@@ -141,7 +147,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                     await socket.close(1003, "send binary 16 kHz PCM16 chunks, then the text message 'end'")
                     return
                 for segment in segmenter.flush():
-                    await socket.send_json(await run_in_threadpool(_segment_result, segment))
+                    await socket.send_json(await run_in_threadpool(_segment_result, segment, speaker))
                 await socket.send_json({"type": "end", "duration_s": round(segmenter.seconds, 3)})
                 await socket.close(1000)
                 return
@@ -158,14 +164,14 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                 return
             pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
             for segment in await run_in_threadpool(segmenter.push, pcm):
-                await socket.send_json(await run_in_threadpool(_segment_result, segment))
+                await socket.send_json(await run_in_threadpool(_segment_result, segment, speaker))
 
-    def _segment_result(segment) -> dict:
+    def _segment_result(segment, speaker) -> dict:
         out = {"type": "segment", "start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3),
                "status": segment.status}
         if segment.status == "speech":
             with predictor._lock:
-                probs = predictor.window_probabilities([segment.wav], [None])[0]
+                probs = predictor.window_probabilities([segment.wav], [None], speaker)[0]
             out["label"] = EMOTIONS[int(np.argmax(probs))]
             out["probabilities"] = {e: round(float(x), 6) for e, x in zip(EMOTIONS, probs)}
         return out

@@ -138,6 +138,20 @@ def checkpoint(whisper_ckpt, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def running_checkpoint(checkpoint, tmp_path_factory):
+    """``checkpoint``'s members saved as trained with ``features.speaker_norm.mode: running``."""
+    from dataclasses import replace
+
+    from mmser.checkpoint import load_checkpoint, save_checkpoint
+    from mmser.features.spec import SpeakerNorm
+
+    members = load_checkpoint(checkpoint).members
+    path = tmp_path_factory.mktemp("ckpt") / "running.safetensors"
+    save_checkpoint(path, members, replace(tiny_features(), speaker_norm=SpeakerNorm("running")), None, {})
+    return path
+
+
 @pytest.fixture
 def client(checkpoint):
     """(HTTP test client, the predictor behind it) for ``checkpoint``."""

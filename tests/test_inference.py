@@ -174,3 +174,76 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     # a checkpoint trained without speaker standardisation refuses enrolment clips rather than ignore them
     assert main(["predict", str(clip), "--checkpoint", str(checkpoint), "--enrol", str(enrol[0])]) == 2
     assert "takes no enrolment clips" in capsys.readouterr().err
+
+
+def test_running_statistics_accumulate_over_one_speakers_clips_in_order(running_checkpoint, checkpoint, whisper_ckpt,
+                                                                         tmp_path, capsys):
+    """mode=running: each clip standardised with its speaker's clips so far, itself included; no enrolment."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmser.audio import load_audio
+    from mmser.errors import MmserError
+    from mmser.features.batching import collate
+    from mmser.features.frames import pool_frames
+    from mmser.features.speaker_norm import FrameMoments, standardise
+    from mmser.serve import create_app
+
+    predictor = Predictor.from_checkpoint(running_checkpoint)
+    assert predictor.accumulates_speaker and not predictor.needs_enrolment
+    clips = [write_tone(tmp_path / f"s{i}.wav", seconds=0.7 + 0.2 * i, freq=120 + 90 * i, seed=i + 5) for i in range(4)]
+    other = write_tone(tmp_path / "other.wav", seconds=1.1, freq=300, seed=11)
+    together = predictor.predict_many([(c, None) for c in clips[:3]], batch_size=2)
+    speaker = predictor.new_speaker()
+    one_by_one = [predictor.predict(c, speaker=speaker) for c in clips[:3]]
+    for got, want in zip(together, one_by_one):  # batching does not change the arrival order
+        np.testing.assert_allclose(list(got.probabilities.values()), list(want.probabilities.values()), atol=1e-5)
+    alone = predictor.predict(clips[2])  # a clip alone: its own statistics
+    assert together[0].probabilities == predictor.predict(clips[0]).probabilities
+    assert not np.allclose(list(together[2].probabilities.values()), list(alone.probabilities.values()), atol=1e-3)
+    # the third clip's statistics are those of the pooled frames of clips 1-3, as cross-validation computes them
+    spec = f"whisper:{whisper_ckpt}"
+    enc = build_audio_encoder(spec, "all", whisper_window="clip")
+    pooled = [pool_frames(f, FEATURES.frame_stride) for f in enc.encode([load_audio(c) for c in clips[:3]])]
+    so_far = FrameMoments.combine([FrameMoments.of(p) for p in pooled])
+    for a, b in zip(speaker.moments[spec].mean_std(), so_far.mean_std()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    items = [{"index": 0, "target": 0, "audio": standardise(pooled[2], so_far), "text": None}]
+    with torch.inference_mode():
+        expected = np.mean([torch.softmax(m.model.forward_batch(collate(items)).float(), -1).numpy()[0]
+                            for m in predictor.ckpt.members], axis=0)
+    np.testing.assert_allclose(list(together[2].probabilities.values()), expected, atol=1e-5)
+    # enrolment clips and enrolment statistics are refused, rather than ignored
+    with pytest.raises(MmserError, match="takes no enrolment clips"):
+        predictor.predict(clips[0], enrolment=clips[1:])
+    with pytest.raises(MmserError, match="does not accumulate"):
+        Predictor.from_checkpoint(checkpoint).new_speaker()
+
+    # CLI: a clip list's speaker column separates speakers; each speaker's clips keep their order across batches
+    table = tmp_path / "clips.csv"
+    rows = [(clips[0], "A"), (other, "B"), (clips[1], "A"), (clips[2], "A")]
+    table.write_text("path,speaker\n" + "".join(f"{p},{who}\n" for p, who in rows))
+    assert main(["predict", str(table), "--checkpoint", str(running_checkpoint), "--batch-size", "2", "--json"]) == 0
+    by_path = {r["path"]: r["probabilities"] for r in json.loads(capsys.readouterr().out)}
+    for clip, want in zip(clips[:3], together):
+        np.testing.assert_allclose(list(by_path[str(clip)].values()), list(want.probabilities.values()), atol=1e-5)
+    np.testing.assert_allclose(list(by_path[str(other)].values()),
+                               list(predictor.predict(other).probabilities.values()), atol=1e-5)
+    # without a speaker column the clips given are one speaker's, in order, and the CLI says so
+    assert main(["predict", *map(str, clips[:3]), "--checkpoint", str(running_checkpoint), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "taken as one speaker's, in the order given" in out.err
+    assert [r["probabilities"] for r in json.loads(out.out)] == [p.probabilities for p in together]
+    table.write_text(f"path,speaker\n{clips[0]},A\n{clips[1]},\n")
+    assert main(["predict", str(table), "--checkpoint", str(running_checkpoint)]) == 2
+    assert "every clip needs one" in capsys.readouterr().err
+    assert main(["predict", str(clips[0]), "--checkpoint", str(running_checkpoint), "--enrol", str(clips[1])]) == 2
+    assert "takes no enrolment clips" in capsys.readouterr().err
+    # HTTP: each upload is its own speaker; enrolment files are refused with the reason
+    http = TestClient(create_app(predictor))
+    assert http.get("/health").json()["speaker_norm"] == "running"
+    r = http.post("/predict", files=[("audio", ("s2.wav", clips[2].read_bytes(), "audio/wav"))])
+    assert r.status_code == 200 and r.json()["probabilities"] == alone.probabilities
+    r = http.post("/predict", files=[("audio", ("s2.wav", clips[2].read_bytes(), "audio/wav")),
+                                     ("enrol", ("s0.wav", clips[0].read_bytes(), "audio/wav"))])
+    assert r.status_code == 422 and "takes no enrolment clips" in r.json()["detail"]

@@ -99,3 +99,28 @@ def test_websocket_refuses_streams_beyond_the_limit(checkpoint):
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
     assert closed.value.code == 1013 and "try again" in closed.value.reason
+
+
+def test_a_stream_is_one_speaker_for_a_running_statistics_checkpoint(recording, running_checkpoint):  # noqa: F811
+    """mode=running: each speech segment is standardised with the stream's speech so far, itself included."""
+    pytest.importorskip("fastapi")
+    wav = load_audio(recording[0])
+    client, predictor = app_client(running_checkpoint)
+    with client.websocket_connect("/stream") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        for chunk in chunks(wav, seed=2):
+            ws.send_bytes(pcm16(chunk))
+        ws.send_text("end")
+        results = []
+        while (message := ws.receive_json())["type"] != "end":
+            results.append(message)
+    speech = [r for r in results if r["status"] == "speech"]
+    assert len(speech) == len(SENTENCES)
+    speaker = predictor.new_speaker()
+    for k, r in enumerate(speech):
+        piece = wav[int(r["start_s"] * SAMPLE_RATE):int(r["end_s"] * SAMPLE_RATE)]
+        expected = predictor.window_probabilities([piece], [None], speaker)[0]  # after segments 0..k
+        got = np.array(list(r["probabilities"].values()))
+        assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
+        if k > 0:  # later segments are not standardised alone
+            assert np.abs(predictor.window_probabilities([piece], [None])[0] - expected).max() > 1e-3

@@ -8,8 +8,9 @@ from pathlib import Path
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
-def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
-    """(path, transcript or None) for files, folders (searched recursively) and clip-list CSVs.
+def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """(path, transcript or None, speaker or None) for files, folders (searched recursively) and clip-list
+    CSVs (columns path[,transcript][,speaker]).
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
@@ -18,11 +19,11 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
     missing = [item for item in inputs if not Path(item).exists()]
     if missing:
         raise MmserError(f"not found: {', '.join(missing)}")
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | None, str | None]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            out += [(str(p), None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+            out += [(str(p), None, None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
         elif path.suffix.lower() == ".csv":
             import pandas as pd  # only for clip lists (a fast start otherwise)
 
@@ -31,9 +32,9 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
                 raise MmserError(f"{path}: a clip list needs a 'path' column")
             for _, row in table.iterrows():
                 clip = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-                out.append((str(clip), row.get("transcript") or None))
+                out.append((str(clip), row.get("transcript") or None, row.get("speaker") or None))
         else:
-            out.append((str(path), None))
+            out.append((str(path), None, None))
     if not out:
         raise MmserError(f"no audio clips found in {inputs}")
     return out
@@ -67,7 +68,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     check_predict_args(args)
     clips = clip_inputs(args.clips)
-    enrolment = [c for c, _ in clip_inputs(args.enrol)] if args.enrol else None
+    enrolment = [c for c, _, _ in clip_inputs(args.enrol)] if args.enrol else None
     from mmser.devices import resolve_device
 
     device = resolve_device(args.device)
@@ -75,17 +76,26 @@ def cmd_predict(args: argparse.Namespace) -> None:
     speaker = predictor.enrol(enrolment, args.batch_size) if enrolment else None
     if args.timeline:
         return print_timeline(predictor, clips, args, speaker)
-    rows, failed = [], []
+    speakers = running_speakers(predictor, clips)
+    results = [None] * len(clips)
     batches = range(0, len(clips), args.batch_size)
     for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
-        chunk = clips[start:start + args.batch_size]
-        pairs = [(clip, args.transcript if args.transcript is not None else text) for clip, text in chunk]
-        for (clip, _), result in zip(chunk, predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
-                                                                       speaker=speaker)):
-            if isinstance(result, Exception):
-                failed.append(str(result))
-            else:
-                rows.append({"path": clip, **result.to_dict()})
+        chunk = list(range(start, min(start + args.batch_size, len(clips))))
+        by_speaker: dict[str | None, list[int]] = {}  # one predict_many per speaker (running statistics)
+        for i in chunk:
+            by_speaker.setdefault(clips[i][2] if speakers else None, []).append(i)
+        for who, indices in by_speaker.items():
+            pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1]) for i in indices]
+            predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
+                                               speaker=speakers[who] if speakers else speaker)
+            for i, result in zip(indices, predicted):
+                results[i] = result
+    rows, failed = [], []
+    for (clip, _, _), result in zip(clips, results):
+        if isinstance(result, Exception):
+            failed.append(str(result))
+        else:
+            rows.append({"path": clip, **result.to_dict()})
     if args.json:
         print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
     else:
@@ -104,7 +114,29 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
 
 
-def print_timeline(predictor, clips: list[tuple[str, str | None]], args: argparse.Namespace, speaker) -> None:
+def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]]) -> dict:
+    """For a checkpoint trained with ``features.speaker_norm.mode: running``: one
+    :class:`~mmser.inference.RunningSpeaker` per speaker of a clip list's ``speaker`` column (all clips one
+    speaker's when no clip names one), each fed its clips in the order given; ``{}`` for other checkpoints."""
+    import sys
+
+    from mmser.errors import MmserError
+
+    if not predictor.accumulates_speaker:
+        return {}
+    named = [who for _, _, who in clips]
+    if any(who is None for who in named) and any(who is not None for who in named):
+        missing = [path for path, _, who in clips if who is None][:3]
+        raise MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
+                         "standardises each clip with its speaker's clips so far, so every clip needs one")
+    if named and named[0] is None and len(clips) > 1:
+        print(f"note: this checkpoint standardises each clip with its speaker's clips so far "
+              f"(features.speaker_norm.mode=running): the {len(clips)} clips are taken as one speaker's, in the "
+              "order given; a clip-list CSV with a speaker column separates speakers", file=sys.stderr)
+    return {who: predictor.new_speaker() for who in dict.fromkeys(named)}
+
+
+def print_timeline(predictor, clips: list[tuple[str, str | None, str | None]], args: argparse.Namespace, speaker) -> None:
     """``predict --timeline``: one recording's segments (printed, ``--json``, ``--out`` CSV, ``--plot`` PNG)."""
     import json
 
@@ -165,7 +197,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def register(add) -> None:
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
-    p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript]")
+    p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript][,speaker] (the "
+                                            "speaker column: for checkpoints trained with speaker_norm.mode=running)")
     p.add_argument("--checkpoint", required=True,
                    help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors)")
     p.add_argument("--transcript", help="transcript of the clip (fused / text models)")

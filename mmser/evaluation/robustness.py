@@ -50,9 +50,9 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
         return
     clean = pd.read_csv(run / fold / "predictions.csv", dtype={"true": str, "pred": str, "utt_id": str})
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
-    if predictor.needs_enrolment:
-        raise MmserError(f"{run / fold}: speaker-standardised models need enrolment clips; robustness does not "
-                         "corrupt those, so it runs on models with features.speaker_norm.mode=off or instance")
+    if predictor.needs_enrolment or predictor.accumulates_speaker:
+        raise MmserError(f"{run / fold}: speaker-standardised models need other clips of the speaker; robustness "
+                         "does not corrupt those, so it runs on models with features.speaker_norm.mode=off or instance")
     paths = rows.set_index("utt_id")["path"]
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None

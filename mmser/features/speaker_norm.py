@@ -2,7 +2,7 @@
 
 Each clip's ``(L, T, D)`` frames are standardised per layer and dimension with the mean and std of
 frames from clips of the same speaker (or of the clip itself). The labels of the clips are not used (``labels``
-below may name which clips are eligible for enrolment). Three ways to get those statistics:
+below may name which clips are eligible for enrolment). Four ways to get those statistics:
 
 - instance (``mode: instance``): the clip's own frames (each prediction window's, for a long recording), so
   nothing but the clip is needed, in training and at prediction alike
@@ -16,6 +16,12 @@ below may name which clips are eligible for enrolment). Three ways to get those 
   ``features.speaker_norm.labels`` (e.g. ``[neutral, calm]``) limits the clips that may be drawn to
   those labels, for a recipe whose enrolment clips are emotionally neutral speech and to measure how a
   model fares with such enrolment. The label of the clip being standardised is never looked at.
+- running (``mode: running``): the speaker's clips *so far*, the clip itself included, as they arrive: the
+  first clip of a speaker is standardised with its own statistics (as ``instance``), the n-th with those of
+  the speaker's first n clips. No enrolment is asked for: a checkpoint predicts a speaker's clips in the
+  order they come (``mmser predict`` on several clips of one speaker, ``Predictor.new_speaker``), and later
+  clips get better statistics. Training and cross-validation give each speaker's clips a random arrival
+  order (seeded), so the models see every stage of that accumulation.
 """
 
 from __future__ import annotations
@@ -100,6 +106,31 @@ def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_c
                                  "(features.speaker_norm.labels)")
             chosen = rng.choice(others, size=min(enrol_clips, len(others)), replace=False)
             out[i] = FrameMoments.combine([moments[j] for j in chosen])
+    return out  # type: ignore[return-value]
+
+
+def arrival_order(speakers: list[str], seed: int = 0) -> dict[str, list[int]]:
+    """Each speaker's rows (indices into ``speakers``) in the random order they arrive under ``mode: running``,
+    drawn with ``seed`` speaker after speaker in order of first appearance."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(i)
+    rng = np.random.default_rng(seed)
+    return {speaker: [int(i) for i in rng.permutation(rows)] for speaker, rows in by_speaker.items()}
+
+
+def running_moments_of(moments: list[FrameMoments], speakers: list[str], seed: int = 0) -> list[FrameMoments]:
+    """From each row's own frame moments, the moments it is standardised with under ``mode: running``.
+
+    A row gets the combined moments of its speaker's rows up to and including itself in their
+    :func:`arrival_order`. Returns one :class:`FrameMoments` per row, in order.
+    """
+    out: list[FrameMoments | None] = [None] * len(moments)
+    for order in arrival_order(speakers, seed).values():
+        so_far: FrameMoments | None = None
+        for i in order:
+            so_far = moments[i] if so_far is None else FrameMoments.combine([so_far, moments[i]])
+            out[i] = so_far
     return out  # type: ignore[return-value]
 
 

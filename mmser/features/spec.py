@@ -25,7 +25,9 @@ from mmser.features.speaker_norm import FrameMoments, standardise
 class SpeakerNorm:
     """``features.speaker_norm``: how a clip's frames are standardised with its speaker's statistics."""
 
-    mode: str = "off"  # off | instance (the clip's own statistics) | transductive (cross-validation only) | enrol
+    # off | instance (the clip's own statistics) | running (the speaker's clips so far) | transductive
+    # (cross-validation only) | enrol
+    mode: str = "off"
     clips: int | None = None  # enrol: K enrolment clips (other clips of the speaker)
     labels: tuple[str, ...] | None = None  # enrol: labels the enrolment clips are drawn among (None: any)
     test_labels: tuple[str, ...] | None = None  # cross-validation only: the test speakers' pool, when it differs
@@ -35,6 +37,11 @@ class SpeakerNorm:
         """A model trained this way predicts only with other clips of the speaker (enrolment clips; for a
         transductive cross-validation model, the speaker's clips)."""
         return self.mode in ("transductive", "enrol")
+
+    @property
+    def per_speaker(self) -> bool:
+        """Frames are standardised with statistics of other clips of the speaker (not the clip's alone)."""
+        return self.mode in ("running", "transductive", "enrol")
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,8 @@ class FeatureSpec:
 
     def standardised(self, pooled: np.ndarray, speaker: FrameMoments | None) -> np.ndarray:
         """Pooled frames ``(L, T, D)`` standardised with the speaker's moments (of pooled frames) when
-        speaker standardisation is on, with their own moments under ``instance``; unchanged when it is off."""
+        speaker standardisation is on (under ``running``: the moments of the speaker's clips so far, this
+        one included), with their own moments under ``instance``; unchanged when it is off."""
         if self.speaker_norm.mode == "off":
             return pooled
         if self.speaker_norm.mode == "instance":

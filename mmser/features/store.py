@@ -24,7 +24,7 @@ import pandas as pd
 from mmser.config import WHOLE_ENCODER, finetune_depth
 from mmser.features.batching import FeatureDataset
 from mmser.features.extract import extract
-from mmser.features.speaker_norm import FrameMoments, speaker_moments_of
+from mmser.features.speaker_norm import FrameMoments, running_moments_of, speaker_moments_of
 from mmser.features.spec import FeatureSpec
 from mmser.features.waveform_rows import WaveformRows
 
@@ -222,12 +222,15 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             store.text[name] = _held(CachedRows(locations), store.in_memory)
             continue
         rows = CachedRows(locations, row_spec)
-        if not sn.needs_enrolment:  # off, or instance (each clip's own statistics, applied as rows are read)
+        if not sn.per_speaker:  # off, or instance (each clip's own statistics, applied as rows are read)
             store.audio[name] = _held(rows, store.in_memory)
             continue
         own = [FrameMoments.of(row_spec.pooled(rows.raw(i))) for i in range(len(rows))]  # each clip's own moments
         speakers = df["speaker"].astype(str).tolist()
-        moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
+        if sn.mode == "running":
+            moments = running_moments_of(own, speakers)
+        else:
+            moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
         if sn.test_labels is not None and sn.test_labels != sn.labels:

@@ -24,7 +24,8 @@ def check_trainable(cfg: DictConfig) -> None:
         raise ConfigError("features.speaker_norm.mode=transductive (statistics over all of a speaker's clips) is for "
                           "cross-validation only; set features.speaker_norm.mode=enrol with clips=K to train a "
                           "checkpoint that standardises with K enrolment clips of the speaker (`mmser predict "
-                          "--enrol`), or mode=instance (each clip's own statistics) or off")
+                          "--enrol`), mode=running (the speaker's clips so far, as they arrive), or mode=instance (each clip's "
+                          "own statistics) or off")
     if sn.test_labels is not None:
         raise ConfigError("features.speaker_norm.test_labels sets the test speakers' enrolment clips in "
                           "cross-validation only; a checkpoint is trained with features.speaker_norm.labels")

@@ -29,6 +29,7 @@ CASES = [  # (command, extra arguments, what the message must name)
     ("cv", ["train.lr=-1"], "train.lr"),
     ("cv", ["features.frame_stride=0"], "features.frame_stride"),
     ("cv", ["features.speaker_norm.mode=enrol"], "features.speaker_norm.clips"),
+    ("cv", ["features.speaker_norm.mode=running", "features.speaker_norm.clips=3"], "features.speaker_norm.clips"),
     ("cv", ["features.speaker_norm.mode=sometimes"], "features.speaker_norm.mode"),
     ("cv", ["data.text_source=whisper"], "data.text_source"),
     ("cv", ["data.text_source=asr_no_such_model"], "asr_no_such_model"),

@@ -1,6 +1,7 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
 import pandas as pd
+import pytest
 
 from mmser.cli import main
 from tests.conftest import save_tiny_whisper
@@ -35,12 +36,14 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
 
 
-def test_robustness_refuses_enrolment_models_before_work(tmp_path, capsys):
+@pytest.mark.parametrize("speaker_norm", [["features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1"],
+                                          ["features.speaker_norm.mode=running"]])
+def test_robustness_refuses_models_standardised_with_other_clips_before_work(tmp_path, capsys, speaker_norm):
     _prepared_csv(tmp_path, "a", ["angry", "sad"])
-    _csv_experiment(tmp_path / "e.yaml", "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1")
+    _csv_experiment(tmp_path / "e.yaml", *speaker_norm)
     code = main(["robustness", str(tmp_path / "e.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
                  f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob")])
-    assert code == 2 and "speaker_norm" in capsys.readouterr().err
+    assert code == 2 and "other clips of the test speaker" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
 
 

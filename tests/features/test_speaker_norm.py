@@ -66,3 +66,28 @@ def test_instance_mode_standardises_each_clip_with_its_own_frames_and_needs_no_e
     moved = (frames.astype(np.float32) * 3 + 7).astype(np.float16)
     np.testing.assert_allclose(spec.model_frames(moved).astype(np.float32), out, atol=2e-2)
     assert not np.allclose(FeatureSpec(frame_stride=2).model_frames(moved).astype(np.float32), out, atol=1)
+
+
+def test_running_statistics_are_the_speakers_clips_so_far_in_a_seeded_arrival_order():
+    from mmser.features.speaker_norm import arrival_order, running_moments_of
+
+    rng = np.random.default_rng(4)
+    clips = [rng.standard_normal((2, int(rng.integers(3, 7)), 3)) + 5 * i for i in range(7)]
+    speakers = ["A", "B", "A", "A", "B", "A", "C"]
+    own = [FrameMoments.of(c) for c in clips]
+    order = arrival_order(speakers, seed=1)
+    assert {s: sorted(rows) for s, rows in order.items()} == {"A": [0, 2, 3, 5], "B": [1, 4], "C": [6]}
+    assert arrival_order(speakers, seed=1) == order  # seeded: the same arrivals every run
+    assert any(arrival_order(speakers, seed=s)["A"] != order["A"] for s in range(2, 6))  # and shuffled
+    out = running_moments_of(own, speakers, seed=1)
+    for rows in order.values():
+        for position, i in enumerate(rows):  # the clip itself and every clip of its speaker before it, no other
+            expected = FrameMoments.combine([own[j] for j in rows[:position + 1]])
+            np.testing.assert_allclose(out[i].total, expected.total)
+            np.testing.assert_allclose(out[i].total_sq, expected.total_sq)
+            assert out[i].count == expected.count
+    first = order["A"][0]  # a speaker's first clip is standardised with its own frames alone (as instance)
+    standardised = standardise(clips[first], out[first]).astype(np.float32)
+    assert np.allclose(standardised.mean(axis=1), 0, atol=1e-2) and np.allclose(standardised.std(axis=1), 1, atol=1e-2)
+    last = order["A"][-1]  # the last one with all of its speaker's clips, as transductive statistics would
+    assert out[last].count == sum(own[j].count for j in order["A"])
