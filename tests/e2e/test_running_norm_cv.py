@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from mmser.checkpoint import load_checkpoint
 from mmser.cli import main
