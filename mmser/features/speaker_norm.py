@@ -66,6 +66,14 @@ def standardise(frames: np.ndarray, moments: FrameMoments) -> np.ndarray:
     return ((frames.astype(np.float32) - mean) / std).astype(np.float16)
 
 
+def rows_by_speaker(speakers: list[str]) -> dict[str, list[int]]:
+    """Each speaker's row indices, speakers in order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        rows.setdefault(speaker, []).append(i)
+    return rows
+
+
 def speaker_moments(arrays: list[np.ndarray], speakers: list[str], enrol_clips: int | None = None,
                     seed: int = 0, may_enrol: list[bool] | None = None) -> list[FrameMoments]:
     """The moments each row's ``(L, T, D)`` frames are standardised with (see :func:`speaker_moments_of`)."""
@@ -85,12 +93,9 @@ def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_c
     if may_enrol is not None and enrol_clips is None:
         raise MmserError("features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol with clips")
     may_enrol = may_enrol if may_enrol is not None else [True] * len(moments)
-    by_speaker: dict[str, list[int]] = {}
-    for i, speaker in enumerate(speakers):
-        by_speaker.setdefault(speaker, []).append(i)
     rng = np.random.default_rng(seed)
     out: list[FrameMoments | None] = [None] * len(moments)
-    for speaker, rows in by_speaker.items():
+    for speaker, rows in rows_by_speaker(speakers).items():
         if enrol_clips is None:
             pooled = FrameMoments.combine([moments[i] for i in rows])
             for i in rows:
@@ -112,11 +117,8 @@ def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_c
 def arrival_order(speakers: list[str], seed: int = 0) -> dict[str, list[int]]:
     """Each speaker's rows (indices into ``speakers``) in the random order they arrive under ``mode: running``,
     drawn with ``seed`` speaker after speaker in order of first appearance."""
-    by_speaker: dict[str, list[int]] = {}
-    for i, speaker in enumerate(speakers):
-        by_speaker.setdefault(speaker, []).append(i)
     rng = np.random.default_rng(seed)
-    return {speaker: [int(i) for i in rng.permutation(rows)] for speaker, rows in by_speaker.items()}
+    return {speaker: [int(i) for i in rng.permutation(rows)] for speaker, rows in rows_by_speaker(speakers).items()}
 
 
 def running_moments_of(moments: list[FrameMoments], speakers: list[str], seed: int = 0) -> list[FrameMoments]:

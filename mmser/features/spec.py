@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmser.config import ConfigError, speaker_norm_problems
+from mmser.config import PER_SPEAKER_MODES, ConfigError, speaker_norm_problems
 from mmser.features.frames import pool_frames
 from mmser.features.speaker_norm import FrameMoments, standardise
 
@@ -41,7 +41,7 @@ class SpeakerNorm:
     @property
     def per_speaker(self) -> bool:
         """Frames are standardised with statistics of other clips of the speaker (not the clip's alone)."""
-        return self.mode in ("running", "transductive", "enrol")
+        return self.mode in PER_SPEAKER_MODES
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from mmser.config import PER_SPEAKER_MODES
 from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
@@ -19,7 +20,7 @@ from mmser.recipes.cv import cross_validate
 def check_robustness(configs: dict[str, DictConfig]) -> None:
     """Refuse, before any work, models whose test clips robustness cannot corrupt alone."""
     for name, cfg in configs.items():
-        if cfg.features.speaker_norm.mode in ("running", "transductive", "enrol"):
+        if cfg.features.speaker_norm.mode in PER_SPEAKER_MODES:
             raise MmserError(f"{name}: features.speaker_norm.mode={cfg.features.speaker_norm.mode} standardises with "
                              "other clips of the test speaker, which robustness does not corrupt; use mode=off or instance")
         if cfg.data.test_manifest is not None:
