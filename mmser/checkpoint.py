@@ -3,7 +3,9 @@
 The file holds every ensemble member's weights (``member{j}.<param>``) and, in the safetensors header
 metadata under ``"mmser"``, a JSON document: format version, label space, each member's
 :class:`ModelDims` and encoder ids + weight fingerprints, the :class:`FeatureSpec` the members were
-trained on, the text encoder's fingerprint, the resolved config and a SHA-256 of the tensors. Every
+trained on, the text encoder's fingerprint, the resolved config and a SHA-256 of the tensors. A model trained
+with ``features.speaker_norm.prior_clips`` also carries, per audio encoder, the population's frame moments its
+speakers' running statistics start from (``speaker_prior{i}.total`` / ``.total_sq``, float64 ``(L, D)``). Every
 trained model is such a file: ``mmser train`` writes one, and so does each fold of ``mmser cv``. Loading rebuilds the models from the file alone, refuses anything that is not
 such a file (a pickle/zip ``torch.save`` file, a plain safetensors file, another label space) and
 detects tampering with the weights.
@@ -13,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
@@ -23,6 +26,7 @@ from safetensors import safe_open
 
 from mmser.atomic import atomic_write_bytes
 from mmser.errors import MmserError
+from mmser.features.speaker_norm import FrameMoments
 from mmser.features.spec import FeatureSpec
 from mmser.labels import EMOTIONS
 from mmser.models.builders import EmotionModel, ModelDims, build_model
@@ -49,6 +53,9 @@ class Checkpoint:
     features: FeatureSpec  # how the members' inputs were made
     text_fingerprint: str | None  # weights fingerprint of features.text_encoder (None: no member reads text)
     meta: dict  # the whole JSON document (labels, config, ...)
+    # audio encoder spec -> the population frame moments a speaker's running statistics start from
+    # (features.speaker_norm.prior_clips; empty otherwise)
+    speaker_prior: dict[str, FrameMoments] = field(default_factory=dict)
 
     @property
     def uses_text(self) -> bool:
@@ -66,19 +73,26 @@ def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSpec, text_fingerprint: str | None,
-                    config: dict, extra: dict | None = None) -> Path:
+                    config: dict, extra: dict | None = None,
+                    speaker_prior: dict[str, FrameMoments] | None = None) -> Path:
     """Write ``members`` (+ everything needed to rebuild and feed them) into one safetensors file.
 
     ``text_fingerprint``: of ``features.text_encoder`` when a member reads text; ``extra``: more JSON-able
-    facts kept in the metadata (e.g. the fold's held-out speakers)."""
+    facts kept in the metadata (e.g. the fold's held-out speakers); ``speaker_prior``: per audio encoder, the
+    population moments of ``features.speaker_norm.prior_clips``."""
     tensors = {f"member{j}.{k}": v.detach().cpu().contiguous() for j, m in enumerate(members)
                for k, v in m.model.state_dict().items()}
+    priors = []
+    for i, (encoder, moments) in enumerate(sorted((speaker_prior or {}).items())):
+        tensors[f"speaker_prior{i}.total"] = torch.from_numpy(np.ascontiguousarray(moments.total, dtype=np.float64))
+        tensors[f"speaker_prior{i}.total_sq"] = torch.from_numpy(np.ascontiguousarray(moments.total_sq, dtype=np.float64))
+        priors.append({"audio_encoder": encoder, "count": float(moments.count)})
     meta = {
         "format": FORMAT, "version": VERSION, "labels": list(EMOTIONS),
         "members": [{"dims": m.model.dims.to_dict(), "audio_encoder": m.audio_encoder,
                      "audio_fingerprint": m.audio_fingerprint, "text_source": m.text_source} for m in members],
         "features": features.to_dict(), "text_fingerprint": text_fingerprint, "config": config,
-        "sha256": _tensor_digest(tensors), **(extra or {}),
+        "sha256": _tensor_digest(tensors), "speaker_prior": priors, **(extra or {}),
     }
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata={"mmser": json.dumps(meta)}))
@@ -135,4 +149,28 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         features = FeatureSpec.from_dict(meta["features"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: refused: its feature settings do not read as a FeatureSpec ({err})") from None
-    return Checkpoint(members, features, meta.get("text_fingerprint"), meta)
+    return Checkpoint(members, features, meta.get("text_fingerprint"), meta, _speaker_prior(path, meta, tensors, features))
+
+
+def _speaker_prior(path: Path, meta: dict, tensors: dict[str, torch.Tensor], features: FeatureSpec) -> dict[str, FrameMoments]:
+    """The population moments stored for ``features.speaker_norm.prior_clips``, one per audio encoder the
+    members read; raises CheckpointError when one is missing or malformed."""
+    prior = {}
+    for i, info in enumerate(meta.get("speaker_prior") or []):
+        try:
+            total, total_sq = tensors[f"speaker_prior{i}.total"].numpy(), tensors[f"speaker_prior{i}.total_sq"].numpy()
+            count = float(info["count"])
+            encoder = str(info["audio_encoder"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: refused: speaker prior {i} is incomplete ({err})") from None
+        if total.shape != total_sq.shape or total.ndim != 2 or not count > 0:
+            raise CheckpointError(f"{path}: refused: speaker prior {i} ({encoder}) has shapes {tuple(total.shape)} / "
+                                  f"{tuple(total_sq.shape)} and count {count}; expected two (layers, dim) sums, count > 0")
+        prior[encoder] = FrameMoments(total, total_sq, count)
+    if features.speaker_norm.prior_clips is not None:
+        wanted = {m["audio_encoder"] for m in meta["members"] if m["audio_encoder"]}
+        missing = sorted(wanted - set(prior))
+        if missing:
+            raise CheckpointError(f"{path}: refused: trained with features.speaker_norm.prior_clips, but it holds no "
+                                  f"population statistics for {', '.join(missing)}")
+    return prior

@@ -121,6 +121,10 @@ class SpeakerNormConfig:
     # cross-validation only: the test speakers' enrolment pool when it differs from training's (a model
     # trained with enrolment of any emotion, enrolled with [neutral, calm] speech); None: as training
     test_labels: Optional[List[str]] = None
+    # running: each speaker's statistics start from the training speakers' (the population's), counted as this
+    # many clips, so a speaker's first clips are standardised mostly as the population is (Kaldi's online CMVN
+    # with global statistics); None: a speaker's first clip gets its own statistics alone
+    prior_clips: Optional[float] = None
 
 
 @dataclass
@@ -566,6 +570,12 @@ def speaker_norm_problems(sn: DictConfig) -> list[str]:
         for sub in ("clips", "labels", "test_labels"):
             if sn[sub] is not None:
                 problems.append(f"{key}.{sub}: only for mode=enrol (mode is {sn.mode})")
+    if sn.prior_clips is not None:
+        if sn.mode != "running":
+            problems.append(f"{key}.prior_clips: only for mode=running (mode is {sn.mode})")
+        elif not sn.prior_clips > 0:
+            problems.append(f"{key}.prior_clips: {sn.prior_clips} must be > 0 (the population's weight in clips; "
+                            "leave it unset for none)")
     for sub in ("labels", "test_labels"):
         problem = _labels_problem(sn[sub])
         if problem:

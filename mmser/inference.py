@@ -46,10 +46,11 @@ DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 class RunningSpeaker:
     """One speaker's frame moments so far, per audio encoder, for checkpoints trained with
     ``features.speaker_norm.mode: running``: each window predicted first adds its own frames' moments, then
-    is standardised with the total (so a speaker's first window gets its own statistics)."""
+    is standardised with the total (so a speaker's first window gets its own statistics, or, from a checkpoint
+    trained with ``prior_clips``, those blended with the training population's: ``prior``)."""
 
-    def __init__(self):
-        self.moments: SpeakerMoments = {}
+    def __init__(self, prior: SpeakerMoments | None = None):
+        self.moments: SpeakerMoments = dict(prior or {})
 
     def add(self, encoder: str, pooled: np.ndarray) -> FrameMoments:
         """Add one window's pooled frames ``(L, T, D)`` of ``encoder``; returns the moments so far."""
@@ -119,7 +120,7 @@ class Predictor:
         """An empty :class:`RunningSpeaker` to pass as ``speaker`` for one speaker's clips, in their order."""
         if not self.accumulates_speaker:
             raise MmserError(NOT_RUNNING)
-        return RunningSpeaker()
+        return RunningSpeaker(self.ckpt.speaker_prior)
 
     def _speaker_state(self, speaker: SpeakerMoments | RunningSpeaker | None) -> SpeakerMoments | RunningSpeaker | None:
         """``speaker`` checked against the checkpoint's standardisation; a new :class:`RunningSpeaker` when
@@ -127,7 +128,7 @@ class Predictor:
         sn = self.features.speaker_norm
         if self.accumulates_speaker:
             if speaker is None:
-                return RunningSpeaker()
+                return self.new_speaker()
             if not isinstance(speaker, RunningSpeaker):
                 raise MmserError(RUNNING_NO_ENROLMENT)
             return speaker

@@ -57,3 +57,33 @@ def test_other_label_space_and_tampering_are_refused(checkpoint, tmp_path):
     _rewrite(checkpoint, tmp_path / "tampered.safetensors", change_tensor=True)
     with pytest.raises(CheckpointError, match="checksum"):
         load_checkpoint(tmp_path / "tampered.safetensors")
+
+
+def test_a_population_prior_round_trips_and_a_missing_one_is_refused(checkpoint, tmp_path):
+    """features.speaker_norm.prior_clips: the population moments travel in the file, exactly; a checkpoint that
+    claims the prior without them is refused rather than run with a speaker's first clip alone."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mmser.checkpoint import save_checkpoint
+    from mmser.features.speaker_norm import FrameMoments
+    from mmser.features.spec import SpeakerNorm
+
+    ckpt = load_checkpoint(checkpoint)
+    encoder = ckpt.members[0].audio_encoder
+    rng = np.random.default_rng(0)
+    prior = FrameMoments(rng.standard_normal((3, 4)), rng.random((3, 4)) + 2, 12.5)
+    features = replace(ckpt.features, speaker_norm=SpeakerNorm("running", prior_clips=2.5))
+    path = save_checkpoint(tmp_path / "prior.safetensors", ckpt.members, features, None, {}, None, {encoder: prior})
+    loaded = load_checkpoint(path)
+    assert loaded.features.speaker_norm.prior_clips == 2.5 and set(loaded.speaker_prior) == {encoder}
+    np.testing.assert_array_equal(loaded.speaker_prior[encoder].total, prior.total)
+    np.testing.assert_array_equal(loaded.speaker_prior[encoder].total_sq, prior.total_sq)
+    assert loaded.speaker_prior[encoder].count == 12.5
+    _rewrite(path, tmp_path / "no_prior.safetensors", lambda m: m.update(speaker_prior=[]))
+    with pytest.raises(CheckpointError, match=f"no population statistics for {encoder}"):
+        load_checkpoint(tmp_path / "no_prior.safetensors")
+    _rewrite(path, tmp_path / "bad_count.safetensors", lambda m: m["speaker_prior"][0].update(count=-1))
+    with pytest.raises(CheckpointError, match="count -1"):
+        load_checkpoint(tmp_path / "bad_count.safetensors")

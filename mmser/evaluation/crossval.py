@@ -76,6 +76,7 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
              text_source: str | None, audio_init_dir: Path | None = None) -> dict:
     """Train the fold's members, predict its test speakers, write checkpoint + predictions + metrics."""
     df, kind = protocol.rows, cfg.model.kind
+    store = store.with_population_prior(fold.train)  # features.speaker_norm.prior_clips: the fold's training clips
     members, probs, val_probs, summaries = [], [], [], []
     start = time.perf_counter()
     for j, (encoder, seed) in enumerate(ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
@@ -101,7 +102,7 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
         save_checkpoint(fold_dir / FOLD_CHECKPOINT, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(stored_cfg, resolve=True),
                         {"fold": fold.name, "test_speakers": list(fold.test_speakers),
-                         "val_speakers": list(fold.val_speakers)})
+                         "val_speakers": list(fold.val_speakers)}, store.speaker_prior)
     table = prediction_table(df, fold.test, np.mean(probs, axis=0))  # ensemble average
     metrics = classification_metrics(table["true"].values, table["pred"].values, list(protocol.classes))
     metrics.update({

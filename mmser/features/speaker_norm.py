@@ -21,7 +21,11 @@ below may name which clips are eligible for enrolment). Four ways to get those s
   the speaker's first n clips. No enrolment is asked for: a checkpoint predicts a speaker's clips in the
   order they come (``mmser predict`` on several clips of one speaker, ``Predictor.new_speaker``), and later
   clips get better statistics. Training and cross-validation give each speaker's clips a random arrival
-  order (seeded), so the models see every stage of that accumulation.
+  order (seeded), so the models see every stage of that accumulation. With ``prior_clips: c`` a speaker's
+  statistics start from the training speakers' (the population's), counted as ``c`` clips, as Kaldi's online
+  CMVN starts from global statistics: a speaker's first clips are standardised mostly as the population is,
+  later ones mostly with the speaker's own (:func:`population_prior`). The population is that of the training
+  rows of each fold (never validation or test speakers), and a checkpoint carries it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class FrameMoments:
 
     total: np.ndarray  # (L, D) sum of frames
     total_sq: np.ndarray  # (L, D) sum of squared frames
-    count: int  # frames
+    count: float  # frames (a population prior counts as a fraction of its frames: see population_prior)
 
     @classmethod
     def of(cls, frames: np.ndarray) -> "FrameMoments":
@@ -121,15 +125,30 @@ def arrival_order(speakers: list[str], seed: int = 0) -> dict[str, list[int]]:
     return {speaker: [int(i) for i in rng.permutation(rows)] for speaker, rows in rows_by_speaker(speakers).items()}
 
 
-def running_moments_of(moments: list[FrameMoments], speakers: list[str], seed: int = 0) -> list[FrameMoments]:
+def population_prior(moments: list[FrameMoments], clips: float) -> FrameMoments:
+    """The population's frame statistics (of the rows whose own ``moments`` are given, e.g. a fold's training
+    clips) weighted as ``clips`` average clips: the same mean and variance, ``clips`` times the mean frame
+    count of a clip. What ``mode: running`` with ``prior_clips`` starts each speaker's statistics from."""
+    if not moments:
+        raise MmserError("features.speaker_norm.prior_clips: no training clips to take the population's statistics from")
+    if clips <= 0:
+        raise MmserError(f"features.speaker_norm.prior_clips must be > 0 (got {clips})")
+    population = FrameMoments.combine(moments)
+    scale = clips / len(moments)  # (clips * frames per clip) / frames
+    return FrameMoments(population.total * scale, population.total_sq * scale, population.count * scale)
+
+
+def running_moments_of(moments: list[FrameMoments], speakers: list[str], seed: int = 0,
+                       prior: FrameMoments | None = None) -> list[FrameMoments]:
     """From each row's own frame moments, the moments it is standardised with under ``mode: running``.
 
     A row gets the combined moments of its speaker's rows up to and including itself in their
-    :func:`arrival_order`. Returns one :class:`FrameMoments` per row, in order.
+    :func:`arrival_order`, and of ``prior`` when given (:func:`population_prior`). Returns one
+    :class:`FrameMoments` per row, in order.
     """
     out: list[FrameMoments | None] = [None] * len(moments)
     for order in arrival_order(speakers, seed).values():
-        so_far: FrameMoments | None = None
+        so_far: FrameMoments | None = prior
         for i in order:
             so_far = moments[i] if so_far is None else FrameMoments.combine([so_far, moments[i]])
             out[i] = so_far

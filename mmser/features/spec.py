@@ -31,6 +31,7 @@ class SpeakerNorm:
     clips: int | None = None  # enrol: K enrolment clips (other clips of the speaker)
     labels: tuple[str, ...] | None = None  # enrol: labels the enrolment clips are drawn among (None: any)
     test_labels: tuple[str, ...] | None = None  # cross-validation only: the test speakers' pool, when it differs
+    prior_clips: float | None = None  # running: the training population's statistics start each speaker's, as this many clips
 
     @property
     def needs_enrolment(self) -> bool:
@@ -76,7 +77,8 @@ class FeatureSpec:
             max_text_tokens=int(features_cfg.max_text_tokens),
             speaker_norm=SpeakerNorm(str(sn.mode), None if sn.clips is None else int(sn.clips),
                                      None if sn.labels is None else tuple(sn.labels),
-                                     None if sn.test_labels is None else tuple(sn.test_labels)),
+                                     None if sn.test_labels is None else tuple(sn.test_labels),
+                                     None if sn.get("prior_clips") is None else float(sn.prior_clips)),
             finetune_top_layers=int(finetune_top_layers),
         )
 
@@ -93,7 +95,7 @@ class FeatureSpec:
         data = dict(data)
         sn = dict(data.pop("speaker_norm"))
         sn = SpeakerNorm(sn["mode"], sn["clips"], None if sn["labels"] is None else tuple(sn["labels"]),
-                         None if sn["test_labels"] is None else tuple(sn["test_labels"]))
+                         None if sn["test_labels"] is None else tuple(sn["test_labels"]), sn.get("prior_clips"))
         return cls(**{**data, "audio_encoders": tuple(data["audio_encoders"]), "speaker_norm": sn})
 
     # ------------------------------------------------------------------------------------------ encoders

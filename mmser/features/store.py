@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +24,7 @@ import pandas as pd
 from mmser.config import WHOLE_ENCODER, finetune_depth
 from mmser.features.batching import FeatureDataset
 from mmser.features.extract import extract
-from mmser.features.speaker_norm import FrameMoments, running_moments_of, speaker_moments_of
+from mmser.features.speaker_norm import FrameMoments, population_prior, running_moments_of, speaker_moments_of
 from mmser.features.spec import FeatureSpec
 from mmser.features.waveform_rows import WaveformRows
 
@@ -125,6 +125,30 @@ class FeatureStore:
     rows: pd.DataFrame | None = None  # the manifest rows, in utt_ids order
     extracted: dict[str, object] = field(default_factory=dict)  # encoder spec -> its ExtractResult (cache, keys, encoder)
     moments: dict[str, list[FrameMoments]] = field(default_factory=dict)  # encoder spec -> each row's speaker moments
+    # features.speaker_norm.prior_clips: encoder spec -> each row's own (pooled) frame moments, and where its
+    # rows are cached, to standardise them again from a fold's population (with_population_prior)
+    own_moments: dict[str, list[FrameMoments]] = field(default_factory=dict)
+    locations: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # encoder spec -> the population statistics each speaker's running statistics start from (a checkpoint
+    # carries them); empty until with_population_prior
+    speaker_prior: dict[str, FrameMoments] = field(default_factory=dict)
+
+    def with_population_prior(self, train_ids: Sequence[str]) -> "FeatureStore":
+        """Under ``features.speaker_norm.prior_clips``: this store with every row's running statistics started
+        from the population statistics of the clips ``train_ids`` (a fold's training rows, never its validation
+        or test speakers'), which it keeps in :attr:`speaker_prior`. Itself otherwise."""
+        sn = self.spec.speaker_norm
+        if sn.prior_clips is None:
+            return self
+        position = {u: i for i, u in enumerate(self.utt_ids)}
+        rows = [position[u] for u in train_ids]
+        speakers = self.rows["speaker"].astype(str).tolist()
+        audio, moments, prior = dict(self.audio), dict(self.moments), {}
+        for name, own in self.own_moments.items():
+            prior[name] = population_prior([own[i] for i in rows], sn.prior_clips)
+            moments[name] = running_moments_of(own, speakers, prior=prior[name])
+            audio[name] = _held(CachedRows(self.locations[name], self.spec, moments[name]), self.in_memory)
+        return replace(self, audio=audio, moments=moments, speaker_prior=prior)
 
     def clip_durations(self) -> np.ndarray:
         """(N,) each row's duration in seconds from the manifest's ``duration_s`` (NaN where it has none)."""
@@ -149,6 +173,9 @@ class FeatureStore:
         """The rows ``ids`` as a dataset of ``encoder`` frames and/or ``text_source`` tokens; ``test``: frames
         standardised under the test speakers' enrolment pool; ``audio``: the rows' frames read otherwise (one
         per id, e.g. with augmented variants)."""
+        if encoder in self.own_moments and encoder not in self.speaker_prior:
+            raise RuntimeError(f"{encoder}: features.speaker_norm.prior_clips is set; read the rows through "
+                               "FeatureStore.with_population_prior(training rows)")
         index = pd.Series(range(len(self.utt_ids)), index=self.utt_ids)
         pos = index[list(ids)].values
         frames = self.test_audio.get(encoder, self.audio.get(encoder)) if test else self.audio.get(encoder)
@@ -232,6 +259,10 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         else:
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments
+        if sn.prior_clips is not None:  # a fold's population starts the statistics: read once with_population_prior
+            store.own_moments[name], store.locations[name] = own, locations
+            store.audio[name] = CachedRows(locations, row_spec, moments)
+            continue
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
         if sn.test_labels is not None and sn.test_labels != sn.labels:
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))

@@ -43,6 +43,7 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     protocol = load_protocol(cfg.data, [text_source] if text_source else [])
     split = holdout_validation(protocol.rows, cfg.split.val_speakers, cfg.split.seed)
     store = store_for(protocol.rows, cfg, [kind], [text_source] if text_source else [], progress)
+    store = store.with_population_prior(split.train)  # features.speaker_norm.prior_clips: the training clips
 
     members, summaries = [], []
     for encoder, seed in ensemble_members(list(cfg.features.audio_encoders), kind, cfg.train.seed,
@@ -69,5 +70,5 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     if is_main():  # several training processes: one writes
         save_checkpoint(out, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
-                        {"val_speakers": list(split.val_speakers)})
+                        {"val_speakers": list(split.val_speakers)}, store.speaker_prior)
     return Path(out), summaries

@@ -1,11 +1,13 @@
 """Running speaker statistics (features.speaker_norm.mode=running) through the CLI: cv standardises each
 clip with its speaker's clips so far in a seeded arrival order -> `mmser predict` fed a test speaker's clips
-in that order gives the fold's stored probabilities; `mmser train` makes a checkpoint that needs no enrolment."""
+in that order gives the fold's stored probabilities; `mmser train` makes a checkpoint that needs no enrolment.
+With features.speaker_norm.prior_clips the fold's checkpoint carries the population its statistics start from."""
 
 import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mmser.checkpoint import load_checkpoint
 from mmser.cli import main
@@ -15,11 +17,12 @@ from tests.conftest import save_tiny_whisper
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
 
-def test_predict_in_arrival_order_reproduces_the_folds_and_train_needs_no_enrolment(tmp_path, capsys):
+@pytest.mark.parametrize("prior", [[], ["features.speaker_norm.prior_clips=2"]], ids=["own", "population_prior"])
+def test_predict_in_arrival_order_reproduces_the_folds_and_train_needs_no_enrolment(tmp_path, capsys, prior):
     _prepared_csv(tmp_path, "a", ["angry", "sad", "happy"], per=4)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
     _csv_experiment(tmp_path / "exp.yaml", f"features.audio_encoders=[whisper:{whisper}]", "features.audio_layers=all",
-                    "features.frame_stride=2", "features.speaker_norm.mode=running")
+                    "features.frame_stride=2", "features.speaker_norm.mode=running", *prior)
     common = [str(tmp_path / "exp.yaml"), f"data.manifest={tmp_path / 'a.csv'}", f"features.cache_dir={tmp_path / 'cache'}"]
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0
     manifest = read_manifest(tmp_path / "a.csv")
@@ -30,6 +33,7 @@ def test_predict_in_arrival_order_reproduces_the_folds_and_train_needs_no_enrolm
     speaker = str(manifest.set_index("utt_id").loc[stored.index[0], "speaker"])
     arrivals = manifest.iloc[order[speaker]]
     assert set(arrivals["utt_id"]) == set(stored.index)  # the fold's test speaker, every clip
+    assert bool(load_checkpoint(fold / "model.safetensors").speaker_prior) == bool(prior)
 
     def predicted(rows: pd.DataFrame) -> pd.DataFrame:
         table = tmp_path / "clips.csv"
@@ -49,7 +53,8 @@ def test_predict_in_arrival_order_reproduces_the_folds_and_train_needs_no_enrolm
     assert np.abs(shuffled - want).max() > 5 * np.abs(got - want).max()
 
     assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 0
-    assert load_checkpoint(tmp_path / "m.safetensors").features.speaker_norm.mode == "running"
+    trained = load_checkpoint(tmp_path / "m.safetensors")
+    assert trained.features.speaker_norm.mode == "running" and bool(trained.speaker_prior) == bool(prior)
     capsys.readouterr()
     assert main(["predict", arrivals["path"].iloc[0], "--checkpoint", str(tmp_path / "m.safetensors"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] in ("angry", "sad", "happy")

@@ -91,3 +91,32 @@ def test_running_statistics_are_the_speakers_clips_so_far_in_a_seeded_arrival_or
     assert np.allclose(standardised.mean(axis=1), 0, atol=1e-2) and np.allclose(standardised.std(axis=1), 1, atol=1e-2)
     last = order["A"][-1]  # the last one with all of its speaker's clips, as transductive statistics would
     assert out[last].count == sum(own[j].count for j in order["A"])
+
+
+def test_a_population_prior_starts_each_speakers_running_statistics_weighted_as_clips():
+    from mmser.features.speaker_norm import arrival_order, population_prior, running_moments_of
+
+    rng = np.random.default_rng(8)
+    clips = [rng.standard_normal((2, int(rng.integers(4, 9)), 3)) * (1 + i) + 3 * i for i in range(6)]
+    speakers = ["A", "A", "A", "B", "B", "B"]
+    own = [FrameMoments.of(c) for c in clips]
+    prior = population_prior(own[:3], clips=2.0)
+    frames = np.concatenate(clips[:3], axis=1)
+    mean, std = prior.mean_std()  # the population's mean and std, at the weight of 2 average clips
+    np.testing.assert_allclose(mean[:, 0], frames.mean(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std[:, 0], frames.std(axis=1) + 1e-5, rtol=1e-5)
+    assert prior.count == pytest.approx(2.0 * frames.shape[1] / 3)
+    out = running_moments_of(own, speakers, seed=2, prior=prior)
+    plain = running_moments_of(own, speakers, seed=2)
+    for rows in arrival_order(speakers, seed=2).values():
+        for position, i in enumerate(rows):  # the prior, then the speaker's clips so far
+            expected = FrameMoments.combine([prior] + [own[j] for j in rows[:position + 1]])
+            np.testing.assert_allclose(out[i].total, expected.total)
+            np.testing.assert_allclose(out[i].total_sq, expected.total_sq)
+            assert out[i].count == pytest.approx(expected.count)
+        first = rows[0]  # the first clip is pulled toward the population, which it was not without a prior
+        assert np.abs(out[first].mean_std()[0] - mean).max() < np.abs(plain[first].mean_std()[0] - mean).max()
+    with pytest.raises(MmserError, match="prior_clips must be > 0"):
+        population_prior(own, clips=0)
+    with pytest.raises(MmserError, match="no training clips"):
+        population_prior([], clips=1)

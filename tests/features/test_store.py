@@ -66,3 +66,29 @@ def test_auto_mode_follows_the_memory_budget(corpus):
     assert small.in_memory  # a few kB of cache: within the default budget
     tight = load_store(df, config(root, encoder, "features.memory_budget_gb=0.000001").features, [encoder], [], False)
     assert not tight.in_memory
+
+
+def test_a_population_prior_comes_from_the_training_rows_alone(corpus):
+    from mmser.features.speaker_norm import FrameMoments, population_prior, running_moments_of
+
+    root, encoder, df = corpus
+    cfg = config(root, encoder, "features.speaker_norm.mode=running", "features.speaker_norm.prior_clips=1.5")
+    store = load_store(df, cfg.features, [encoder], [], False)
+    with pytest.raises(RuntimeError, match="with_population_prior"):  # never read without a population
+        store.dataset(["u0"], encoder, None)
+    train = [u for u, s in zip(df["utt_id"], df["speaker"]) if s != "s2"]
+    fold = store.with_population_prior(train)
+    raw = CachedRows(store.locations[encoder])
+    own = [FrameMoments.of(store.spec.pooled(raw[i])) for i in range(len(df))]
+    expected = population_prior([own[i] for i in range(len(df)) if df["speaker"][i] != "s2"], 1.5)
+    np.testing.assert_allclose(fold.speaker_prior[encoder].total, expected.total, rtol=1e-6)
+    assert fold.speaker_prior[encoder].count == pytest.approx(expected.count)
+    moments = running_moments_of(own, df["speaker"].tolist(), prior=expected)
+    item = fold.dataset(["u5"], encoder, None)[0]  # s2 is held out, yet standardised from the training population
+    np.testing.assert_allclose(item["audio"].astype(np.float32),
+                               store.spec.standardised(store.spec.pooled(raw[5]), moments[5]).astype(np.float32), atol=1e-3)
+    other = store.with_population_prior([u for u, s in zip(df["utt_id"], df["speaker"]) if s != "s0"])
+    assert not np.allclose(other.speaker_prior[encoder].total, fold.speaker_prior[encoder].total)
+    assert store.with_population_prior(train) is not store and not store.speaker_prior  # the store itself unchanged
+    plain = load_store(df, config(root, encoder, "features.speaker_norm.mode=running").features, [encoder], [], False)
+    assert plain.with_population_prior(train) is plain
