@@ -117,7 +117,8 @@ class Predictor:
         return self.features.speaker_norm.mode == "running"
 
     def new_speaker(self) -> RunningSpeaker:
-        """An empty :class:`RunningSpeaker` to pass as ``speaker`` for one speaker's clips, in their order."""
+        """A new :class:`RunningSpeaker` (holding the checkpoint's population prior, if it was trained with
+        ``prior_clips``, and nothing of any speaker) to pass as ``speaker`` for one speaker's clips, in order."""
         if not self.accumulates_speaker:
             raise MmserError(NOT_RUNNING)
         return RunningSpeaker(self.ckpt.speaker_prior)
