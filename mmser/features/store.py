@@ -253,16 +253,16 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             store.audio[name] = _held(rows, store.in_memory)
             continue
         own = [FrameMoments.of(row_spec.pooled(rows.raw(i))) for i in range(len(rows))]  # each clip's own moments
+        if sn.prior_clips is not None:  # the statistics start from a fold's population: with_population_prior
+            store.own_moments[name], store.locations[name] = own, locations
+            store.audio[name] = rows  # unstandardised, for shapes only (dataset() refuses them)
+            continue
         speakers = df["speaker"].astype(str).tolist()
         if sn.mode == "running":
             moments = running_moments_of(own, speakers)
         else:
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments
-        if sn.prior_clips is not None:  # a fold's population starts the statistics: read once with_population_prior
-            store.own_moments[name], store.locations[name] = own, locations
-            store.audio[name] = CachedRows(locations, row_spec, moments)
-            continue
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
         if sn.test_labels is not None and sn.test_labels != sn.labels:
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))
