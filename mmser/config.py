@@ -42,6 +42,8 @@ DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # resolved by mmser.devic
 SPEAKER_NORM_MODES = ("off", "instance", "running", "transductive", "enrol")
 # speaker_norm modes whose statistics come from other clips of the speaker (not the clip alone)
 PER_SPEAKER_MODES = ("running", "transductive", "enrol")
+# ... of which those predicting only with enrolment clips (running accumulates the clips it is given)
+ENROLMENT_MODES = ("transductive", "enrol")
 NOISE_KINDS = ("white", "pink", "babble")  # features.augment.noise (mmser.features.augment draws them)
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)

@@ -6,6 +6,11 @@ by the clip and the SNR, the same for every model) and are predicted through
 :class:`~mmser.inference.Predictor` from ``<run>/<fold>/model.safetensors``, the path a deployed model takes.
 Predictions are stored per utterance as ``<run>/noise_<kind>_<snr>dB/<fold>/predictions.csv`` (a fold already
 written is skipped), so every figure is rebuilt from stored predictions (``mmser table`` lists them as runs too).
+
+A model trained with ``speaker_norm.mode: running`` hears each test speaker's clips in the arrival order of
+cross-validation, every clip at the same SNR (a speaker in one noisy room), so its running statistics are those
+of the speaker's noisy clips so far: at a high SNR it reproduces the fold's clean predictions. Models standardised
+with enrolment clips are refused (robustness does not corrupt enrolment clips).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from mmser.errors import MmserError
 from mmser.evaluation.crossval import FOLD_CHECKPOINT, PROB_COLUMNS
 from mmser.evaluation.tables import run_classes, run_row
 from mmser.features.augment import add_noise
+from mmser.features.speaker_norm import arrival_order
 from mmser.labels import EMOTIONS
 from mmser.training.metrics import classification_metrics
 
@@ -50,25 +56,31 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
         return
     clean = pd.read_csv(run / fold / "predictions.csv", dtype={"true": str, "pred": str, "utt_id": str})
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
-    if predictor.needs_enrolment or predictor.accumulates_speaker:
-        raise MmserError(f"{run / fold}: speaker-standardised models need other clips of the speaker; robustness "
-                         "does not corrupt those, so it runs on models with features.speaker_norm.mode=off or instance")
+    if predictor.needs_enrolment:
+        raise MmserError(f"{run / fold}: models standardised with enrolment clips need other clips of the speaker; "
+                         "robustness does not corrupt those, so it runs on models with features.speaker_norm.mode="
+                         "off, instance or running")
     paths = rows.set_index("utt_id")["path"]
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
     probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in todo}
+    running: dict[tuple[str, float], object] = {}  # (speaker, SNR) -> RunningSpeaker of its noisy clips so far
     batch = 8
-    for start in tqdm(range(0, len(clean), batch), desc=f"{run.name}/{fold} noisy", unit="batch", disable=not progress):
-        ids = clean["utt_id"].iloc[start:start + batch].tolist()
+    for positions in tqdm(_batches(clean, rows, predictor.accumulates_speaker, batch),
+                          desc=f"{run.name}/{fold} noisy", unit="batch", disable=not progress):
+        ids = clean["utt_id"].iloc[positions].tolist()
         wavs = [load_audio(paths[u]) for u in ids]
         texts = [None if transcripts is None else str(transcripts[u]) for u in ids]
         for snr in todo:
             clips = [(np.clip(add_noise(wav, kind, snr, np.random.default_rng(noise_seed(u, kind, snr))), -1, 1), text)
                      for u, wav, text in zip(ids, wavs, texts)]
-            for j, result in enumerate(predictor.predict_many(clips, batch_size=batch)):
+            speaker = None
+            if predictor.accumulates_speaker:  # one batch holds one speaker's next clips
+                speaker = running.setdefault((str(clean["speaker"].iloc[positions[0]]), snr), predictor.new_speaker())
+            for position, result in zip(positions, predictor.predict_many(clips, batch_size=batch, speaker=speaker)):
                 if isinstance(result, Exception):
                     raise result
-                probs[snr][start + j] = [result.probabilities[e] for e in EMOTIONS]
+                probs[snr][position] = [result.probabilities[e] for e in EMOTIONS]
     for snr in todo:
         out = run / condition_name(kind, snr) / fold
         table = clean[["utt_id", "speaker", "true"]].copy()
@@ -78,6 +90,24 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
         metrics.update({"fold": fold, "noise": kind, "snr_db": snr})
         write_table(table, out / "predictions.csv")
         atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+
+
+def _batches(clean: pd.DataFrame, rows: pd.DataFrame, by_arrival: bool, size: int) -> list[list[int]]:
+    """Positions in ``clean`` (a fold's test predictions) in batches of at most ``size``: in stored order, or,
+    ``by_arrival``, speaker by speaker in the arrival order cross-validation used (:func:`arrival_order` over the
+    protocol's rows), a batch never holding two speakers."""
+    if not by_arrival:
+        return [list(range(start, min(start + size, len(clean)))) for start in range(0, len(clean), size)]
+    position = {u: i for i, u in enumerate(clean["utt_id"])}
+    ids = rows["utt_id"].astype(str).tolist()
+    batches = []
+    for speaker, order in arrival_order(rows["speaker"].astype(str).tolist()).items():
+        arrived = [position[ids[j]] for j in order if ids[j] in position]
+        batches += [arrived[start:start + size] for start in range(0, len(arrived), size)]
+    if sum(map(len, batches)) != len(clean):
+        raise MmserError("robustness: the fold's test clips are not all in the protocol's rows (was the manifest "
+                         "changed after cross-validation?)")
+    return batches
 
 
 def robustness_table(runs: list[Path], kind: str, snrs: list[float]) -> pd.DataFrame:

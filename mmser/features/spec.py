@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmser.config import PER_SPEAKER_MODES, ConfigError, speaker_norm_problems
+from mmser.config import ENROLMENT_MODES, PER_SPEAKER_MODES, ConfigError, speaker_norm_problems
 from mmser.features.frames import pool_frames
 from mmser.features.speaker_norm import FrameMoments, standardise
 
@@ -37,7 +37,7 @@ class SpeakerNorm:
     def needs_enrolment(self) -> bool:
         """A model trained this way predicts only with other clips of the speaker (enrolment clips; for a
         transductive cross-validation model, the speaker's clips)."""
-        return self.mode in ("transductive", "enrol")
+        return self.mode in ENROLMENT_MODES
 
     @property
     def per_speaker(self) -> bool:

@@ -1,5 +1,6 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -36,15 +37,34 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
 
 
-@pytest.mark.parametrize("speaker_norm", [["features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1"],
-                                          ["features.speaker_norm.mode=running"]])
-def test_robustness_refuses_models_standardised_with_other_clips_before_work(tmp_path, capsys, speaker_norm):
+def test_robustness_refuses_models_standardised_with_enrolment_clips_before_work(tmp_path, capsys):
     _prepared_csv(tmp_path, "a", ["angry", "sad"])
-    _csv_experiment(tmp_path / "e.yaml", *speaker_norm)
+    _csv_experiment(tmp_path / "e.yaml", "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1")
     code = main(["robustness", str(tmp_path / "e.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
                  f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob")])
     assert code == 2 and "other clips of the test speaker" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("prior", [[], ["features.speaker_norm.prior_clips=2"]])
+def test_running_models_hear_each_speakers_noisy_clips_in_the_cv_arrival_order(tmp_path, prior):
+    # at an SNR where the noise is inaudible, the running statistics of the noisy clips so far are the clean
+    # ones only if every speaker's clips arrive in cross-validation's order, each speaker with its own state
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    _csv_experiment(tmp_path / "running.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=3",
+                    "features.speaker_norm.mode=running", *prior)
+    assert main(["robustness", str(tmp_path / "running.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+                 f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "150,0"]) == 0
+    run = tmp_path / "rob" / "running"
+    folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
+    assert len(folds) == 3
+    for fold in folds:
+        clean = pd.read_csv(run / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        inaudible = pd.read_csv(run / "noise_white_150dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        loud = pd.read_csv(run / "noise_white_0dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        np.testing.assert_allclose(inaudible, clean, atol=5e-4)  # 5e-5 here; 5e-3 in stored order
+        assert np.abs(loud - clean).max() > 1e-3
 
 
 def test_robustness_plot_draws_each_line_from_the_lowest_snr_to_clean(tmp_path, monkeypatch):
