@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from mmser.features.augment import add_noise
 from mmser.features.speaker_norm import arrival_order
 from mmser.labels import EMOTIONS
 from mmser.training.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from mmser.inference import RunningSpeaker
 
 ROBUSTNESS_NOISES = ("white", "pink")  # babble would need other speakers' test speech
 
@@ -64,7 +68,7 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
     probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in todo}
-    running: dict[tuple[str, float], object] = {}  # (speaker, SNR) -> RunningSpeaker of its noisy clips so far
+    running: dict[tuple[str, float], RunningSpeaker] = {}  # (speaker, SNR) -> RunningSpeaker of its noisy clips so far
     batch = 8
     for positions in tqdm(_batches(clean, rows, predictor.accumulates_speaker, batch),
                           desc=f"{run.name}/{fold} noisy", unit="batch", disable=not progress):
@@ -76,7 +80,10 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
                      for u, wav, text in zip(ids, wavs, texts)]
             speaker = None
             if predictor.accumulates_speaker:  # one batch holds one speaker's next clips
-                speaker = running.setdefault((str(clean["speaker"].iloc[positions[0]]), snr), predictor.new_speaker())
+                key = (str(clean["speaker"].iloc[positions[0]]), snr)
+                if key not in running:
+                    running[key] = predictor.new_speaker()
+                speaker = running[key]
             for position, result in zip(positions, predictor.predict_many(clips, batch_size=batch, speaker=speaker)):
                 if isinstance(result, Exception):
                     raise result
