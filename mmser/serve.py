@@ -17,7 +17,8 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
   model that needs words/enrolment, 1009 chunk too large, 1013 too many streams).
 - ``GET /``: the web page (``mmser/web/index.html``: upload or record, label + 8 bars, the timeline of long
   recordings), which uses only the endpoints above; no build step, nothing fetched from elsewhere.
-- ``GET /health``, ``GET /labels``; OpenAPI docs at ``/docs``.
+- ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
+  with), ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason.
 """
@@ -67,8 +68,10 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 
     @app.get("/health")
     def health() -> dict:
+        sn = predictor.features.speaker_norm
         return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
-                "speaker_norm": predictor.features.speaker_norm.mode, "members": len(predictor.ckpt.members)}
+                "speaker_norm": sn.mode, "enrolment_clips": sn.clips if sn.mode == "enrol" else None,
+                "prior_clips": sn.prior_clips, "members": len(predictor.ckpt.members)}
 
     @app.get("/labels")
     def labels() -> dict:

@@ -10,3 +10,10 @@ mkdir -p "$dst"
   mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"
 done
 "$(dirname "$0")/../.venv/bin/mmser" table "$dst"
+# runs linked from another results folder (a robustness folder links the selection's runs): the predictions
+# were copied through the link, so that folder's tables are rebuilt too, once each
+for link in "$dst"/*; do
+  if [ -L "$link" ]; then dirname "$(readlink -f "$link")"; fi
+done | sort -u | while IFS= read -r linked; do
+  if [ -f "$linked/results.md" ]; then "$(dirname "$0")/../.venv/bin/mmser" table "$linked" >/dev/null; fi
+done

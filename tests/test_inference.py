@@ -164,7 +164,8 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     assert main(["predict", str(clip), "--checkpoint", str(path), "--enrol", *map(str, enrol), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["probabilities"] == with_enrol.probabilities
     http = TestClient(create_app(predictor))
-    assert http.get("/health").json()["needs_enrolment"] is True
+    health = http.get("/health").json()
+    assert health["needs_enrolment"] is True and health["enrolment_clips"] == 3
     files = [("audio", ("c.wav", clip.read_bytes(), "audio/wav"))] + [
         ("enrol", (e.name, e.read_bytes(), "audio/wav")) for e in enrol]
     r = http.post("/predict", files=files)
@@ -241,7 +242,8 @@ def test_running_statistics_accumulate_over_one_speakers_clips_in_order(running_
     assert "takes no enrolment clips" in capsys.readouterr().err
     # HTTP: each upload is its own speaker; enrolment files are refused with the reason
     http = TestClient(create_app(predictor))
-    assert http.get("/health").json()["speaker_norm"] == "running"
+    health = http.get("/health").json()
+    assert health["speaker_norm"] == "running" and health["enrolment_clips"] is None and health["prior_clips"] is None
     r = http.post("/predict", files=[("audio", ("s2.wav", clips[2].read_bytes(), "audio/wav"))])
     assert r.status_code == 200 and r.json()["probabilities"] == alone.probabilities
     r = http.post("/predict", files=[("audio", ("s2.wav", clips[2].read_bytes(), "audio/wav")),

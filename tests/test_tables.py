@@ -46,3 +46,16 @@ def test_the_validation_ua_is_the_mean_over_folds_of_the_validation_predictions(
     assert row["val_UA_mean"] == 0.875  # (1.0 + 0.75) / 2, the test UA unchanged (0.5)
     assert row["UA_mean"] == 0.5
     assert "| run | 2 | 87.5 | 50.0 ± 0.0 |" in to_markdown(pd.DataFrame([row]))
+
+
+def test_linked_run_folders_are_tabled_under_their_link_and_a_link_loop_ends(tmp_path):
+    from mmser.evaluation.tables import build_table
+
+    shared = tmp_path / "select"
+    _fold(shared / "run" / "fold0", ["a"])
+    _fold(shared / "run" / "noise_white_0dB" / "fold0", ["a"])
+    linked = tmp_path / "robustness"
+    linked.mkdir()
+    (linked / "run").symlink_to(shared / "run", target_is_directory=True)  # a run shared, not copied
+    (linked / "run" / "fold0" / "loop").symlink_to(linked, target_is_directory=True)  # a link back up
+    assert sorted(build_table(linked)["run"]) == ["run", "run/noise_white_0dB"]

@@ -9,6 +9,7 @@ training side): the score any choice between runs reads.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,19 @@ from mmser.training.metrics import bootstrap_ci, classification_metrics
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Run folders below ``root``: those with at least one ``<fold>/predictions.csv``."""
-    root = Path(root)
-    return sorted({p.parent.parent for p in root.rglob("predictions.csv")})
+    """Run folders below ``root``: those with at least one ``<fold>/predictions.csv``. Linked folders are
+    followed (a robustness or selection folder links the runs it shares with another instead of copying
+    them); the returned paths go through the links, so tables name the run as it is found below ``root``."""
+    runs, seen = set(), set()
+    for folder, subfolders, files in os.walk(Path(root), followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or a second link to the same folder
+            subfolders.clear()
+            continue
+        seen.add(real)
+        if "predictions.csv" in files:
+            runs.add(Path(folder).parent)
+    return sorted(runs)
 
 
 def run_classes(run: Path) -> list[str] | None:
