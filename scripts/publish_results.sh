@@ -13,7 +13,7 @@ done
 # runs linked from another results folder (a robustness folder links the selection's runs): the predictions
 # were copied through the link, so that folder's tables are rebuilt too, once each
 for link in "$dst"/*; do
-  if [ -L "$link" ]; then dirname "$(readlink -f "$link")"; fi
+  if [ -L "$link" ]; then dirname "$(realpath --relative-to=. "$link")"; fi
 done | sort -u | while IFS= read -r linked; do
   if [ -f "$linked/results.md" ]; then "$(dirname "$0")/../.venv/bin/mmser" table "$linked" >/dev/null; fi
 done
