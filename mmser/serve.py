@@ -70,7 +70,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     def health() -> dict:
         sn = predictor.features.speaker_norm
         return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
-                "speaker_norm": sn.mode, "enrolment_clips": sn.clips if sn.mode == "enrol" else None,
+                "speaker_norm": sn.mode, "enrolment_clips": sn.clips,
                 "prior_clips": sn.prior_clips, "members": len(predictor.ckpt.members)}
 
     @app.get("/labels")
