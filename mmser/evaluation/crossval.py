@@ -127,10 +127,19 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
     return metrics
 
 
+def _fold_score(metrics: dict, blind: bool) -> str:
+    """A fold's progress figure: test UA and WA, or (``blind``) validation UA only."""
+    if blind:
+        return f"validation UA {metrics['val_UA']:.3f}" if "val_UA" in metrics else "no validation UA"
+    return f"UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}"
+
+
 def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: str | Path,
-           text_source: str | None = None, audio_init_dir: Path | None = None) -> dict:
+           text_source: str | None = None, audio_init_dir: Path | None = None, blind: bool = False) -> dict:
     """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
-    model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``."""
+    model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``.
+    ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
+    watches it choosing does not see the test folds before the choice)."""
     out_dir = Path(out_dir)
     kind = cfg.model.kind
     text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
@@ -152,7 +161,7 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
         fold_dir = out_dir / fold.name
         if (fold_dir / "metrics.json").is_file():
             results.append(json.loads((fold_dir / "metrics.json").read_text()))
-            say(f"  {out_dir.name}/{fold.name}: done earlier (UA {results[-1]['UA']:.3f}), skipped")
+            say(f"  {out_dir.name}/{fold.name}: done earlier ({_fold_score(results[-1], blind)}), skipped")
             continue
         if is_main():
             fold_dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +169,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
         metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
         results.append(metrics)
         flag = "  [speaker-dependent]" if fold.speaker_dependent else ""
-        say(f"  {out_dir.name}/{fold.name}: UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}  "
-              f"({metrics['train_seconds']:.0f} s){flag}", flush=True)
+        say(f"  {out_dir.name}/{fold.name}: {_fold_score(metrics, blind)}  ({metrics['train_seconds']:.0f} s){flag}",
+            flush=True)
     summary = {"model": kind, "text_source": text_source, "folds": len(folds),
                "speaker_independent": not any(f.speaker_dependent for f in folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),

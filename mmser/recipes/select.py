@@ -25,8 +25,9 @@ def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str 
                              "speakers on the training side of every fold")
     out = Path(out)
     for name, cfg in configs.items():
-        say(f"\n[{name}] cross-validation (folds done earlier are kept)", flush=True)
-        cross_validate(cfg, out / name, progress)
+        say(f"\n[{name}] cross-validation (folds done earlier are kept; validation UA shown, test UA reported "
+            "after the choice)", flush=True)
+        cross_validate(cfg, out / name, progress, blind=True)
     candidates = {name: out / name for name in configs}
     per_fold = select_per_fold(candidates, out)
     table = selection_table(candidates, out)

@@ -80,3 +80,24 @@ def test_candidates_on_other_folds_are_refused(selection, tmp_path):
     metrics_file.write_text(json.dumps(metrics))
     with pytest.raises(MmserError, match="other test or validation speakers"):
         select_per_fold({"short": selection / "short", "other": other}, tmp_path)
+
+
+def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path, capsys):
+    """Resumed (every fold done), ``mmser select`` prints each fold's validation UA; test UA appears only in the
+    table printed after the choice."""
+    import re
+    import shutil
+
+    root = selection.parent
+    copy = tmp_path / "sel"
+    shutil.copytree(selection, copy)
+    capsys.readouterr()
+    assert main(["select", str(root / "short.yaml"), str(root / "longer.yaml"), f"data.manifest={root / 'a.csv'}",
+                 f"features.cache_dir={root / 'cache'}", "--out", str(copy)]) == 0
+    progress = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
+    assert len(progress) == 8  # 2 candidates x 4 folds
+    for line in progress:
+        name, fold = re.search(r"(\w+)/(fold\d+)", line).groups()
+        metrics = json.loads((selection / name / fold / "metrics.json").read_text())
+        assert f"validation UA {metrics['val_UA']:.3f}" in line
+        assert re.search(r"(?<!validation )\bUA\b", line) is None
