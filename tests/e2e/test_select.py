@@ -101,3 +101,19 @@ def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path,
         metrics = json.loads((selection / name / fold / "metrics.json").read_text())
         assert f"validation UA {metrics['val_UA']:.3f}" in line
         assert re.search(r"(?<!validation )\bUA\b", line) is None
+
+
+def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_path, capsys):
+    import re
+
+    root = selection.parent
+    capsys.readouterr()
+    assert main(["select", str(root / "short.yaml"), f"data.manifest={root / 'a.csv'}",
+                 f"features.cache_dir={root / 'cache'}", "--out", str(tmp_path / "sel")]) == 0
+    trained = [line for line in capsys.readouterr().out.splitlines() if re.search(r"short/fold\d+: .*\(\d+ s\)", line)]
+    assert len(trained) == 4
+    for line in trained:
+        fold = re.search(r"(fold\d+)", line).group(1)
+        metrics = json.loads((tmp_path / "sel" / "short" / fold / "metrics.json").read_text())
+        assert f"validation UA {metrics['val_UA']:.3f}" in line
+        assert re.search(r"(?<!validation )\bUA\b|\bWA\b", line) is None
