@@ -20,9 +20,14 @@ def selection(tmp_path_factory):
     _csv_experiment(root / "short.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=1")
     _csv_experiment(root / "longer.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=4",
                     "features.augment.time_mask=0.2")
-    assert main(["select", str(root / "short.yaml"), str(root / "longer.yaml"), f"data.manifest={root / 'a.csv'}",
-                 f"features.cache_dir={root / 'cache'}", "--out", str(root / "sel")]) == 0
+    _select(root, root / "sel", "short", "longer")
     return root / "sel"
+
+
+def _select(root, out, *candidates):
+    """``mmser select`` of the fixture's candidate configs ``root/<name>.yaml`` into ``out``."""
+    assert main(["select", *(str(root / f"{name}.yaml") for name in candidates), f"data.manifest={root / 'a.csv'}",
+                 f"features.cache_dir={root / 'cache'}", "--out", str(out)]) == 0
 
 
 def test_each_fold_takes_the_candidate_with_the_best_validation_ua(selection):
@@ -92,8 +97,7 @@ def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path,
     copy = tmp_path / "sel"
     shutil.copytree(selection, copy)
     capsys.readouterr()
-    assert main(["select", str(root / "short.yaml"), str(root / "longer.yaml"), f"data.manifest={root / 'a.csv'}",
-                 f"features.cache_dir={root / 'cache'}", "--out", str(copy)]) == 0
+    _select(root, copy, "short", "longer")
     progress = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
     assert len(progress) == 8  # 2 candidates x 4 folds
     for line in progress:
@@ -108,8 +112,7 @@ def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_
 
     root = selection.parent
     capsys.readouterr()
-    assert main(["select", str(root / "short.yaml"), f"data.manifest={root / 'a.csv'}",
-                 f"features.cache_dir={root / 'cache'}", "--out", str(tmp_path / "sel")]) == 0
+    _select(root, tmp_path / "sel", "short")
     trained = [line for line in capsys.readouterr().out.splitlines() if re.search(r"short/fold\d+: .*\(\d+ s\)", line)]
     assert len(trained) == 4
     for line in trained:
