@@ -1,6 +1,8 @@
 """``mmser select``: the choice per fold follows validation UA only, never the test fold."""
 
 import json
+import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -55,8 +57,6 @@ def test_each_fold_takes_the_candidate_with_the_best_validation_ua(selection):
 
 def test_the_choice_does_not_move_when_only_test_predictions_change(selection, tmp_path):
     """Rewriting a candidate's test predictions (and test metrics) changes no choice."""
-    import shutil
-
     copy = tmp_path / "sel"
     shutil.copytree(selection, copy)
     before = {p.parent.name: json.loads(p.read_text())["chosen"] for p in (copy / "selected").glob("*/selection.json")}
@@ -75,8 +75,6 @@ def test_the_choice_does_not_move_when_only_test_predictions_change(selection, t
 
 
 def test_candidates_on_other_folds_are_refused(selection, tmp_path):
-    import shutil
-
     other = tmp_path / "other"
     shutil.copytree(selection / "longer", other)
     metrics_file = sorted(other.glob("*/metrics.json"))[0]
@@ -90,9 +88,6 @@ def test_candidates_on_other_folds_are_refused(selection, tmp_path):
 def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path, capsys):
     """Resumed (every fold done), ``mmser select`` prints each fold's validation UA; test UA appears only in the
     table printed after the choice."""
-    import re
-    import shutil
-
     root = selection.parent
     copy = tmp_path / "sel"
     shutil.copytree(selection, copy)
@@ -108,8 +103,6 @@ def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path,
 
 
 def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_path, capsys):
-    import re
-
     root = selection.parent
     capsys.readouterr()
     _select(root, tmp_path / "sel", "short")
