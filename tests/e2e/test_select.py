@@ -9,7 +9,7 @@ import pytest
 
 from mmser.cli import main
 from mmser.errors import MmserError
-from mmser.evaluation.selection import select_per_fold
+from mmser.evaluation.selection import select_per_fold, validation_lead
 from tests.conftest import save_tiny_whisper
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
@@ -113,3 +113,69 @@ def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_
         metrics = json.loads((tmp_path / "sel" / "short" / fold / "metrics.json").read_text())
         assert f"validation UA {metrics['val_UA']:.3f}" in line
         assert re.search(r"(?<!validation )\bUA\b|\bWA\b", line) is None
+
+
+def _with_validation_predictions(selection, tmp_path, name, rewrite):
+    """A copy of candidate ``name`` whose every fold's val_predictions.csv is rewritten by ``rewrite``."""
+    copy = tmp_path / name
+    shutil.copytree(selection / name, copy)
+    for path in sorted(copy.glob("*/val_predictions.csv")):
+        pred = pd.read_csv(path, dtype=str)
+        rewrite(pred)
+        pred.to_csv(path, index=False)
+    return copy
+
+
+def test_the_validation_lead_counts_resamples_where_the_leader_is_ahead(selection, tmp_path):
+    """Against a leader right on every validation utterance: a copy of it is never strictly behind (0), a
+    candidate wrong on every utterance is behind in every resample (1), the real candidates lie in between,
+    and the order of the candidates does not change a figure."""
+    perfect = _with_validation_predictions(selection, tmp_path, "short", lambda p: p.__setitem__("pred", p["true"]))
+    same = _with_validation_predictions(selection, tmp_path, "longer", lambda p: p.__setitem__("pred", p["true"]))
+    wrong = tmp_path / "wrong"
+    shutil.copytree(same, wrong)
+    for path in sorted(wrong.glob("*/val_predictions.csv")):
+        pred = pd.read_csv(path, dtype=str)
+        pred["pred"] = pred["true"].map({"angry": "sad", "sad": "happy", "happy": "angry"})
+        pred.to_csv(path, index=False)
+    candidates = {"perfect": perfect, "same": same, "wrong": wrong, "short": selection / "short"}
+    lead = validation_lead(candidates, "perfect")
+    assert set(lead) == {"same", "wrong", "short"}
+    assert lead["same"] == 0.0 and lead["wrong"] == 1.0
+    assert 0.0 < lead["short"] <= 1.0
+    assert validation_lead(dict(reversed(list(candidates.items()))), "perfect") == lead
+    # the leader behind a perfect candidate: it is ahead in no resample
+    assert validation_lead({"short": selection / "short", "perfect": perfect}, "short") == {"perfect": 0.0}
+
+
+def test_the_validation_lead_never_reads_a_test_fold(selection, tmp_path):
+    copy = tmp_path / "sel"
+    shutil.copytree(selection, copy)
+    candidates = {"short": copy / "short", "longer": copy / "longer"}
+    before = validation_lead(candidates, "short")
+    for path in (copy / "longer").glob("*/predictions.csv"):
+        pred = pd.read_csv(path)
+        pred["pred"] = pred["true"]
+        pred.to_csv(path, index=False)
+    assert validation_lead(candidates, "short") == before
+
+
+def test_the_validation_lead_refuses_other_validation_utterances(selection, tmp_path):
+    other = _with_validation_predictions(selection, tmp_path, "longer", lambda p: p.__setitem__(
+        "utt_id", p["utt_id"] + "_x"))
+    with pytest.raises(MmserError, match=r"val_predictions\.csv: other validation utterances"):
+        validation_lead({"short": selection / "short", "other": other}, "short")
+
+
+def test_the_table_shows_the_validation_lead_of_the_recommended_recipe(selection):
+    table = pd.read_csv(selection / "selection.csv")
+    recommended = table["recommended"].astype(bool)
+    assert table.loc[recommended, "recommended_ahead"].isna().all()
+    assert table["recommended_ahead"].iloc[-1:].isna().all()  # the nested row
+    others = table.loc[~recommended, "recommended_ahead"].iloc[:-1]
+    assert len(others) == 1 and others.between(0, 1).all()
+    leader = table.loc[recommended, "recipe"].item()
+    other = table.loc[~recommended, "recipe"].iloc[0]
+    lead = validation_lead({leader: selection / leader, other: selection / other}, leader)[other]
+    assert abs(others.item() - lead) < 1e-4
+    assert "recommended ahead in validation resamples (%)" in (selection / "selection.md").read_text()
