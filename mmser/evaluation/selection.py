@@ -18,7 +18,7 @@ import pandas as pd
 
 from mmser.data.manifest import atomic_write_bytes
 from mmser.errors import MmserError
-from mmser.evaluation.tables import run_classes, run_row
+from mmser.evaluation.tables import read_predictions, run_classes, run_row
 from mmser.training.metrics import resampled_ua
 
 SELECTED = "selected"
@@ -85,7 +85,7 @@ def validation_lead(candidates: dict[str, Path], leader: str, n_boot: int = 1000
             path = candidates[name] / fold / "val_predictions.csv"
             if not path.is_file():
                 raise MmserError(f"{path}: missing (the fold's validation predictions): run the candidate again")
-            tables[name] = pd.read_csv(path, dtype=str).sort_values("utt_id", kind="stable").reset_index(drop=True)
+            tables[name] = read_predictions(path).sort_values("utt_id", kind="stable").reset_index(drop=True)
         ref = tables[leader]
         for name, table in tables.items():
             if not (table["utt_id"].equals(ref["utt_id"]) and table["true"].equals(ref["true"])):

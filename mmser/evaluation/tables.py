@@ -71,9 +71,9 @@ def run_rows(run: Path, root: Path) -> list[dict]:
     classes = run_classes(run)
     preds, val_preds, overlaps = [], [], []
     for fold in folds:
-        preds.append(_read_predictions(fold / "predictions.csv"))
+        preds.append(read_predictions(fold / "predictions.csv"))
         if (fold / "val_predictions.csv").is_file():
-            val_preds.append(_read_predictions(fold / "val_predictions.csv"))
+            val_preds.append(read_predictions(fold / "val_predictions.csv"))
         meta = fold / "metrics.json"
         if meta.is_file():
             value = json.loads(meta.read_text()).get("test_sentences_in_train")
@@ -97,7 +97,8 @@ def run_rows(run: Path, root: Path) -> list[dict]:
     return rows
 
 
-def _read_predictions(path: Path) -> pd.DataFrame:
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A fold's ``predictions.csv`` or ``val_predictions.csv``, labels and subgroups kept as strings."""
     return pd.read_csv(path, dtype={c: str for c in ("true", "pred", *SUBGROUP_COLUMNS)}, keep_default_na=False)
 
 

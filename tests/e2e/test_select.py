@@ -115,29 +115,30 @@ def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_
         assert re.search(r"(?<!validation )\bUA\b|\bWA\b", line) is None
 
 
-def _with_validation_predictions(selection, tmp_path, name, rewrite):
-    """A copy of candidate ``name`` whose every fold's val_predictions.csv is rewritten by ``rewrite``."""
-    copy = tmp_path / name
-    shutil.copytree(selection / name, copy)
-    for path in sorted(copy.glob("*/val_predictions.csv")):
+def _with_validation_predictions(source, dest, rewrite):
+    """A copy ``dest`` of candidate folder ``source`` whose every fold's val_predictions.csv is rewritten by
+    ``rewrite``."""
+    shutil.copytree(source, dest)
+    for path in sorted(dest.glob("*/val_predictions.csv")):
         pred = pd.read_csv(path, dtype=str)
         rewrite(pred)
         pred.to_csv(path, index=False)
-    return copy
+    return dest
 
 
 def test_the_validation_lead_counts_resamples_where_the_leader_is_ahead(selection, tmp_path):
     """Against a leader right on every validation utterance: a copy of it is never strictly behind (0), a
     candidate wrong on every utterance is behind in every resample (1), the real candidates lie in between,
     and the order of the candidates does not change a figure."""
-    perfect = _with_validation_predictions(selection, tmp_path, "short", lambda p: p.__setitem__("pred", p["true"]))
-    same = _with_validation_predictions(selection, tmp_path, "longer", lambda p: p.__setitem__("pred", p["true"]))
-    wrong = tmp_path / "wrong"
-    shutil.copytree(same, wrong)
-    for path in sorted(wrong.glob("*/val_predictions.csv")):
-        pred = pd.read_csv(path, dtype=str)
-        pred["pred"] = pred["true"].map({"angry": "sad", "sad": "happy", "happy": "angry"})
-        pred.to_csv(path, index=False)
+    def right(p):
+        p["pred"] = p["true"]
+
+    def wrong_class(p):
+        p["pred"] = p["true"].map({"angry": "sad", "sad": "happy", "happy": "angry"})
+
+    perfect = _with_validation_predictions(selection / "short", tmp_path / "perfect", right)
+    same = _with_validation_predictions(selection / "longer", tmp_path / "same", right)
+    wrong = _with_validation_predictions(selection / "longer", tmp_path / "wrong", wrong_class)
     candidates = {"perfect": perfect, "same": same, "wrong": wrong, "short": selection / "short"}
     lead = validation_lead(candidates, "perfect")
     assert set(lead) == {"same", "wrong", "short"}
@@ -161,8 +162,10 @@ def test_the_validation_lead_never_reads_a_test_fold(selection, tmp_path):
 
 
 def test_the_validation_lead_refuses_other_validation_utterances(selection, tmp_path):
-    other = _with_validation_predictions(selection, tmp_path, "longer", lambda p: p.__setitem__(
-        "utt_id", p["utt_id"] + "_x"))
+    def rename(p):
+        p["utt_id"] = p["utt_id"] + "_x"
+
+    other = _with_validation_predictions(selection / "longer", tmp_path / "other", rename)
     with pytest.raises(MmserError, match=r"val_predictions\.csv: other validation utterances"):
         validation_lead({"short": selection / "short", "other": other}, "short")
 
