@@ -138,9 +138,10 @@ def cmd_select(args: argparse.Namespace) -> None:
     from mmser.recipes.select import run_selection
 
     configs, files, overrides = named_configs(args.items, "select")
-    command = " ".join(["mmser select", *files, *overrides, "--out", args.out])
-    table = run_selection(configs, args.out, command=command)
-    say("\n" + selection_markdown(table, command))
+    groups = [] if args.val_groups == 1 else ["--val-groups", str(args.val_groups)]
+    command = " ".join(["mmser select", *files, *overrides, "--out", args.out, *groups])
+    table = run_selection(configs, args.out, command=command, val_groups=args.val_groups)
+    say("\n" + selection_markdown(table, command, args.val_groups))
     say(f"-> {Path(args.out) / 'selection.md'}")
 
 
@@ -193,6 +194,9 @@ def register(add) -> None:
                                   "speakers only: each candidate's and the nested choice's test UA")
     p.add_argument("items", nargs="+", help="candidate experiment YAMLs, then key=value overrides applied to each")
     p.add_argument("--out", required=True, help="folder of the candidates' runs and the selection table")
+    p.add_argument("--val-groups", type=int, default=1,
+                   help="disjoint groups of validation speakers per fold, each held out of its own training run of "
+                        "every candidate; selection reads the mean validation UA over them (default 1)")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

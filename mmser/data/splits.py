@@ -11,6 +11,7 @@ and table row built from them says so. Deterministic under ``seed``.
 from __future__ import annotations
 
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def _make_fold(df: pd.DataFrame, name: str, test_speakers: list[str], val_count:
             "and still leave one to train on (lower split.val_speakers, 0 = fixed epochs without early stopping)"
         )
     val_speakers = sorted(rng.choice(train_speakers, size=val_count, replace=False).tolist()) if val_count else []
+    return _speaker_fold(df, name, test_speakers, val_speakers)
+
+
+def _speaker_fold(df: pd.DataFrame, name: str, test_speakers, val_speakers) -> Fold:
+    """The fold of ``df`` testing ``test_speakers``, validating on ``val_speakers``, training on the others."""
     part = df["speaker"].map(lambda s: "test" if s in test_speakers else "val" if s in val_speakers else "train")
     fold = Fold(
         name=name,
@@ -69,10 +75,34 @@ def _make_fold(df: pd.DataFrame, name: str, test_speakers: list[str], val_count:
         val=tuple(df.loc[part == "val", "utt_id"]),
         test=tuple(df.loc[part == "test", "utt_id"]),
         test_speakers=tuple(sorted(test_speakers)),
-        val_speakers=tuple(val_speakers),
+        val_speakers=tuple(sorted(val_speakers)),
     )
     assert_speaker_disjoint(df, fold)
     return fold
+
+
+def validation_group(df: pd.DataFrame, fold: Fold, group: int, seed: int = 0) -> Fold:
+    """``fold`` with its validation speakers replaced by validation group ``group`` (recipe selection on more
+    validation speakers, ``mmser select --val-groups``). Group 0 is ``fold`` itself; group g >= 1 holds as many
+    speakers as ``fold.val_speakers``, drawn from the rest of the training side, disjoint from groups 0..g-1 (a
+    permutation fixed by ``seed`` and the fold's name, so group g is the same whatever the number of groups).
+    The test speakers never change; the speakers of group 0 train in the other groups."""
+    if group == 0:
+        return fold
+    if fold.speaker_dependent or not fold.val_speakers:
+        raise SplitError(f"fold {fold.name}: validation group {group} needs validation speakers on a speaker-"
+                         "independent fold (split.val_speakers >= 1, not random_utterance)")
+    count = len(fold.val_speakers)
+    rows = df[df["utt_id"].isin(set(fold.train) | set(fold.val) | set(fold.test))]
+    training_side = sorted(set(rows["speaker"]) - set(fold.test_speakers))
+    others = sorted(set(training_side) - set(fold.val_speakers))
+    if group * count > len(others) or count >= len(training_side):
+        raise SplitError(f"fold {fold.name}: {len(training_side)} training-side speaker(s) cannot give "
+                         f"{group + 1} disjoint validation groups of {count} speaker(s) and leave one to train on "
+                         "(fewer --val-groups, or lower split.val_speakers)")
+    rng = np.random.default_rng([seed, zlib.crc32(fold.name.encode())])
+    order = rng.permutation(others).tolist()
+    return _speaker_fold(rows, fold.name, fold.test_speakers, order[(group - 1) * count:group * count])
 
 
 def leave_one_session_out(df: pd.DataFrame, val_speakers: int = 2, seed: int = 0) -> list[Fold]:

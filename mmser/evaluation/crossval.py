@@ -24,7 +24,7 @@ from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
 from mmser.config import to_yaml
 from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
-from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold
+from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold, validation_group
 from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
@@ -135,15 +135,17 @@ def _fold_score(metrics: dict, blind: bool) -> str:
 
 
 def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: str | Path,
-           text_source: str | None = None, audio_init_dir: Path | None = None, blind: bool = False) -> dict:
+           text_source: str | None = None, audio_init_dir: Path | None = None, blind: bool = False,
+           val_group: int = 0) -> dict:
     """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
     model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``.
     ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
-    watches it choosing does not see the test folds before the choice)."""
+    watches it choosing does not see the test folds before the choice). ``val_group``: each fold validates on
+    that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own)."""
     out_dir = Path(out_dir)
     kind = cfg.model.kind
     text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
-    folds = make_folds(protocol, cfg.split)
+    folds = [validation_group(protocol.rows, fold, val_group, cfg.split.seed) for fold in make_folds(protocol, cfg.split)]
     resolved = to_yaml(run_config(cfg, protocol))
     stored = out_dir / "config.yaml"
     if not is_main():

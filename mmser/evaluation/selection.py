@@ -5,6 +5,11 @@ ensemble scores the best UA on that fold's *validation* speakers (drawn from the
 ``metrics.json`` ``val_UA``, from ``val_predictions.csv``) is chosen, and its predictions of the fold's test
 speakers become that fold's predictions of the ``selected`` run: test folds are read only after the choice,
 to report it. The recipe to recommend is the one with the best validation UA over all folds.
+
+A pair of validation speakers per fold separates recipes points apart, not tenths. With ``val_groups`` G > 1
+(``mmser select --val-groups G``) each candidate is also cross-validated with G - 1 further disjoint groups of
+validation speakers per fold (``<run>/val_group<g>/``, :func:`~mmser.data.splits.validation_group`), and a
+fold's validation UA is the mean over its G groups; test predictions stay group 0's.
 """
 
 from __future__ import annotations
@@ -29,36 +34,60 @@ def fold_metrics(run: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
 
 
-def select_per_fold(candidates: dict[str, Path], out: Path) -> pd.DataFrame:
-    """Choose, fold by fold, the candidate with the best validation UA; write ``out/selected/<fold>/`` (the
-    chosen candidate's test predictions and a ``selection.json`` with every candidate's validation UA).
-    Returns one row per fold: each candidate's validation UA and the choice."""
-    metrics = {name: fold_metrics(run) for name, run in candidates.items()}
-    folds = sorted(next(iter(metrics.values())))
-    rows = []
-    for name, per_fold in metrics.items():
-        if sorted(per_fold) != folds:
-            raise MmserError(f"{candidates[name]}: folds {sorted(per_fold)} differ from the other candidates' {folds}")
-        for fold in folds:
-            m = per_fold[fold]
-            if "val_UA" not in m:
-                raise MmserError(f"{candidates[name] / fold / 'metrics.json'}: no validation UA (a run without "
-                                 "validation speakers, or from before mmser stored it): run it again")
+def group_run(run: Path, group: int) -> Path:
+    """The folder of a candidate's run validating on group ``group``: ``run`` itself for group 0, else
+    ``run/val_group<group>``."""
+    return run if group == 0 else run / f"val_group{group}"
+
+
+def validation_ua(candidates: dict[str, Path], val_groups: int = 1) -> tuple[dict, dict]:
+    """Every candidate's validation UA per fold and group, checked to be comparable: the same folds, test
+    speakers and, group by group, validation speakers for every candidate. Returns (name -> fold -> [UA of group
+    0 .. val_groups-1], fold -> [metrics.json of group 0 .. val_groups-1] of the first candidate)."""
+    metrics = {name: [fold_metrics(group_run(run, g)) for g in range(val_groups)] for name, run in candidates.items()}
+    first_name = next(iter(metrics))
+    folds = sorted(metrics[first_name][0])
+    for name, groups in metrics.items():
+        for g, per_fold in enumerate(groups):
+            where = group_run(candidates[name], g)
+            if sorted(per_fold) != folds:
+                raise MmserError(f"{where}: folds {sorted(per_fold)} differ from the other candidates' {folds}"
+                                 + (" (run `mmser select` with the same --val-groups)" if g else ""))
+            for fold in folds:
+                if "val_UA" not in per_fold[fold]:
+                    raise MmserError(f"{where / fold / 'metrics.json'}: no validation UA (a run without "
+                                     "validation speakers, or from before mmser stored it): run it again")
+    reference = {fold: [metrics[first_name][g][fold] for g in range(val_groups)] for fold in folds}
     for fold in folds:
-        first = metrics[next(iter(metrics))][fold]
         for name in metrics:
-            m = metrics[name][fold]
-            if m["test_speakers"] != first["test_speakers"] or m["val_speakers"] != first["val_speakers"]:
-                raise MmserError(f"{candidates[name] / fold}: other test or validation speakers than the other "
-                                 "candidates' (compare recipes on the same folds)")
-        scores = {name: float(metrics[name][fold]["val_UA"]) for name in metrics}
+            for g in range(val_groups):
+                m, first = metrics[name][g][fold], reference[fold][g]
+                if m["test_speakers"] != first["test_speakers"] or m["val_speakers"] != first["val_speakers"]:
+                    raise MmserError(f"{group_run(candidates[name], g) / fold}: other test or validation speakers "
+                                     "than the other candidates' (compare recipes on the same folds)")
+    scores = {name: {fold: [float(metrics[name][g][fold]["val_UA"]) for g in range(val_groups)] for fold in folds}
+              for name in metrics}
+    return scores, reference
+
+
+def select_per_fold(candidates: dict[str, Path], out: Path, val_groups: int = 1) -> pd.DataFrame:
+    """Choose, fold by fold, the candidate with the best validation UA (mean over ``val_groups`` groups); write
+    ``out/selected/<fold>/`` (the chosen candidate's test predictions and a ``selection.json`` with every
+    candidate's validation UA). Returns one row per fold: each candidate's validation UA and the choice."""
+    per_group, reference = validation_ua(candidates, val_groups)
+    rows = []
+    for fold, groups in reference.items():
+        scores = {name: float(np.mean(per_group[name][fold])) for name in candidates}
         chosen = max(scores, key=lambda n: scores[n])  # ties: the first candidate given
         target = out / SELECTED / fold
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidates[chosen] / fold / "predictions.csv", target / "predictions.csv")
-        atomic_write_bytes(target / "selection.json", json.dumps(
-            {"fold": fold, "chosen": chosen, "val_UA": scores, "val_speakers": first["val_speakers"],
-             "test_speakers": first["test_speakers"]}, indent=2).encode())
+        record = {"fold": fold, "chosen": chosen, "val_UA": scores, "val_speakers": groups[0]["val_speakers"],
+                  "test_speakers": groups[0]["test_speakers"]}
+        if val_groups > 1:
+            record["val_UA_by_group"] = {name: per_group[name][fold] for name in candidates}
+            record["val_speakers_by_group"] = [m["val_speakers"] for m in groups]
+        atomic_write_bytes(target / "selection.json", json.dumps(record, indent=2).encode())
         rows.append({"fold": fold, **{f"val_UA {n}": s for n, s in scores.items()}, "chosen": chosen})
     classes = run_classes(next(iter(candidates.values())))
     if classes:
@@ -68,50 +97,54 @@ def select_per_fold(candidates: dict[str, Path], out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def validation_lead(candidates: dict[str, Path], leader: str, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+def validation_lead(candidates: dict[str, Path], leader: str, n_boot: int = 1000, seed: int = 0,
+                    val_groups: int = 1) -> dict[str, float]:
     """How firmly the validation speakers put ``leader`` ahead of each other candidate: the fraction of
-    ``n_boot`` paired resamples in which ``leader``'s validation UA (mean over folds, what selection reads) is
-    higher than the candidate's. A resample draws each fold's validation utterances with replacement, the same
-    draws for every candidate. Reads ``val_predictions.csv`` only, never a test fold. Utterances of one speaker
-    are not independent, so the figure is an optimistic one: a candidate behind in 60 % of resamples is not
-    separated from the leader. Returns candidate name -> fraction in [0, 1] (``leader`` left out)."""
+    ``n_boot`` paired resamples in which ``leader``'s validation UA (mean over folds and ``val_groups`` groups,
+    what selection reads) is higher than the candidate's. A resample draws each fold's (and group's) validation
+    utterances with replacement, the same draws for every candidate. Reads ``val_predictions.csv`` only, never a
+    test fold. Utterances of one speaker are not independent, so the figure is an optimistic one: a candidate
+    behind in 60 % of resamples is not separated from the leader. Returns candidate name -> fraction in [0, 1]
+    (``leader`` left out)."""
     rng = np.random.default_rng(seed)
     folds = sorted(fold_metrics(candidates[leader]))
     names = list(candidates)
-    mean_ua = {name: np.zeros(n_boot) for name in names}  # (B,) validation UA, mean over folds, per resample
+    mean_ua = {name: np.zeros(n_boot) for name in names}  # (B,) validation UA, mean over folds and groups
     for fold in folds:
-        tables = {}
-        for name in names:
-            path = candidates[name] / fold / "val_predictions.csv"
-            if not path.is_file():
-                raise MmserError(f"{path}: missing (the fold's validation predictions): run the candidate again")
-            tables[name] = read_predictions(path).sort_values("utt_id", kind="stable").reset_index(drop=True)
-        ref = tables[leader]
-        for name, table in tables.items():
-            if not (table["utt_id"].equals(ref["utt_id"]) and table["true"].equals(ref["true"])):
-                raise MmserError(f"{candidates[name] / fold / 'val_predictions.csv'}: other validation utterances or "
-                                 f"labels than {candidates[leader] / fold / 'val_predictions.csv'}")
-        idx = rng.integers(0, len(ref), (n_boot, len(ref)))  # (B, N_val) resampled utterances of this fold
-        uas = resampled_ua(ref["true"].to_numpy(), [tables[n]["pred"].to_numpy() for n in names], idx)
-        for name, ua in zip(names, uas):
-            mean_ua[name] += ua / len(folds)
+        for group in range(val_groups):
+            tables = {}
+            for name in names:
+                path = group_run(candidates[name], group) / fold / "val_predictions.csv"
+                if not path.is_file():
+                    raise MmserError(f"{path}: missing (the fold's validation predictions): run the candidate again")
+                tables[name] = read_predictions(path).sort_values("utt_id", kind="stable").reset_index(drop=True)
+            ref, ref_path = tables[leader], group_run(candidates[leader], group) / fold / "val_predictions.csv"
+            for name, table in tables.items():
+                if not (table["utt_id"].equals(ref["utt_id"]) and table["true"].equals(ref["true"])):
+                    raise MmserError(f"{group_run(candidates[name], group) / fold / 'val_predictions.csv'}: other "
+                                     f"validation utterances or labels than {ref_path}")
+            idx = rng.integers(0, len(ref), (n_boot, len(ref)))  # (B, N_val) resampled utterances of this set
+            uas = resampled_ua(ref["true"].to_numpy(), [tables[n]["pred"].to_numpy() for n in names], idx)
+            for name, ua in zip(names, uas):
+                mean_ua[name] += ua / (len(folds) * val_groups)
     return {name: float(np.mean(mean_ua[leader] > mean_ua[name])) for name in names if name != leader}
 
 
-def selection_table(candidates: dict[str, Path], out: Path) -> pd.DataFrame:
-    """Per candidate: validation UA (mean over folds; what selection reads), how often the recommended
-    candidate leads it in validation resamples (:func:`validation_lead`), folds won, test UA (mean over
-    folds; reported only); then the per-fold selection's test UA."""
+def selection_table(candidates: dict[str, Path], out: Path, val_groups: int = 1) -> pd.DataFrame:
+    """Per candidate: validation UA (mean over folds and ``val_groups`` groups; what selection reads), how often
+    the recommended candidate leads it in validation resamples (:func:`validation_lead`), folds won, test UA
+    (mean over folds; reported only); then the per-fold selection's test UA."""
     per_fold = pd.DataFrame([json.loads(p.read_text()) for p in sorted((out / SELECTED).glob("*/selection.json"))])
+    per_group, _ = validation_ua(candidates, val_groups)
     records = []
     for name, run in candidates.items():
-        val = [m["val_UA"] for m in fold_metrics(run).values()]
+        val = [np.mean(groups) for groups in per_group[name].values()]
         records.append({"recipe": name, "val_UA": float(np.mean(val)), "folds_chosen": int((per_fold["chosen"] == name).sum()),
                         "test_UA": run_row(run, run.parent)["UA_mean"]})
     table = pd.DataFrame(records)
     best = table["val_UA"].idxmax()
     table["recommended"] = [i == best for i in range(len(table))]
-    lead = validation_lead(candidates, table["recipe"][best])
+    lead = validation_lead(candidates, table["recipe"][best], val_groups=val_groups)
     table.insert(2, "recommended_ahead", [lead.get(name, np.nan) for name in table["recipe"]])
     selected = run_row(out / SELECTED, out)
     nested = {"recipe": "selected per fold on validation speakers (nested)", "val_UA": np.nan,
@@ -120,14 +153,18 @@ def selection_table(candidates: dict[str, Path], out: Path) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([nested])], ignore_index=True)
 
 
-def selection_markdown(table: pd.DataFrame, command: str) -> str:
+def selection_markdown(table: pd.DataFrame, command: str, val_groups: int = 1) -> str:
     lines = [f"Generated by `{command}` from the per-utterance predictions below this folder.",
              "Selection reads validation UA only (validation speakers drawn from each fold's training side); "
-             "test UA is reported after the choice and never used for it.", "",
-             "The recommended recipe leads a candidate in the given share of paired resamples of the validation "
-             "utterances (optimistic: a speaker's utterances are not independent).", "",
-             "| recipe | validation UA (%) | recommended ahead in validation resamples (%) | folds chosen | "
-             "test UA (%) | recommended |", "|---|---|---|---|---|---|"]
+             "test UA is reported after the choice and never used for it.", ""]
+    if val_groups > 1:
+        lines += [f"Validation UA is the mean over {val_groups} disjoint groups of validation speakers per fold, each "
+                  "held out of its own training run of the candidate; test UA is that of the runs validating on "
+                  "group 0.", ""]
+    lines += ["The recommended recipe leads a candidate in the given share of paired resamples of the validation "
+              "utterances (optimistic: a speaker's utterances are not independent).", "",
+              "| recipe | validation UA (%) | recommended ahead in validation resamples (%) | folds chosen | "
+              "test UA (%) | recommended |", "|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         val = "" if np.isnan(r["val_UA"]) else f"{100 * r['val_UA']:.1f}"
         ahead = "" if np.isnan(r["recommended_ahead"]) else f"{100 * r['recommended_ahead']:.0f}"

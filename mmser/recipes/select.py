@@ -11,27 +11,38 @@ from omegaconf import DictConfig
 from mmser.data.manifest import atomic_write_bytes
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.selection import select_per_fold, selection_markdown, selection_table
+from mmser.data.protocol import load_protocol, make_folds
+from mmser.data.splits import validation_group
+from mmser.evaluation.selection import group_run, select_per_fold, selection_markdown, selection_table
 from mmser.recipes.cv import cross_validate
 
 
 def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str = "mmser select",
-                  progress: bool = True) -> pd.DataFrame:
-    """``configs``: candidate name -> config (same data and folds). Writes ``out/<name>/`` per candidate,
-    ``out/selected/`` and ``out/selection.{md,csv}``; returns the table."""
+                  progress: bool = True, val_groups: int = 1) -> pd.DataFrame:
+    """``configs``: candidate name -> config (same data and folds). Writes ``out/<name>/`` per candidate (and,
+    with ``val_groups`` > 1, ``out/<name>/val_group<g>/`` for the further validation groups), ``out/selected/``
+    and ``out/selection.{md,csv}``; returns the table."""
+    if val_groups < 1:
+        raise MmserError(f"--val-groups {val_groups}: use 1 (each fold's own validation speakers) or more")
     for name, cfg in configs.items():
         if cfg.split.val_speakers < 1:
             raise MmserError(f"{name}: split.val_speakers={cfg.split.val_speakers}: selection needs validation "
                              "speakers on the training side of every fold")
+        if val_groups > 1:  # every group can be drawn: checked before any training
+            protocol = load_protocol(cfg.data)
+            for fold in make_folds(protocol, cfg.split):
+                validation_group(protocol.rows, fold, val_groups - 1, cfg.split.seed)
     out = Path(out)
     for name, cfg in configs.items():
-        say(f"\n[{name}] cross-validation (folds done earlier are kept; validation UA shown, test UA reported "
-            "after the choice)", flush=True)
-        cross_validate(cfg, out / name, progress, blind=True)
+        for group in range(val_groups):
+            which = "" if group == 0 else f", validation group {group}"
+            say(f"\n[{name}{which}] cross-validation (folds done earlier are kept; validation UA shown, test UA "
+                "reported after the choice)", flush=True)
+            cross_validate(cfg, group_run(out / name, group), progress, blind=True, val_group=group)
     candidates = {name: out / name for name in configs}
-    per_fold = select_per_fold(candidates, out)
-    table = selection_table(candidates, out)
+    per_fold = select_per_fold(candidates, out, val_groups)
+    table = selection_table(candidates, out, val_groups)
     atomic_write_bytes(out / "selection.csv", table.to_csv(index=False, float_format="%.4f").encode())
     atomic_write_bytes(out / "selection_per_fold.csv", per_fold.to_csv(index=False, float_format="%.4f").encode())
-    atomic_write_bytes(out / "selection.md", selection_markdown(table, command).encode())
+    atomic_write_bytes(out / "selection.md", selection_markdown(table, command, val_groups).encode())
     return table

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mmser.data.splits import (Fold, SpeakerLeakError, SplitError, assert_speaker_disjoint, build_folds,
-                               leave_one_session_out, leave_speakers_out)
+                               leave_one_session_out, leave_speakers_out, random_utterance_folds, validation_group)
 
 
 def manifest(n_speakers=6, per=4, sessions=None):
@@ -96,3 +96,42 @@ def test_random_utterance_folds_test_each_utterance_once_and_are_marked_speaker_
         assert set(speaker[list(f.test)]) <= set(speaker[list(f.train)])  # the leak: test speakers are trained on
         assert len(f.val) >= 3
     assert [f.test for f in folds] == [f.test for f in random_utterance_folds(df, 5, 0.1, seed=3)]
+
+
+def test_validation_groups_are_disjoint_and_keep_the_test_speakers():
+    """Group 0 is the fold; groups 1.. hold as many other training-side speakers, disjoint from each other, and
+    train on the rest of the training side (group 0's speakers included); the test part never changes."""
+    df = manifest(18)
+    for fold in leave_speakers_out(df, speakers_per_fold=3, val_speakers=2, seed=3):
+        groups = [validation_group(df, fold, g, seed=3) for g in range(4)]
+        assert groups[0] is fold
+        seen = set()
+        for group in groups:
+            assert group.name == fold.name and group.test == fold.test and group.test_speakers == fold.test_speakers
+            assert len(group.val_speakers) == 2 and not set(group.val_speakers) & seen
+            seen |= set(group.val_speakers)
+            assert sorted(group.train + group.val) == sorted(fold.train + fold.val)
+            assert set(df.set_index("utt_id").loc[list(group.val), "speaker"]) == set(group.val_speakers)
+            assert_speaker_disjoint(df, group)
+        assert set(fold.val_speakers) <= set(df.set_index("utt_id").loc[list(groups[1].train), "speaker"])
+
+
+def test_validation_groups_are_fixed_by_seed_and_fold_not_by_their_number():
+    df = manifest(18)
+    fold0, fold1 = leave_speakers_out(df, speakers_per_fold=3, val_speakers=2, seed=0)[:2]
+    assert validation_group(df, fold0, 2, seed=0) == validation_group(df, fold0, 2, seed=0)
+    draws = {validation_group(df, fold0, 1, seed=s).val_speakers for s in range(6)}
+    assert len(draws) > 1  # the seed moves the groups
+    other = validation_group(df, fold1, 1, seed=0)
+    assert not set(other.val_speakers) & set(fold1.test_speakers)
+
+
+def test_too_many_validation_groups_are_refused_with_the_fold_named():
+    df = manifest(6)
+    fold = leave_speakers_out(df, speakers_per_fold=2, val_speakers=1)[0]  # 4 training-side speakers
+    validation_group(df, fold, 3)  # groups 0..3 take the 4 speakers one by one; each run trains on 3
+    with pytest.raises(SplitError, match=r"fold fold0: 4 training-side speaker\(s\) cannot give 5 disjoint"):
+        validation_group(df, fold, 4)
+    speaker_dependent = random_utterance_folds(manifest(6, per=10), n_folds=2)[0]
+    with pytest.raises(SplitError, match="speaker-independent fold"):
+        validation_group(df, speaker_dependent, 1)

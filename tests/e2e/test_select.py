@@ -9,7 +9,7 @@ import pytest
 
 from mmser.cli import main
 from mmser.errors import MmserError
-from mmser.evaluation.selection import select_per_fold, validation_lead
+from mmser.evaluation.selection import select_per_fold, selection_table, validation_lead
 from tests.conftest import save_tiny_whisper
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
@@ -26,10 +26,10 @@ def selection(tmp_path_factory):
     return root / "sel"
 
 
-def _select(root, out, *candidates):
+def _select(root, out, *candidates, options=(), status=0):
     """``mmser select`` of the fixture's candidate configs ``root/<name>.yaml`` into ``out``."""
     assert main(["select", *(str(root / f"{name}.yaml") for name in candidates), f"data.manifest={root / 'a.csv'}",
-                 f"features.cache_dir={root / 'cache'}", "--out", str(out)]) == 0
+                 f"features.cache_dir={root / 'cache'}", "--out", str(out), *options]) == status
 
 
 def test_each_fold_takes_the_candidate_with_the_best_validation_ua(selection):
@@ -182,3 +182,81 @@ def test_the_table_shows_the_validation_lead_of_the_recommended_recipe(selection
     lead = validation_lead({leader: selection / leader, other: selection / other}, leader)[other]
     assert abs(others.item() - lead) < 1e-4
     assert "recommended ahead in validation resamples (%)" in (selection / "selection.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def two_groups(selection, tmp_path_factory):
+    """The fixture's selection resumed with ``--val-groups 2``: group 0's folds kept, group 1's trained."""
+    out = tmp_path_factory.mktemp("groups") / "sel"
+    shutil.copytree(selection, out)
+    _select(selection.parent, out, "short", "longer", options=["--val-groups", "2"])
+    return out
+
+
+def test_a_second_validation_group_holds_out_other_training_speakers(selection, two_groups):
+    for name in ("short", "longer"):
+        for fold in sorted(p.parent.name for p in (two_groups / name).glob("*/metrics.json")):
+            first = json.loads((two_groups / name / fold / "metrics.json").read_text())
+            assert first == json.loads((selection / name / fold / "metrics.json").read_text())  # resumed, kept
+            second = json.loads((two_groups / name / "val_group1" / fold / "metrics.json").read_text())
+            assert second["test_speakers"] == first["test_speakers"]
+            assert not set(second["val_speakers"]) & set(first["val_speakers"] + first["test_speakers"])
+            val = pd.read_csv(two_groups / name / "val_group1" / fold / "val_predictions.csv", dtype=str)
+            assert set(val["speaker"]) == set(second["val_speakers"])
+
+
+def test_selection_reads_the_mean_validation_ua_over_the_groups(two_groups):
+    for path in sorted((two_groups / "selected").glob("*/selection.json")):
+        record, fold = json.loads(path.read_text()), path.parent.name
+        for name in ("short", "longer"):
+            by_group = [json.loads((run / fold / "metrics.json").read_text())["val_UA"]
+                        for run in (two_groups / name, two_groups / name / "val_group1")]
+            assert record["val_UA_by_group"][name] == by_group
+            assert record["val_UA"][name] == pytest.approx(sum(by_group) / 2)
+        chosen = max(record["val_UA"], key=lambda n: record["val_UA"][n])
+        assert record["chosen"] == chosen and len(record["val_speakers_by_group"]) == 2
+        pd.testing.assert_frame_equal(pd.read_csv(path.parent / "predictions.csv"),  # group 0's test predictions
+                                      pd.read_csv(two_groups / chosen / path.parent.name / "predictions.csv"))
+    table = pd.read_csv(two_groups / "selection.csv")
+    for name in ("short", "longer"):
+        records = [json.loads(p.read_text()) for p in sorted((two_groups / "selected").glob("*/selection.json"))]
+        expected = sum(r["val_UA"][name] for r in records) / len(records)
+        assert table.loc[table["recipe"] == name, "val_UA"].item() == pytest.approx(expected, abs=1e-4)
+    markdown = (two_groups / "selection.md").read_text()
+    assert "--val-groups 2" in markdown and "mean over 2 disjoint groups" in markdown
+
+
+def test_one_validation_group_ignores_the_others_and_gives_the_first_table(selection, two_groups, tmp_path):
+    copy = tmp_path / "sel"
+    shutil.copytree(two_groups, copy)
+    _select(selection.parent, copy, "short", "longer")
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "selection.csv"), pd.read_csv(selection / "selection.csv"))
+
+
+def test_the_validation_lead_reads_every_group(two_groups, tmp_path):
+    """A copy of a candidate, right on every validation utterance of group 1 only: never strictly ahead of the
+    candidate on group 0 alone, ahead in resamples once group 1 is read."""
+    def right(p):
+        p["pred"] = p["true"]
+
+    short = two_groups / "short"
+    assert json.loads((short / "val_group1" / "fold0" / "metrics.json").read_text())["val_UA"] < 1.0
+    better = tmp_path / "better"
+    shutil.copytree(short, better, ignore=shutil.ignore_patterns("val_group1"))
+    _with_validation_predictions(short / "val_group1", better / "val_group1", right)
+    candidates = {"better": better, "short": short}
+    assert validation_lead(candidates, "better") == {"short": 0.0}
+    assert validation_lead(candidates, "better", val_groups=2)["short"] > 0.5
+    table = selection_table({"short": short, "longer": two_groups / "longer"}, two_groups, val_groups=2)
+    assert table["recommended_ahead"].notna().sum() == 1
+
+
+def test_too_many_validation_groups_are_refused_before_any_training(selection, tmp_path, capsys):
+    """4 speakers, 1 tested and 1 validating per fold: 3 training-side speakers give at most 3 groups."""
+    out = tmp_path / "sel"
+    capsys.readouterr()
+    _select(selection.parent, out, "short", options=["--val-groups", "4"], status=2)
+    assert "cannot give 4 disjoint validation groups" in capsys.readouterr().err
+    assert not out.exists()
+    _select(selection.parent, out, "short", options=["--val-groups", "0"], status=2)
+    assert "--val-groups 0" in capsys.readouterr().err
