@@ -96,9 +96,9 @@ def validation_group(df: pd.DataFrame, fold: Fold, group: int, seed: int = 0) ->
     rows = df[df["utt_id"].isin(set(fold.train) | set(fold.val) | set(fold.test))]
     training_side = sorted(set(rows["speaker"]) - set(fold.test_speakers))
     others = sorted(set(training_side) - set(fold.val_speakers))
-    if group * count > len(others) or count >= len(training_side):
+    if group * count > len(others):  # group 0's speakers then train: a training speaker is always left
         raise SplitError(f"fold {fold.name}: {len(training_side)} training-side speaker(s) cannot give "
-                         f"{group + 1} disjoint validation groups of {count} speaker(s) and leave one to train on "
+                         f"{group + 1} disjoint validation groups of {count} speaker(s) "
                          "(fewer --val-groups, or lower split.val_speakers)")
     rng = np.random.default_rng([seed, zlib.crc32(fold.name.encode())])
     order = rng.permutation(others).tolist()

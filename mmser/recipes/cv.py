@@ -6,17 +6,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmser.data.protocol import load_protocol
+from mmser.data.protocol import Protocol, load_protocol
 from mmser.evaluation.crossval import run_cv
-from mmser.features.store import store_for
+from mmser.features.store import FeatureStore, store_for
 
 
-def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True, blind: bool = False,
-                   val_group: int = 0) -> dict:
-    """Every fold of ``cfg``'s protocol for ``cfg.model``; returns the summary (UA/WA over folds).
-    ``blind``, ``val_group``: see :func:`~mmser.evaluation.crossval.run_cv`."""
+def cv_inputs(cfg: DictConfig, progress: bool = True) -> tuple[Protocol, FeatureStore]:
+    """The protocol and feature store that cross-validating ``cfg.model`` reads (features encoded or loaded once,
+    however many runs share them)."""
     kind = cfg.model.kind
     text_sources = [] if kind == "audio_only" else [cfg.data.text_source]
     protocol = load_protocol(cfg.data, text_sources)
-    store = store_for(protocol.rows, cfg, [kind], text_sources, progress)
-    return run_cv(cfg, protocol, store, out_dir, blind=blind, val_group=val_group)
+    return protocol, store_for(protocol.rows, cfg, [kind], text_sources, progress)
+
+
+def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True, blind: bool = False) -> dict:
+    """Every fold of ``cfg``'s protocol for ``cfg.model``; returns the summary (UA/WA over folds).
+    ``blind``: progress lines show validation UA only (see :func:`~mmser.evaluation.crossval.run_cv`)."""
+    protocol, store = cv_inputs(cfg, progress)
+    return run_cv(cfg, protocol, store, out_dir, blind=blind)
