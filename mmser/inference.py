@@ -162,14 +162,24 @@ class Predictor:
         if wanted is not None and len(clips) < wanted:
             warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
                           f"{wanted} clips per speaker, so fewer make noisier statistics", stacklevel=2)
+        per_clip = self.clip_moments(clips, batch_size, sample_rate)
+        return {spec: FrameMoments.combine([m[spec] for m in per_clip]) for spec in self.audio_encoders}
+
+    @torch.inference_mode()
+    def clip_moments(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
+                     sample_rate: int = SAMPLE_RATE) -> list[SpeakerMoments]:
+        """Each clip's own frame moments per audio encoder (its windows' pooled frames), the parts
+        :meth:`enrol` combines; ``batch_size`` windows per encoder call."""
         step = int(self.window_s * SAMPLE_RATE)
-        windows = [w for clip in clips for w in self._windows(self._load(clip, sample_rate)[0], step)]
-        parts: dict[str, list[FrameMoments]] = {spec: [] for spec in self.audio_encoders}
+        windows = [(i, w) for i, clip in enumerate(clips) for w in self._windows(self._load(clip, sample_rate)[0], step)]
+        parts: list[dict[str, list[FrameMoments]]] = [{spec: [] for spec in self.audio_encoders} for _ in clips]
         with self._lock:
             for start in range(0, len(windows), batch_size):
-                for spec, frames in self._encoded(windows[start:start + batch_size]).items():
-                    parts[spec] += [FrameMoments.of(self.features.pooled(f)) for f in frames]
-        return {spec: FrameMoments.combine(p) for spec, p in parts.items()}
+                chunk = windows[start:start + batch_size]
+                for spec, frames in self._encoded([w for _, w in chunk]).items():
+                    for (i, _), f in zip(chunk, frames):
+                        parts[i][spec].append(FrameMoments.of(self.features.pooled(f)))
+        return [{spec: FrameMoments.combine(p) for spec, p in clip.items()} for clip in parts]
 
     @staticmethod
     def _windows(wav: np.ndarray, step: int) -> list[np.ndarray]:

@@ -11,9 +11,17 @@ mkdir -p "$dst"
 done
 "$(dirname "$0")/../.venv/bin/mmser" table "$dst"
 # runs linked from another results folder (a robustness folder links the selection's runs): the predictions
-# were copied through the link, so that folder's tables are rebuilt too, once each
-for link in "$dst"/*; do
-  if [ -L "$link" ]; then dirname "$(realpath --relative-to=. "$link")"; fi
-done | sort -u | while IFS= read -r linked; do
-  if [ -f "$linked/results.md" ]; then "$(dirname "$0")/../.venv/bin/mmser" table "$linked" >/dev/null; fi
+# were copied through the link, so that folder's tables are rebuilt too, and those of every other folder that
+# links the same runs (a second selection stage), once each
+targets=$(for link in "$dst"/*; do if [ -L "$link" ]; then realpath "$link"; fi; done | sort -u)
+[ -n "$targets" ] || exit 0
+for folder in "$(dirname "$dst")"/*/; do
+  folder=${folder%/}
+  [ "$(realpath "$folder")" != "$(realpath "$dst")" ] || continue
+  for run in "$folder"/*; do
+    if grep -qxF "$(realpath "$run")" <<< "$targets"; then
+      if [ -f "$folder/results.md" ]; then "$(dirname "$0")/../.venv/bin/mmser" table "$folder" >/dev/null; fi
+      break
+    fi
+  done
 done

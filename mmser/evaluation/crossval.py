@@ -158,12 +158,13 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
               "each fold's own config.yaml says how that fold ran")
     if any(f.speaker_dependent for f in folds):
         say(f"{out_dir.name}: {SPEAKER_DEPENDENT_NOTE}; these numbers do not measure new speakers")
+    run_label = out_dir.name if val_group == 0 else f"{out_dir.parent.name}/{out_dir.name}"  # names the recipe
     results, start = [], time.perf_counter()
     for fold in folds:
         fold_dir = out_dir / fold.name
         if (fold_dir / "metrics.json").is_file():
             results.append(json.loads((fold_dir / "metrics.json").read_text()))
-            say(f"  {out_dir.name}/{fold.name}: done earlier ({_fold_score(results[-1], blind)}), skipped")
+            say(f"  {run_label}/{fold.name}: done earlier ({_fold_score(results[-1], blind)}), skipped")
             continue
         if is_main():
             fold_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
         metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
         results.append(metrics)
         flag = "  [speaker-dependent]" if fold.speaker_dependent else ""
-        say(f"  {out_dir.name}/{fold.name}: {_fold_score(metrics, blind)}  ({metrics['train_seconds']:.0f} s){flag}",
+        say(f"  {run_label}/{fold.name}: {_fold_score(metrics, blind)}  ({metrics['train_seconds']:.0f} s){flag}",
             flush=True)
     summary = {"model": kind, "text_source": text_source, "folds": len(folds),
                "speaker_independent": not any(f.speaker_dependent for f in folds),

@@ -9,8 +9,10 @@ written is skipped), so every figure is rebuilt from stored predictions (``mmser
 
 A model trained with ``speaker_norm.mode: running`` hears each test speaker's clips in the arrival order of
 cross-validation, every clip at the same SNR (a speaker in one noisy room), so its running statistics are those
-of the speaker's noisy clips so far: at a high SNR it reproduces the fold's clean predictions. Models standardised
-with enrolment clips are refused (robustness does not corrupt enrolment clips).
+of the speaker's noisy clips so far: at a high SNR it reproduces the fold's clean predictions. A model standardised
+with enrolment clips gets, for each test clip, the enrolment clips cross-validation drew for it, with noise at
+the same SNR (the speaker enrolled in the same noisy room): at a high SNR it, too, reproduces the clean
+predictions.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from mmser.errors import MmserError
 from mmser.evaluation.crossval import FOLD_CHECKPOINT, PROB_COLUMNS
 from mmser.evaluation.tables import run_classes, run_row
 from mmser.features.augment import add_noise
-from mmser.features.speaker_norm import arrival_order
+from mmser.features.speaker_norm import FrameMoments, arrival_order, speaker_moments_of
+from mmser.features.store import enrolment_rows
 from mmser.labels import EMOTIONS
 from mmser.training.metrics import classification_metrics
 
@@ -60,24 +63,44 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
         return
     clean = pd.read_csv(run / fold / "predictions.csv", dtype={"true": str, "pred": str, "utt_id": str})
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
-    if predictor.needs_enrolment:
-        raise MmserError(f"{run / fold}: models standardised with enrolment clips need other clips of the speaker; "
-                         "robustness does not corrupt those, so it runs on models with features.speaker_norm.mode="
-                         "off, instance or running")
-    paths = rows.set_index("utt_id")["path"]
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
-    probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in todo}
+    noisy = _enrolled_probabilities if predictor.needs_enrolment else _probabilities
+    probs = noisy(predictor, clean, rows, transcripts, kind, todo, f"{run.name}/{fold} noisy", progress)
+    for snr in todo:
+        out = run / condition_name(kind, snr) / fold
+        table = clean[["utt_id", "speaker", "true"]].copy()
+        table["pred"] = [EMOTIONS[i] for i in probs[snr].argmax(axis=1)]
+        table[PROB_COLUMNS] = np.round(probs[snr], 6)
+        metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
+        metrics.update({"fold": fold, "noise": kind, "snr_db": snr})
+        if predictor.needs_enrolment:
+            metrics["enrolment"] = "the speaker's clips cross-validation drew, with noise at the same SNR"
+        write_table(table, out / "predictions.csv")
+        atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+
+
+def _noisy(wav: np.ndarray, utt_id: str, kind: str, snr: float) -> np.ndarray:
+    """``wav`` with ``kind`` noise at ``snr`` dB, the draw seeded by the clip and the SNR, clipped to [-1, 1]."""
+    return np.clip(add_noise(wav, kind, snr, np.random.default_rng(noise_seed(utt_id, kind, snr))), -1, 1)
+
+
+def _probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None, kind: str,
+                   snrs: list[float], desc: str, progress: bool) -> dict[float, np.ndarray]:
+    """SNR -> ``(N, 8)`` probabilities of the fold's N test clips (``clean``'s order) with noise, for models that
+    standardise a clip alone or with its speaker's clips so far (``running``: batches follow each speaker's
+    arrival order, a state per speaker and SNR)."""
+    paths = rows.set_index("utt_id")["path"]
+    probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}
     running: dict[tuple[str, float], RunningSpeaker] = {}  # (speaker, SNR) -> RunningSpeaker of its noisy clips so far
     batch = 8
-    for positions in tqdm(_batches(clean, rows, predictor.accumulates_speaker, batch),
-                          desc=f"{run.name}/{fold} noisy", unit="batch", disable=not progress):
+    for positions in tqdm(_batches(clean, rows, predictor.accumulates_speaker, batch), desc=desc, unit="batch",
+                          disable=not progress):
         ids = clean["utt_id"].iloc[positions].tolist()
         wavs = [load_audio(paths[u]) for u in ids]
         texts = [None if transcripts is None else str(transcripts[u]) for u in ids]
-        for snr in todo:
-            clips = [(np.clip(add_noise(wav, kind, snr, np.random.default_rng(noise_seed(u, kind, snr))), -1, 1), text)
-                     for u, wav, text in zip(ids, wavs, texts)]
+        for snr in snrs:
+            clips = [(_noisy(wav, u, kind, snr), text) for u, wav, text in zip(ids, wavs, texts)]
             speaker = None
             if predictor.accumulates_speaker:  # one batch holds one speaker's next clips
                 key = (str(clean["speaker"].iloc[positions[0]]), snr)
@@ -88,15 +111,45 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
                 if isinstance(result, Exception):
                     raise result
                 probs[snr][position] = [result.probabilities[e] for e in EMOTIONS]
-    for snr in todo:
-        out = run / condition_name(kind, snr) / fold
-        table = clean[["utt_id", "speaker", "true"]].copy()
-        table["pred"] = [EMOTIONS[i] for i in probs[snr].argmax(axis=1)]
-        table[PROB_COLUMNS] = np.round(probs[snr], 6)
-        metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
-        metrics.update({"fold": fold, "noise": kind, "snr_db": snr})
-        write_table(table, out / "predictions.csv")
-        atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return probs
+
+
+def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None,
+                            kind: str, snrs: list[float], desc: str, progress: bool) -> dict[float, np.ndarray]:
+    """As :func:`_probabilities`, for models standardised with enrolment clips: each test clip gets the enrolment
+    clips cross-validation drew for it (the same draw, :func:`speaker_moments_of` over the protocol's rows), all
+    with noise at the clip's SNR (a speaker enrolled in the same noisy room), predicted through
+    :meth:`Predictor.predict_many` with their statistics (:meth:`Predictor.clip_moments`)."""
+    sn = predictor.features.speaker_norm
+    ids = rows["utt_id"].astype(str).tolist()
+    speakers = rows["speaker"].astype(str).tolist()
+    position = {u: i for i, u in enumerate(clean["utt_id"])}
+    test_speakers = set(clean["speaker"].astype(str))
+    needed = [j for j, speaker in enumerate(speakers) if speaker in test_speakers]  # test clips, their enrolment pool
+    if any(ids[j] not in position for j in needed) or len(needed) != len(clean):
+        raise MmserError("robustness: the fold's test clips are not the test speakers' rows of the protocol (was the "
+                         "manifest changed after cross-validation?)")
+    pool = enrolment_rows(rows, sn.test_labels if sn.test_labels is not None else sn.labels)
+    paths = rows["path"].tolist()
+    wavs = {j: load_audio(paths[j]) for j in tqdm(needed, desc=f"{desc}: read", unit="clip", disable=not progress)}
+    probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}
+    for snr in snrs:
+        noisy = {j: _noisy(wav, ids[j], kind, snr) for j, wav in wavs.items()}
+        own = predictor.clip_moments([noisy[j] for j in needed])
+        given = {}
+        for spec in predictor.audio_encoders:
+            # other speakers' rows only keep the draw's order (one seeded draw over every row, as in training)
+            column = [FrameMoments.of(np.zeros((1, 1, 1), np.float32))] * len(rows)
+            for j, moments in zip(needed, own):
+                column[j] = moments[spec]
+            given[spec] = speaker_moments_of(column, speakers, sn.clips, may_enrol=pool)
+        for j in tqdm(needed, desc=f"{desc} {snr:g} dB", unit="clip", disable=not progress):
+            text = None if transcripts is None else str(transcripts[ids[j]])
+            result = predictor.predict_many([(noisy[j], text)], speaker={spec: given[spec][j] for spec in given})[0]
+            if isinstance(result, Exception):
+                raise result
+            probs[snr][position[ids[j]]] = [result.probabilities[e] for e in EMOTIONS]
+    return probs
 
 
 def _batches(clean: pd.DataFrame, rows: pd.DataFrame, by_arrival: bool, size: int) -> list[list[int]]:

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmser.audio import load_audio
 from mmser.cli import main
 from tests.conftest import save_tiny_whisper
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
@@ -37,34 +38,55 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
 
 
-def test_robustness_refuses_models_standardised_with_enrolment_clips_before_work(tmp_path, capsys):
-    _prepared_csv(tmp_path, "a", ["angry", "sad"])
-    _csv_experiment(tmp_path / "e.yaml", "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=1")
-    code = main(["robustness", str(tmp_path / "e.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
-                 f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob")])
-    assert code == 2 and "other clips of the test speaker" in capsys.readouterr().err
-    assert not (tmp_path / "cache").exists()
-
-
-@pytest.mark.parametrize("prior", [[], ["features.speaker_norm.prior_clips=2"]])
-def test_running_models_hear_each_speakers_noisy_clips_in_the_cv_arrival_order(tmp_path, prior):
-    # at an SNR where the noise is inaudible, the running statistics of the noisy clips so far are the clean
-    # ones only if every speaker's clips arrive in cross-validation's order, each speaker with its own state
+def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides):
+    """A 3-fold run of a tiny model with ``overrides`` under white noise at 150 dB (inaudible) and 0 dB: the
+    first reproduces every fold's clean probabilities, the second moves them. Returns the run folder and folds."""
     _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
-    _csv_experiment(tmp_path / "running.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=3",
-                    "features.speaker_norm.mode=running", *prior)
-    assert main(["robustness", str(tmp_path / "running.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+    _csv_experiment(tmp_path / f"{name}.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=3",
+                    *overrides)
+    assert main(["robustness", str(tmp_path / f"{name}.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
                  f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "150,0"]) == 0
-    run = tmp_path / "rob" / "running"
+    run = tmp_path / "rob" / name
     folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
     assert len(folds) == 3
     for fold in folds:
         clean = pd.read_csv(run / fold / "predictions.csv").filter(like="prob_").to_numpy()
         inaudible = pd.read_csv(run / "noise_white_150dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
         loud = pd.read_csv(run / "noise_white_0dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
-        np.testing.assert_allclose(inaudible, clean, atol=5e-4)  # 5e-5 here; 5e-3 in stored order
+        np.testing.assert_allclose(inaudible, clean, atol=5e-4)  # 5e-5 for running; 5e-3 in stored order
         assert np.abs(loud - clean).max() > 1e-3
+    return run, folds
+
+
+@pytest.mark.parametrize("clips", [2, 5])
+def test_enrolment_models_get_the_cv_draw_of_enrolment_clips_with_the_same_noise(tmp_path, clips):
+    # 6 clips per speaker: 2 enrolment clips are a seeded draw among the 5 others, which an inaudible SNR
+    # reproduces only if each test clip gets the draw cross-validation gave it; 5 are all the others, so a
+    # clip's prediction at 0 dB is that of the deployed path given the speaker's other clips with the same noise
+    from mmser.evaluation.robustness import _noisy
+    from mmser.inference import Predictor
+
+    run, folds = _inaudible_noise_gives_the_clean_predictions(
+        tmp_path, "enrol", "features.speaker_norm.mode=enrol", f"features.speaker_norm.clips={clips}")
+    if clips == 5:
+        manifest = pd.read_csv(tmp_path / "a.csv", dtype=str)
+        loud = pd.read_csv(run / "noise_white_0dB" / folds[0] / "predictions.csv", dtype={"utt_id": str})
+        utt, speaker = loud["utt_id"].iloc[0], loud["speaker"].iloc[0]
+        own = manifest[manifest["speaker"] == speaker].set_index("utt_id")["path"]
+        noisy = {u: _noisy(load_audio(tmp_path / path), u, "white", 0.0) for u, path in own.items()}  # paths: beside the manifest
+        predictor = Predictor.from_checkpoint(run / folds[0] / "model.safetensors")
+        expected = predictor.predict(noisy[utt], enrolment=[w for u, w in noisy.items() if u != utt])
+        np.testing.assert_allclose(loud.filter(like="prob_").to_numpy()[0],
+                                   [expected.probabilities[c.removeprefix("prob_")] for c in loud.filter(like="prob_")],
+                                   atol=2e-6)
+
+
+@pytest.mark.parametrize("prior", [[], ["features.speaker_norm.prior_clips=2"]])
+def test_running_models_hear_each_speakers_noisy_clips_in_the_cv_arrival_order(tmp_path, prior):
+    # at an SNR where the noise is inaudible, the running statistics of the noisy clips so far are the clean
+    # ones only if every speaker's clips arrive in cross-validation's order, each speaker with its own state
+    _inaudible_noise_gives_the_clean_predictions(tmp_path, "running", "features.speaker_norm.mode=running", *prior)
 
 
 def test_robustness_plot_draws_each_line_from_the_lowest_snr_to_clean(tmp_path, monkeypatch):

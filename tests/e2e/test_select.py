@@ -251,6 +251,17 @@ def test_the_validation_lead_reads_every_group(two_groups, tmp_path):
     assert table["recommended_ahead"].notna().sum() == 1
 
 
+def test_progress_of_a_second_group_names_the_recipe(selection, two_groups, tmp_path, capsys):
+    out = tmp_path / "again"
+    shutil.copytree(two_groups, out)
+    capsys.readouterr()
+    _select(selection.parent, out, "short", "longer", options=["--val-groups", "2"])
+    progress = [line.strip() for line in capsys.readouterr().out.splitlines() if "done earlier" in line]
+    expected = {f"{name}/val_group1/{fold.parent.name}" for name in ("short", "longer")
+                for fold in (two_groups / name / "val_group1").glob("fold*/metrics.json")}
+    assert expected and {line.split(":")[0] for line in progress if "val_group1" in line} == expected
+
+
 def test_too_many_validation_groups_are_refused_before_any_training(selection, tmp_path, capsys):
     """4 speakers, 1 tested and 1 validating per fold: 3 training-side speakers give at most 3 groups."""
     out = tmp_path / "sel"
