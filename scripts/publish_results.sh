@@ -9,7 +9,8 @@ mkdir -p "$dst"
    -o -name summary.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' \) -print0) | while IFS= read -r -d '' f; do
   mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"
 done
-"$(dirname "$0")/../.venv/bin/mmser" table "$dst"
+# a robustness folder keeps robustness.md only: its runs' tables are those of the folders they link
+if [ ! -f "$dst/robustness.md" ]; then "$(dirname "$0")/../.venv/bin/mmser" table "$dst"; fi
 # runs linked from another results folder (a robustness folder links the selection's runs): the predictions
 # were copied through the link, so that folder's tables are rebuilt too, and those of every other folder that
 # links the same runs (a second selection stage), once each
