@@ -129,7 +129,7 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
     if any(ids[j] not in position for j in needed) or len(needed) != len(clean):
         raise MmserError("robustness: the fold's test clips are not the test speakers' rows of the protocol (was the "
                          "manifest changed after cross-validation?)")
-    pool = enrolment_rows(rows, sn.test_labels if sn.test_labels is not None else sn.labels)
+    pool = enrolment_rows(rows, sn.test_enrolment_labels)
     paths = rows["path"].tolist()
     wavs = {j: load_audio(paths[j]) for j in tqdm(needed, desc=f"{desc}: read", unit="clip", disable=not progress)}
     probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}

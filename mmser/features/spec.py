@@ -40,6 +40,12 @@ class SpeakerNorm:
         return self.mode in ENROLMENT_MODES
 
     @property
+    def test_enrolment_labels(self) -> tuple[str, ...] | None:
+        """The labels a test speaker's enrolment clips are drawn among: ``test_labels`` when given, else
+        ``labels`` (None: any)."""
+        return self.test_labels if self.test_labels is not None else self.labels
+
+    @property
     def per_speaker(self) -> bool:
         """Frames are standardised with statistics of other clips of the speaker (not the clip's alone)."""
         return self.mode in PER_SPEAKER_MODES

@@ -264,8 +264,8 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
-        if sn.test_labels is not None and sn.test_labels != sn.labels:
-            moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_labels))
+        if sn.test_enrolment_labels != sn.labels:
+            moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_enrolment_labels))
             store.test_audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
     return store
 
