@@ -8,10 +8,12 @@ only what no complete shard holds. Memory is bounded by ``shard_size`` items.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Iterable
@@ -21,6 +23,13 @@ from safetensors import safe_open
 from safetensors.numpy import save as save_safetensors
 
 from mmser.data.manifest import atomic_write_bytes
+from mmser.errors import MmserError
+
+GIGABYTE = 1 << 30  # bytes
+
+
+class CacheSpaceError(MmserError):
+    """The feature cache's disk is full, or cannot hold what a run still has to encode."""
 
 
 def text_key(text: str) -> str:
@@ -91,26 +100,56 @@ class FeatureCache:
             return None
         tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in items.items()}
         path = self.dir / f"shard-{time.time_ns()}-{os.getpid()}.safetensors"
-        atomic_write_bytes(path, save_safetensors(tensors))
+        try:
+            atomic_write_bytes(path, save_safetensors(tensors))
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            raise CacheSpaceError(f"{self.dir}: the disk is full ({len(self)} items cached here are kept; free "
+                                  "space or set features.cache_dir to a larger disk, then run again)") from err
         for key in tensors:
             self._index[key] = path
         return path
 
 
 class ShardWriter:
-    """Collects items and writes a shard every ``shard_size``; ``close()`` (or leaving a ``with``) flushes."""
+    """Collects items and writes a shard every ``shard_size``; ``close()`` (or leaving a ``with``) flushes.
 
-    def __init__(self, cache: FeatureCache, shard_size: int = 256):
-        self.cache, self.shard_size, self.pending = cache, shard_size, {}
+    With ``expected`` (the number of items the run will add), each full shard also checks that the disk can hold
+    the rest at the bytes per item written so far, and stops the run with :class:`CacheSpaceError` when it cannot
+    (the shards written are kept): a long encoding fails at its first shard rather than at a full disk."""
+
+    def __init__(self, cache: FeatureCache, shard_size: int = 256, expected: int | None = None):
+        self.cache, self.shard_size, self.pending, self.expected = cache, shard_size, {}, expected
+        self.written_items, self.written_bytes = 0, 0
 
     def add(self, key: str, value: np.ndarray) -> None:
         self.pending[key] = np.ascontiguousarray(value, dtype=np.float16)  # held as stored: half of float32
         if len(self.pending) >= self.shard_size:
             self.flush()
+            self.check_space()
 
     def flush(self) -> None:
-        self.cache.write_shard(self.pending)
+        path = self.cache.write_shard(self.pending)
+        if path is not None:
+            self.written_items += len(self.pending)
+            self.written_bytes += path.stat().st_size
         self.pending = {}
+
+    def check_space(self) -> None:
+        """Raise :class:`CacheSpaceError` when the items still expected, at the bytes per item written so far,
+        would not fit on the cache's disk."""
+        if self.expected is None or not self.written_items:
+            return
+        remaining = self.expected - self.written_items - len(self.pending)
+        per_item = self.written_bytes / self.written_items
+        free = shutil.disk_usage(self.cache.dir).free
+        if remaining * per_item > free:
+            raise CacheSpaceError(
+                f"{self.cache.dir}: the {remaining} items still to encode need about "
+                f"{remaining * per_item / GIGABYTE:.1f} GB ({per_item / (1 << 20):.2f} MB each so far) and the disk "
+                f"has {free / GIGABYTE:.1f} GB free; the {self.written_items} items encoded in this run are kept. Free "
+                "space or set features.cache_dir to a larger disk, then run again: it goes on from them")
 
     def __enter__(self) -> "ShardWriter":
         return self

@@ -72,7 +72,7 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
     if texts is None and "duration_s" in df.columns:
         rows.sort(key=lambda r: float(df["duration_s"].iloc[r] or 0))  # length buckets: little padding
     batch = max(int(features_cfg.batch_size), 1)
-    with ShardWriter(cache, int(features_cfg.shard_size)) as writer, \
+    with ShardWriter(cache, int(features_cfg.shard_size), expected=len(rows)) as writer, \
             tqdm(total=len(rows), desc=f"extract {spec}", unit="clip", disable=not progress) as bar:
         for start in range(0, len(rows), batch):
             chunk = rows[start:start + batch]

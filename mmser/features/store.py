@@ -23,12 +23,12 @@ import pandas as pd
 
 from mmser.config import WHOLE_ENCODER, finetune_depth
 from mmser.features.batching import FeatureDataset
+from mmser.features.cache import GIGABYTE
 from mmser.features.extract import extract
 from mmser.features.speaker_norm import FrameMoments, population_prior, running_moments_of, speaker_moments_of
 from mmser.features.spec import FeatureSpec
 from mmser.features.waveform_rows import WaveformRows
 
-GIGABYTE = 1 << 30  # bytes
 
 
 class ShardReader:

@@ -116,7 +116,7 @@ def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_
             loaded[content] = load_audio(Path(path_of_content[content]))
         return loaded[content]
 
-    with ShardWriter(cache, shard_size) as writer, \
+    with ShardWriter(cache, shard_size, expected=len(todo)) as writer, \
             tqdm(total=len(todo), desc=f"augment {name}", unit="clip", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]

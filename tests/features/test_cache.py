@@ -101,3 +101,44 @@ def test_bad_audio_is_named_and_finished_work_kept(tmp_path):
     with pytest.raises(AudioError, match="a3.wav: empty file"):
         extract(df.drop(columns=[]), "fake:enc", cfg, encoder=enc, progress=False)
     assert len(FeatureCache(cfg.cache_dir, "fake:enc", "fp1", "all")) == enc.calls > 0
+
+
+def test_a_disk_too_small_for_the_rest_stops_at_the_first_shard_and_keeps_it(tmp_path, monkeypatch):
+    import shutil
+
+    from mmser.features import cache as cache_module
+
+    df, cfg = manifest(tmp_path), features_cfg(tmp_path, shard_size=2)
+    (tmp_path / "cache").mkdir()
+    shard_bytes = FeatureCache(cfg.cache_dir, "probe", "fp", "all").write_shard(
+        {f"k{i}": np.zeros((1, 3, 4)) for i in range(2)}).stat().st_size
+    usage = shutil.disk_usage(tmp_path)
+    # room for 2 of the 3 items left after the first shard (about half a shard each)
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage._replace(free=shard_bytes))
+    enc = CountingEncoder()
+    with pytest.raises(cache_module.CacheSpaceError, match=r"cache.*the 3 items still to encode need about .* GB") as err:
+        extract(df, "fake:enc", cfg, encoder=enc, progress=False)
+    assert "the 2 items encoded in this run are kept" in str(err.value) and enc.calls == 2
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage._replace(free=2 * shard_bytes))
+    enc = CountingEncoder()
+    assert extract(df, "fake:enc", cfg, encoder=enc, progress=False).computed == 3 and enc.calls == 3
+
+
+def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
+    import errno
+
+    from mmser.features import cache as cache_module
+
+    cache = FeatureCache(tmp_path, "enc", "fp", "all")
+    cache.write_shard({"kept": np.zeros((1, 2, 3))})
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "atomic_write_bytes", full)
+    with pytest.raises(cache_module.CacheSpaceError, match=r"the disk is full \(1 items cached here are kept"):
+        cache.write_shard({"k": np.zeros((1, 2, 3))})
+    monkeypatch.setattr(cache_module, "atomic_write_bytes", lambda path, data: (_ for _ in ()).throw(OSError("other")))
+    with pytest.raises(OSError, match="other") as other:
+        cache.write_shard({"k": np.zeros((1, 2, 3))})
+    assert not isinstance(other.value, cache_module.CacheSpaceError)
