@@ -51,6 +51,29 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
             print(describe_wer(args.manifest, spec, report))
 
 
+def cmd_cache(args: argparse.Namespace) -> None:
+    from mmser.config import load_config
+    from mmser.features.cache import GIGABYTE
+    from mmser.features.cache_usage import describe, prune_plan, remove, scan
+
+    folders = scan(load_config(args.config, args.overrides).features.cache_dir)
+    if args.action == "list":
+        print(describe(folders))
+        return
+    shards = prune_plan(folders, args.unused_days, args.max_gb, args.keep_hours)
+    size = sum(s.bytes for s in shards) / GIGABYTE
+    if args.dry_run:
+        print(f"would remove {len(shards)} shard(s), {sum(s.items for s in shards)} items, {size:.2f} GB "
+              "(dry run: nothing removed)")
+        for shard in shards:
+            print(f"  {shard.path}")
+        return
+    freed = remove(shards) / GIGABYTE
+    print(f"removed {len(shards)} shard(s), {sum(s.items for s in shards)} items, {freed:.2f} GB; the next run "
+          "that needs them encodes them again")
+    print(describe(scan(load_config(args.config, args.overrides).features.cache_dir)))
+
+
 def device_overrides(args: argparse.Namespace, key: str) -> list[str]:
     """``--device D`` as the config override ``key=D`` (checked against the machine first)."""
     if args.device is None:
@@ -86,3 +109,14 @@ def register(add) -> None:
                          "I/N: encode only shard I of N (processes, GPUs or machines filling one cache)")
     p.add_argument("--encoder", action="append", help="encoder spec (repeatable); default: the config's encoders")
     p.add_argument("--text-source", default="gold", help="gold or an asr_* column (text encoders)")
+
+    p = add("cache", cmd_cache, "what the feature cache holds per encoder (list), or remove the shards no run has "
+            "used lately (prune)")
+    p.add_argument("action", choices=("list", "prune"))
+    p.add_argument("--unused-days", type=float, help="prune: shards no run has read or written for DAYS")
+    p.add_argument("--max-gb", type=float, help="prune: then the least recently used until the cache holds GB")
+    p.add_argument("--keep-hours", type=float, default=24.0,
+                   help="prune: never a shard used within these hours (a run in progress keeps what it reads)")
+    p.add_argument("--dry-run", action="store_true", help="prune: print what would go, remove nothing")
+    p.add_argument("--config", action="append", default=[], help="YAML whose features.cache_dir to use")
+    p.add_argument("overrides", nargs="*")

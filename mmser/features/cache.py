@@ -77,6 +77,18 @@ class FeatureCache:
             raise KeyError(f"{key} not in feature cache {self.dir}")
         return self._index[key]
 
+    def locate(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """``(shard file, key)`` of each key, in order, marking the shards as used now: a shard's modification
+        time is when a run last wrote or read it, which is what ``mmser cache prune`` goes by."""
+        located = [(str(self.location(k)), k) for k in keys]
+        now = time.time()
+        for shard in {shard for shard, _ in located}:
+            try:
+                os.utime(shard, (now, now))
+            except OSError:  # a read-only shared cache: nobody prunes it from here
+                pass
+        return located
+
     def missing(self, keys: Iterable[str]) -> list[str]:
         return [k for k in dict.fromkeys(keys) if k not in self._index]
 

@@ -231,7 +231,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         store.extracted[encoder_spec] = result
         if finetune_top_layers > 0:
             store.encoder_blocks[encoder_spec] = encoder_top_blocks(result.encoder, finetune_top_layers)
-        located[encoder_spec] = ([(str(result.cache.location(k)), k) for k in result.keys], spec, "audio")
+        located[encoder_spec] = (result.cache.locate(result.keys), spec, "audio")
     encoder = None
     for source in text_sources:
         start = time.perf_counter()
@@ -240,7 +240,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
         store.fingerprints[spec.text_encoder] = encoder.fingerprint
         if result.computed:
             store.encode_seconds += time.perf_counter() - start
-        located[source] = ([(str(result.cache.location(k)), k) for k in result.keys], None, "text")
+        located[source] = (result.cache.locate(result.keys), None, "text")
     total = sum(cache_bytes(locations) for locations, _, _ in located.values())
     mode = features_cfg.store
     store.in_memory = mode == "memory" or (mode == "auto" and total <= features_cfg.memory_budget_gb * GIGABYTE)

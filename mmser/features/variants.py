@@ -71,7 +71,7 @@ def augmented_rows(store: FeatureStore, train_ids: Sequence[str], encoder_spec: 
                         int(features_cfg.batch_size), int(features_cfg.shard_size), progress, encoder_spec)
     moments = store.moments.get(encoder_spec)
     variant_moments = [moments[position[u]] for u, _, _ in variant_keys] if moments is not None else None
-    variants = CachedRows([(str(cache.location(key)), key) for _, key, _ in variant_keys], store.spec, variant_moments)
+    variants = CachedRows(cache.locate([key for _, key, _ in variant_keys]), store.spec, variant_moments)
     clean = RowSubset(store.audio[encoder_spec], np.array([position[u] for u in train_ids]))
     return AugmentedRows(clean, variants, int(aug.variants))
 

@@ -1,5 +1,8 @@
 """Augmented cross-validation: variants are made from each fold's training clips only, cached once, reused."""
 
+import os
+import time
+
 import pandas as pd
 import pytest
 
@@ -7,6 +10,7 @@ import mmser.evaluation.crossval as crossval
 import mmser.features.variants as variants
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
+from mmser.features.cache_usage import DAY, prune_plan, scan
 from tests.conftest import save_tiny_whisper
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
@@ -46,10 +50,15 @@ def test_variants_come_from_training_clips_only(corpus, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "augment" in out.err
 
-    # every variant is cached: a second run (another output folder) encodes none
+    # every variant is cached: a second run (another output folder) encodes none, and marks every shard it
+    # read, clean frames and variants, as used (what `mmser cache prune` goes by)
     loaded.clear()
+    month_ago = time.time() - 30 * DAY
+    for shard in (corpus / "cache").rglob("shard-*"):
+        os.utime(shard, (month_ago, month_ago))
     assert main([*args, "--out", str(corpus / "cv2")]) == 0
     assert loaded == []
+    assert prune_plan(scan(corpus / "cache"), unused_days=7) == []
     first = pd.concat(pd.read_csv(p) for p in sorted((corpus / "cv").glob("*/predictions.csv")))
     second = pd.concat(pd.read_csv(p) for p in sorted((corpus / "cv2").glob("*/predictions.csv")))
     pd.testing.assert_frame_equal(first.reset_index(drop=True), second.reset_index(drop=True))  # seeded draws
