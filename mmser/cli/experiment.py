@@ -118,7 +118,7 @@ def named_configs(items: list[str], command: str) -> tuple[dict, list[str], list
 def cmd_robustness(args: argparse.Namespace) -> None:
     from mmser.errors import MmserError
     from mmser.evaluation.robustness import ROBUSTNESS_NOISES, robustness_markdown
-    from mmser.recipes.robustness import run_robustness
+    from mmser.recipes.robustness import robustness_stem, run_robustness
 
     if args.noise not in ROBUSTNESS_NOISES:
         raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")
@@ -127,10 +127,12 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     except ValueError:
         raise MmserError(f"--snr {args.snr!r}: use comma-separated dB values, e.g. 20,10,5,0") from None
     configs, files, overrides = named_configs(args.items, "robustness")
-    command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out])
-    table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command)
-    say("\n" + robustness_markdown(table, args.noise, command))
-    say(f"-> {Path(args.out) / 'robustness.md'}, {Path(args.out) / 'robustness.png'}")
+    split_option = [] if args.split == "test" else ["--split", args.split]
+    command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *split_option])
+    table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split)
+    say("\n" + robustness_markdown(table, args.noise, command, args.split))
+    stem = Path(args.out) / robustness_stem(args.split)
+    say(f"-> {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
 
 
 def cmd_select(args: argparse.Namespace) -> None:
@@ -188,6 +190,9 @@ def register(add) -> None:
     p.add_argument("--out", required=True, help="folder of the runs and the table")
     p.add_argument("--snr", default="20,10,5,0", help="comma-separated SNRs in dB")
     p.add_argument("--noise", default="white", help="white or pink")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="which clips get the noise: each fold's test speakers, or its validation speakers (from the "
+                        "training side: a choice for noisy recordings made there never looks at the test speakers)")
     p.add_argument("--device", help="cpu, cuda or cuda:N for the noisy predictions (training uses the configs')")
 
     p = add("select", cmd_select, "candidate recipes cross-validated on the same folds, chosen per fold on validation "

@@ -7,6 +7,10 @@ by the clip and the SNR, the same for every model) and are predicted through
 Predictions are stored per utterance as ``<run>/noise_<kind>_<snr>dB/<fold>/predictions.csv`` (a fold already
 written is skipped), so every figure is rebuilt from stored predictions (``mmser table`` lists them as runs too).
 
+``split="val"`` does the same with each fold's validation clips (speakers of the fold's training side, held out of
+its training: ``val_predictions.csv``), stored under ``<run>/val_noise_<kind>_<snr>dB/``: a choice of recipe for
+noisy recordings made there never looks at the test speakers.
+
 A model trained with ``speaker_norm.mode: running`` hears each test speaker's clips in the arrival order of
 cross-validation, every clip at the same SNR (a speaker in one noisy room), so its running statistics are those
 of the speaker's noisy clips so far: at a high SNR it reproduces the fold's clean predictions. A model standardised
@@ -42,10 +46,12 @@ if TYPE_CHECKING:
     from mmser.inference import RunningSpeaker
 
 ROBUSTNESS_NOISES = ("white", "pink")  # babble would need other speakers' test speech
+# which clips of a fold are scored: its test speakers, or its validation speakers (from the training side)
+SPLIT_PREDICTIONS = {"test": "predictions.csv", "val": "val_predictions.csv"}
 
 
-def condition_name(kind: str, snr_db: float) -> str:
-    return f"noise_{kind}_{snr_db:g}dB"
+def condition_name(kind: str, snr_db: float, split: str = "test") -> str:
+    return ("" if split == "test" else f"{split}_") + f"noise_{kind}_{snr_db:g}dB"
 
 
 def noise_seed(utt_id: str, kind: str, snr_db: float) -> int:
@@ -53,27 +59,37 @@ def noise_seed(utt_id: str, kind: str, snr_db: float) -> int:
 
 
 def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[float], device: str = "cpu",
-               progress: bool = True) -> None:
-    """Predict fold ``fold``'s test clips with ``kind`` noise at each of ``snrs`` (dB) not stored yet: the fold's
-    checkpoint is loaded once and each clip read once for all of them."""
+               progress: bool = True, split: str = "test") -> None:
+    """Predict fold ``fold``'s test clips (``split="val"``: its validation clips) with ``kind`` noise at each of
+    ``snrs`` (dB) not stored yet: the fold's checkpoint is loaded once and each clip read once for all of them."""
     from mmser.inference import Predictor
 
-    todo = [snr for snr in snrs if not (run / condition_name(kind, snr) / fold / "metrics.json").is_file()]
+    todo = [snr for snr in snrs if not (run / condition_name(kind, snr, split) / fold / "metrics.json").is_file()]
     if not todo:
         return
-    clean = pd.read_csv(run / fold / "predictions.csv", dtype={"true": str, "pred": str, "utt_id": str})
+    stored = run / fold / SPLIT_PREDICTIONS[split]
+    if not stored.is_file():
+        raise MmserError(f"{stored}: no {split} predictions stored for this fold (robustness --split val needs runs "
+                         "trained with validation speakers, split.val_speakers > 0)")
+    clean = pd.read_csv(stored, dtype={"true": str, "pred": str, "utt_id": str})
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
-    noisy = _enrolled_probabilities if predictor.needs_enrolment else _probabilities
-    probs = noisy(predictor, clean, rows, transcripts, kind, todo, f"{run.name}/{fold} noisy", progress)
+    desc = f"{run.name}/{fold} noisy{'' if split == 'test' else ' ' + split}"
+    if predictor.needs_enrolment:
+        # the enrolment pool training drew from: test speakers' (speaker_norm.test_labels), or everyone else's
+        sn = predictor.features.speaker_norm
+        pool = enrolment_rows(rows, sn.test_enrolment_labels if split == "test" else sn.labels)
+        probs = _enrolled_probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress, pool)
+    else:
+        probs = _probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress)
     for snr in todo:
-        out = run / condition_name(kind, snr) / fold
+        out = run / condition_name(kind, snr, split) / fold
         table = clean[["utt_id", "speaker", "true"]].copy()
         table["pred"] = [EMOTIONS[i] for i in probs[snr].argmax(axis=1)]
         table[PROB_COLUMNS] = np.round(probs[snr], 6)
         metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
-        metrics.update({"fold": fold, "noise": kind, "snr_db": snr})
+        metrics.update({"fold": fold, "noise": kind, "snr_db": snr, "split": split})
         if predictor.needs_enrolment:
             metrics["enrolment"] = "the speaker's clips cross-validation drew, with noise at the same SNR"
         write_table(table, out / "predictions.csv")
@@ -115,21 +131,22 @@ def _probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcrip
 
 
 def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None,
-                            kind: str, snrs: list[float], desc: str, progress: bool) -> dict[float, np.ndarray]:
-    """As :func:`_probabilities`, for models standardised with enrolment clips: each test clip gets the enrolment
-    clips cross-validation drew for it (the same draw, :func:`speaker_moments_of` over the protocol's rows), all
-    with noise at the clip's SNR (a speaker enrolled in the same noisy room), predicted through
-    :meth:`Predictor.predict_many` with their statistics (:meth:`Predictor.clip_moments`)."""
+                            kind: str, snrs: list[float], desc: str, progress: bool,
+                            pool: list[bool] | None) -> dict[float, np.ndarray]:
+    """As :func:`_probabilities`, for models standardised with enrolment clips: each clip of ``clean`` gets the
+    enrolment clips cross-validation drew for it (the same draw, :func:`speaker_moments_of` over the protocol's
+    rows, ``pool``: the rows it could draw from), all with noise at the clip's SNR (a speaker enrolled in the same
+    noisy room), predicted through :meth:`Predictor.predict_many` with their statistics
+    (:meth:`Predictor.clip_moments`)."""
     sn = predictor.features.speaker_norm
     ids = rows["utt_id"].astype(str).tolist()
     speakers = rows["speaker"].astype(str).tolist()
     position = {u: i for i, u in enumerate(clean["utt_id"])}
-    test_speakers = set(clean["speaker"].astype(str))
-    needed = [j for j, speaker in enumerate(speakers) if speaker in test_speakers]  # test clips, their enrolment pool
+    scored_speakers = set(clean["speaker"].astype(str))
+    needed = [j for j, speaker in enumerate(speakers) if speaker in scored_speakers]  # scored clips = enrolment pool
     if any(ids[j] not in position for j in needed) or len(needed) != len(clean):
-        raise MmserError("robustness: the fold's test clips are not the test speakers' rows of the protocol (was the "
+        raise MmserError("robustness: the fold's scored clips are not their speakers' rows of the protocol (was the "
                          "manifest changed after cross-validation?)")
-    pool = enrolment_rows(rows, sn.test_enrolment_labels)
     paths = rows["path"].tolist()
     wavs = {j: load_audio(paths[j]) for j in tqdm(needed, desc=f"{desc}: read", unit="clip", disable=not progress)}
     probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}
@@ -170,22 +187,25 @@ def _batches(clean: pd.DataFrame, rows: pd.DataFrame, by_arrival: bool, size: in
     return batches
 
 
-def robustness_table(runs: list[Path], kind: str, snrs: list[float]) -> pd.DataFrame:
-    """UA (mean over folds, %) of each run on clean test clips and at each SNR, from the stored predictions."""
+def robustness_table(runs: list[Path], kind: str, snrs: list[float], split: str = "test") -> pd.DataFrame:
+    """UA (mean over folds, %) of each run on clean test clips (``split="val"``: validation clips) and at each SNR,
+    from the stored predictions."""
     records = []
     for run in runs:
-        record = {"run": run.name, "clean": 100 * run_row(run, run.parent)["UA_mean"]}
+        record = {"run": run.name, "clean": 100 * run_row(run, run.parent)["UA_mean" if split == "test" else "val_UA_mean"]}
         for snr in snrs:
-            record[f"{snr:g} dB"] = 100 * run_row(run / condition_name(kind, snr), run)["UA_mean"]
+            record[f"{snr:g} dB"] = 100 * run_row(run / condition_name(kind, snr, split), run)["UA_mean"]
         records.append(record)
     return pd.DataFrame(records)
 
 
-def robustness_markdown(table: pd.DataFrame, kind: str, command: str) -> str:
+def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str = "test") -> str:
     columns = [c for c in table.columns if c != "run"]
+    clips = ("test clips", "test speakers") if split == "test" else (
+        "validation clips (speakers of each fold's training side, held out of its training)", "validation speakers")
     lines = [f"Generated by `{command}` from the per-utterance predictions below this folder.",
-             f"UA (%), mean over folds, on the test clips with {kind} noise added at each SNR; each fold's "
-             "checkpoint predicts its own test speakers.", "",
+             f"UA (%), mean over folds, on the {clips[0]} with {kind} noise added at each SNR; each fold's "
+             f"checkpoint predicts its own {clips[1]}.", "",
              "| run | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for r in table.to_dict("records"):
         lines.append(f"| {r['run']} | " + " | ".join(f"{r[c]:.1f}" for c in columns) + " |")

@@ -24,9 +24,11 @@ def check_robustness(configs: dict[str, DictConfig]) -> None:
 
 
 def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
-                   device: str = "cpu", command: str = "mmser robustness", progress: bool = True) -> pd.DataFrame:
+                   device: str = "cpu", command: str = "mmser robustness", progress: bool = True,
+                   split: str = "test") -> pd.DataFrame:
     """``configs``: run name -> config. Writes ``out/<name>/`` (the CV run and its noisy predictions) and
-    ``out/robustness.{md,csv,png}``; returns the table."""
+    ``out/robustness.{md,csv,png}`` (``split="val"``: the validation clips', ``out/robustness_val.*``); returns
+    the table."""
     check_robustness(configs)
     out = Path(out)
     runs = []
@@ -37,12 +39,18 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
         rows = load_protocol(cfg.data).rows
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
         for fold in folds:
-            noisy_fold(run, fold, rows, kind, snrs, device, progress)
+            noisy_fold(run, fold, rows, kind, snrs, device, progress, split)
         runs.append(run)
-    table = robustness_table(runs, kind, snrs)
-    atomic_write_bytes(out / "robustness.csv", table.to_csv(index=False, float_format="%.2f").encode())
-    atomic_write_bytes(out / "robustness.md", robustness_markdown(table, kind, command).encode())
+    table = robustness_table(runs, kind, snrs, split)
+    stem = out / robustness_stem(split)
+    atomic_write_bytes(stem.with_suffix(".csv"), table.to_csv(index=False, float_format="%.2f").encode())
+    atomic_write_bytes(stem.with_suffix(".md"), robustness_markdown(table, kind, command, split).encode())
     from mmser.evaluation.plots import plot_robustness
 
-    plot_robustness(table, out / "robustness.png", kind)
+    plot_robustness(table, stem.with_suffix(".png"), kind)
     return table
+
+
+def robustness_stem(split: str) -> str:
+    """File name (without suffix) of a robustness table and plot: ``robustness``, or ``robustness_val``."""
+    return "robustness" if split == "test" else f"robustness_{split}"

@@ -38,22 +38,27 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
 
 
-def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides):
-    """A 3-fold run of a tiny model with ``overrides`` under white noise at 150 dB (inaudible) and 0 dB: the
-    first reproduces every fold's clean probabilities, the second moves them. Returns the run folder and folds."""
+def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides, split="test"):
+    """A 3-fold run of a tiny model with ``overrides`` under white noise at 150 dB (inaudible) and 0 dB on each
+    fold's ``split`` clips: the first reproduces every fold's clean probabilities, the second moves them. Returns
+    the run folder and folds."""
     _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
     _csv_experiment(tmp_path / f"{name}.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=3",
                     *overrides)
     assert main(["robustness", str(tmp_path / f"{name}.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
-                 f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "150,0"]) == 0
+                 f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "150,0",
+                 "--split", split]) == 0
     run = tmp_path / "rob" / name
     folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
     assert len(folds) == 3
+    stored, prefix = ("predictions.csv", "") if split == "test" else ("val_predictions.csv", "val_")
     for fold in folds:
-        clean = pd.read_csv(run / fold / "predictions.csv").filter(like="prob_").to_numpy()
-        inaudible = pd.read_csv(run / "noise_white_150dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
-        loud = pd.read_csv(run / "noise_white_0dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        clean = pd.read_csv(run / fold / stored)
+        inaudible = pd.read_csv(run / f"{prefix}noise_white_150dB" / fold / "predictions.csv")
+        loud = pd.read_csv(run / f"{prefix}noise_white_0dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        assert list(inaudible["utt_id"]) == list(clean["utt_id"])  # the fold's own clips of that split, each once
+        clean, inaudible = clean.filter(like="prob_").to_numpy(), inaudible.filter(like="prob_").to_numpy()
         np.testing.assert_allclose(inaudible, clean, atol=5e-4)  # 5e-5 for running; 5e-3 in stored order
         assert np.abs(loud - clean).max() > 1e-3
     return run, folds
@@ -87,6 +92,33 @@ def test_running_models_hear_each_speakers_noisy_clips_in_the_cv_arrival_order(t
     # at an SNR where the noise is inaudible, the running statistics of the noisy clips so far are the clean
     # ones only if every speaker's clips arrive in cross-validation's order, each speaker with its own state
     _inaudible_noise_gives_the_clean_predictions(tmp_path, "running", "features.speaker_norm.mode=running", *prior)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["features.speaker_norm.mode=enrol", "features.speaker_norm.clips=2", "features.speaker_norm.test_labels=[angry]"],
+    ["features.speaker_norm.mode=running"]], ids=["enrol", "running"])
+def test_validation_clips_under_noise_are_standardised_as_in_training(tmp_path, overrides):
+    # validation speakers were standardised in training with the enrolment pool of `labels` (all clips), not the
+    # test speakers' `test_labels`: only that pool's seeded draw reproduces the clean validation predictions
+    run, _ = _inaudible_noise_gives_the_clean_predictions(tmp_path, "model", *overrides, split="val")
+    table = pd.read_csv(tmp_path / "rob" / "robustness_val.csv")
+    assert list(table.columns) == ["run", "clean", "150 dB", "0 dB"]
+    from mmser.evaluation.tables import run_row
+
+    assert table["clean"].iloc[0] == pytest.approx(100 * run_row(run, run.parent)["val_UA_mean"], abs=0.01)
+    assert table["150 dB"].iloc[0] == pytest.approx(table["clean"].iloc[0], abs=0.01)
+    assert "validation clips" in (tmp_path / "rob" / "robustness_val.md").read_text()
+    assert not (tmp_path / "rob" / "robustness.csv").exists() and not (run / "noise_white_0dB").exists()
+
+
+def test_validation_split_without_validation_speakers_is_refused_by_name(tmp_path, capsys):
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=4)
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    _csv_experiment(tmp_path / "noval.yaml", f"features.audio_encoders=[whisper:{whisper}]", "split.val_speakers=0")
+    assert main(["robustness", str(tmp_path / "noval.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+                 f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "val_predictions.csv" in err and "split.val_speakers" in err
 
 
 def test_robustness_plot_draws_each_line_from_the_lowest_snr_to_clean(tmp_path, monkeypatch):
