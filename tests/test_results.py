@@ -129,3 +129,25 @@ def test_each_published_validation_ua_agrees_with_what_selection_read():
             assert abs(row["val_UA_mean"] - float(np.mean(stored))) < 1e-6, row["run"]
             checked += 1
     assert checked >= 8
+
+
+ROBUSTNESS_TABLES = sorted(RESULTS.rglob("robustness*.csv"))
+
+
+@pytest.mark.parametrize("path", ROBUSTNESS_TABLES, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_robustness_table_is_rebuilt_from_its_stored_noisy_predictions(path):
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from mmser.evaluation.robustness import robustness_table
+
+    committed = pd.read_csv(path)
+    snrs = [float(c.removesuffix(" dB")) for c in committed.columns if c.endswith(" dB")]
+    kind = re.search(r"with (\w+) noise", path.with_suffix(".md").read_text())[1]
+    split = "val" if path.stem.endswith("_val") else "test"
+    rebuilt = robustness_table([path.parent / run for run in committed["run"]], kind, snrs, split)
+    assert list(rebuilt.columns) == list(committed.columns) and list(rebuilt["run"]) == list(committed["run"])
+    np.testing.assert_allclose(rebuilt.drop(columns="run").to_numpy(float), committed.drop(columns="run").to_numpy(float),
+                               atol=0.006)  # the csv keeps 2 decimals

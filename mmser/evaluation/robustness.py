@@ -8,8 +8,9 @@ Predictions are stored per utterance as ``<run>/noise_<kind>_<snr>dB/<fold>/pred
 written is skipped), so every figure is rebuilt from stored predictions (``mmser table`` lists them as runs too).
 
 ``split="val"`` does the same with each fold's validation clips (speakers of the fold's training side, held out of
-its training: ``val_predictions.csv``), stored under ``<run>/val_noise_<kind>_<snr>dB/``: a choice of recipe for
-noisy recordings made there never looks at the test speakers.
+its training: ``val_predictions.csv``), stored as ``<run>/val_noise_<kind>_<snr>dB/<fold>/val_predictions.csv``
+(so results tables, which list test predictions, leave them out): a choice of recipe for noisy recordings made
+there never looks at the test speakers.
 
 A model trained with ``speaker_norm.mode: running`` hears each test speaker's clips in the arrival order of
 cross-validation, every clip at the same SNR (a speaker in one noisy room), so its running statistics are those
@@ -35,7 +36,7 @@ from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import text_column
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import FOLD_CHECKPOINT, PROB_COLUMNS
-from mmser.evaluation.tables import run_classes, run_row
+from mmser.evaluation.tables import read_predictions, run_classes, run_row
 from mmser.features.augment import add_noise
 from mmser.features.speaker_norm import FrameMoments, arrival_order, speaker_moments_of
 from mmser.features.store import enrolment_rows
@@ -92,7 +93,7 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
         metrics.update({"fold": fold, "noise": kind, "snr_db": snr, "split": split})
         if predictor.needs_enrolment:
             metrics["enrolment"] = "the speaker's clips cross-validation drew, with noise at the same SNR"
-        write_table(table, out / "predictions.csv")
+        write_table(table, out / SPLIT_PREDICTIONS[split])
         atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
 
 
@@ -192,11 +193,24 @@ def robustness_table(runs: list[Path], kind: str, snrs: list[float], split: str 
     from the stored predictions."""
     records = []
     for run in runs:
-        record = {"run": run.name, "clean": 100 * run_row(run, run.parent)["UA_mean" if split == "test" else "val_UA_mean"]}
+        record = {"run": run.name, "clean": mean_fold_ua(run, run, split)}
         for snr in snrs:
-            record[f"{snr:g} dB"] = 100 * run_row(run / condition_name(kind, snr, split), run)["UA_mean"]
+            record[f"{snr:g} dB"] = mean_fold_ua(run / condition_name(kind, snr, split), run, split)
         records.append(record)
     return pd.DataFrame(records)
+
+
+def mean_fold_ua(folder: Path, run: Path, split: str) -> float:
+    """UA (%) of ``folder``'s folds' ``split`` predictions, mean over folds, over the classes of ``run``."""
+    if split == "test":
+        return 100 * run_row(folder, folder.parent)["UA_mean"]
+    paths = sorted(folder.glob(f"*/{SPLIT_PREDICTIONS[split]}"))
+    if not paths:
+        raise MmserError(f"{folder}: no <fold>/{SPLIT_PREDICTIONS[split]} stored")
+    classes = run_classes(run)
+    scores = [classification_metrics(p["true"].values, p["pred"].values, classes)["UA"]
+              for p in map(read_predictions, paths)]
+    return 100 * float(np.mean(scores))
 
 
 def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str = "test") -> str:

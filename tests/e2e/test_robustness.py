@@ -55,8 +55,8 @@ def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides, spl
     stored, prefix = ("predictions.csv", "") if split == "test" else ("val_predictions.csv", "val_")
     for fold in folds:
         clean = pd.read_csv(run / fold / stored)
-        inaudible = pd.read_csv(run / f"{prefix}noise_white_150dB" / fold / "predictions.csv")
-        loud = pd.read_csv(run / f"{prefix}noise_white_0dB" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        inaudible = pd.read_csv(run / f"{prefix}noise_white_150dB" / fold / stored)
+        loud = pd.read_csv(run / f"{prefix}noise_white_0dB" / fold / stored).filter(like="prob_").to_numpy()
         assert list(inaudible["utt_id"]) == list(clean["utt_id"])  # the fold's own clips of that split, each once
         clean, inaudible = clean.filter(like="prob_").to_numpy(), inaudible.filter(like="prob_").to_numpy()
         np.testing.assert_allclose(inaudible, clean, atol=5e-4)  # 5e-5 for running; 5e-3 in stored order
@@ -109,6 +109,9 @@ def test_validation_clips_under_noise_are_standardised_as_in_training(tmp_path, 
     assert table["150 dB"].iloc[0] == pytest.approx(table["clean"].iloc[0], abs=0.01)
     assert "validation clips" in (tmp_path / "rob" / "robustness_val.md").read_text()
     assert not (tmp_path / "rob" / "robustness.csv").exists() and not (run / "noise_white_0dB").exists()
+    # results tables list test predictions only: the noisy validation clips are not rows of them
+    assert main(["table", str(tmp_path / "rob")]) == 0
+    assert "val_noise" not in (tmp_path / "rob" / "results.md").read_text()
 
 
 def test_validation_split_without_validation_speakers_is_refused_by_name(tmp_path, capsys):
