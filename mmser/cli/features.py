@@ -56,8 +56,13 @@ def cmd_cache(args: argparse.Namespace) -> None:
     from mmser.features.cache import GIGABYTE
     from mmser.features.cache_usage import describe, prune_plan, remove, scan
 
-    folders = scan(load_config(args.config, args.overrides).features.cache_dir)
+    from mmser.errors import MmserError
+
+    cache_dir = load_config(args.config, args.overrides).features.cache_dir
+    folders = scan(cache_dir)
     if args.action == "list":
+        if args.unused_days is not None or args.max_gb is not None or args.dry_run:
+            raise MmserError("mmser cache list: --unused-days, --max-gb and --dry-run belong to `mmser cache prune`")
         print(describe(folders))
         return
     shards = prune_plan(folders, args.unused_days, args.max_gb, args.keep_hours)
@@ -71,7 +76,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
     freed = remove(shards) / GIGABYTE
     print(f"removed {len(shards)} shard(s), {sum(s.items for s in shards)} items, {freed:.2f} GB; the next run "
           "that needs them encodes them again")
-    print(describe(scan(load_config(args.config, args.overrides).features.cache_dir)))
+    print(describe(scan(cache_dir)))
 
 
 def device_overrides(args: argparse.Namespace, key: str) -> list[str]:

@@ -123,3 +123,5 @@ def test_cli_lists_dry_runs_and_prunes(tmp_path, capsys):
     assert "removed 1 shard(s), 2 items" in out and not paths[0].exists() and paths[1].exists()
     assert main(["cache", "prune", override]) == 2
     assert "--unused-days" in capsys.readouterr().err
+    assert main(["cache", "list", "--max-gb", "1", override]) == 2
+    assert "belong to `mmser cache prune`" in capsys.readouterr().err
