@@ -63,6 +63,7 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
     keys = item_keys(df, spec, text_source)
     encoder = encoder or open_encoder(spec, features_cfg)
     cache = cache_for(encoder, features_cfg, spec)
+    cache.locate([k for k in dict.fromkeys(keys) if k in cache])  # marks the cached ones used (mmser cache prune)
     todo = [k for k in cache.missing(keys) if in_shard(k, shard)]
     if not todo:
         return ExtractResult(cache, keys, 0, encoder)

@@ -72,6 +72,18 @@ def test_loading_a_store_marks_its_shards_so_prune_keeps_them(tmp_path):
     assert gone == {s.path for s in folder.shards} - read and 1 <= len(gone) < 3
 
 
+def test_extracting_a_cached_manifest_marks_its_shards(tmp_path):
+    df, cfg, enc = manifest(tmp_path), features_cfg(tmp_path), CountingEncoder()
+    extract(df, "fake:enc", cfg, encoder=enc, progress=False)
+    for path in (tmp_path / "cache").rglob("shard-*"):
+        os.utime(path, (time.time() - 30 * DAY,) * 2)
+    again = extract(df.iloc[:2], "fake:enc", cfg, encoder=enc, progress=False)  # warming the cache for a run
+    assert again.computed == 0
+    gone = {s.path for s in prune_plan(scan(cfg.cache_dir), unused_days=7)}
+    assert gone == set((tmp_path / "cache").rglob("shard-*")) - {again.cache.location(k) for k in again.keys}
+    assert len(gone) == 2
+
+
 def test_prune_by_unused_days_removes_only_old_shards_and_the_next_run_encodes_them_again(tmp_path):
     df, cfg, enc = manifest(tmp_path), features_cfg(tmp_path), CountingEncoder()
     result = extract(df, "fake:enc", cfg, encoder=enc, progress=False)
