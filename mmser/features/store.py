@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mmser.config import WHOLE_ENCODER, finetune_depth
+from mmser.errors import MmserError
 from mmser.features.batching import FeatureDataset
 from mmser.features.cache import GIGABYTE
 from mmser.features.extract import extract
@@ -42,7 +43,11 @@ class ShardReader:
     DTYPES = {"F16": np.float16, "F32": np.float32}  # what the feature cache writes
 
     def __init__(self, path: str):
-        self.fd = os.open(path, os.O_RDONLY)
+        try:
+            self.fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise MmserError(f"{path}: this feature cache shard is gone (removed by `mmser cache prune` or by hand while "
+                             "a run was using it); run again: whatever is missing is encoded again") from None
         (size,) = np.frombuffer(os.pread(self.fd, 8, 0), dtype="<u8")
         self.header = json.loads(os.pread(self.fd, int(size), 8))
         self.base = 8 + int(size)

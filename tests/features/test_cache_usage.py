@@ -137,3 +137,13 @@ def test_cli_lists_dry_runs_and_prunes(tmp_path, capsys):
     assert "--unused-days" in capsys.readouterr().err
     assert main(["cache", "list", "--max-gb", "1", override]) == 2
     assert "belong to `mmser cache prune`" in capsys.readouterr().err
+
+
+def test_a_shard_removed_under_a_running_job_is_named(tmp_path):
+    from mmser.features.store import CachedRows
+
+    cache, (path,) = cache_with_shards(tmp_path, [0])
+    rows = CachedRows(cache.locate(["a0x"]))
+    path.unlink()
+    with pytest.raises(MmserError, match="shard is gone.*run again"):
+        rows[0]
