@@ -46,8 +46,8 @@ class ShardReader:
         try:
             self.fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            raise MmserError(f"{path}: this feature cache shard is gone (removed by `mmser cache prune` or by hand while "
-                             "a run was using it); run again: whatever is missing is encoded again") from None
+            raise MmserError(f"{path}: this feature cache shard is gone (removed by `mmser cache prune` or by hand "
+                             "while a run was using it); run again: whatever is missing is encoded again") from None
         (size,) = np.frombuffer(os.pread(self.fd, 8, 0), dtype="<u8")
         self.header = json.loads(os.pread(self.fd, int(size), 8))
         self.base = 8 + int(size)
