@@ -117,8 +117,8 @@ def named_configs(items: list[str], command: str) -> tuple[dict, list[str], list
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     from mmser.errors import MmserError
-    from mmser.evaluation.robustness import ROBUSTNESS_NOISES, robustness_markdown
-    from mmser.recipes.robustness import robustness_stem, run_robustness
+    from mmser.evaluation.robustness import ROBUSTNESS_NOISES, robustness_markdown, robustness_stem
+    from mmser.recipes.robustness import run_robustness
 
     if args.noise not in ROBUSTNESS_NOISES:
         raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")

@@ -53,10 +53,9 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> None:
     from mmser.config import load_config
+    from mmser.errors import MmserError
     from mmser.features.cache import GIGABYTE
     from mmser.features.cache_usage import describe, prune_plan, remove, scan
-
-    from mmser.errors import MmserError
 
     cache_dir = load_config(args.config, args.overrides).features.cache_dir
     folders = scan(cache_dir)

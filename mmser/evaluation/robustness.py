@@ -52,7 +52,13 @@ SPLIT_PREDICTIONS = {"test": "predictions.csv", "val": "val_predictions.csv"}
 
 
 def condition_name(kind: str, snr_db: float, split: str = "test") -> str:
+    """Folder of a run's predictions under noise: ``noise_white_10dB`` (test clips), ``val_noise_white_10dB``."""
     return ("" if split == "test" else f"{split}_") + f"noise_{kind}_{snr_db:g}dB"
+
+
+def robustness_stem(split: str) -> str:
+    """File name (without suffix) of a robustness table and plot: ``robustness``, or ``robustness_val``."""
+    return "robustness" if split == "test" else f"robustness_{split}"
 
 
 def noise_seed(utt_id: str, kind: str, snr_db: float) -> int:

@@ -80,7 +80,8 @@ def scan(root: str | Path) -> list[CacheFolder]:
 def prune_plan(folders: list[CacheFolder], unused_days: float | None = None, max_gb: float | None = None,
                keep_hours: float = 24.0, now: float | None = None) -> list[Shard]:
     """The shards to remove: those no run has used for ``unused_days``, then the least recently used until the
-    cache holds at most ``max_gb`` GB (2^30 bytes, as ``features.memory_budget_gb``); never one used within ``keep_hours``."""
+    cache holds at most ``max_gb`` GB (2^30 bytes, as ``features.memory_budget_gb``); never one used within
+    ``keep_hours``."""
     if unused_days is None and max_gb is None:
         raise MmserError("mmser cache prune: give --unused-days DAYS, --max-gb GB or both")
     for name, value in (("--unused-days", unused_days), ("--max-gb", max_gb), ("--keep-hours", keep_hours)):
@@ -108,7 +109,8 @@ def remove(shards: list[Shard]) -> int:
         shard.path.unlink(missing_ok=True)
         freed += shard.bytes
     for folder in {s.path.parent for s in shards}:
-        if folder.is_dir() and [p.name for p in folder.iterdir()] == ["meta.json"]:  # nothing left, nothing being written
+        # nothing left in it, and nothing being written into it
+        if folder.is_dir() and [p.name for p in folder.iterdir()] == ["meta.json"]:
             (folder / "meta.json").unlink()
             folder.rmdir()
     return freed
@@ -120,7 +122,8 @@ def describe(folders: list[CacheFolder], now: float | None = None) -> str:
     lines = [f"{'folder':<44} {'encoder':<28} {'layers':<8} {'items':>8} {'GB':>8}  last used"]
     for f in folders:
         used = "never" if f.last_used is None else f"{(now - f.last_used) / DAY:.1f} days ago"
-        lines.append(f"{f.path.name:<44} {f.encoder_id:<28} {f.layers:<8} {f.items:>8} {f.bytes / GIGABYTE:>8.2f}  {used}")
+        lines.append(f"{f.path.name:<44} {f.encoder_id:<28} {f.layers:<8} {f.items:>8} "
+                     f"{f.bytes / GIGABYTE:>8.2f}  {used}")
     lines.append(f"{len(folders)} folder(s), {sum(f.items for f in folders)} items, "
                  f"{sum(f.bytes for f in folders) / GIGABYTE:.2f} GB")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.robustness import noisy_fold, robustness_markdown, robustness_table
+from mmser.evaluation.robustness import noisy_fold, robustness_markdown, robustness_stem, robustness_table
 from mmser.recipes.cv import cross_validate
 
 
@@ -49,8 +49,3 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
 
     plot_robustness(table, stem.with_suffix(".png"), kind)
     return table
-
-
-def robustness_stem(split: str) -> str:
-    """File name (without suffix) of a robustness table and plot: ``robustness``, or ``robustness_val``."""
-    return "robustness" if split == "test" else f"robustness_{split}"
