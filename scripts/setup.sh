@@ -18,6 +18,14 @@ fi
 
 stamp="$VENV/.mmser-installed"
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
+# torch with its CUDA libraries takes about 7 GB in the venv; a full disk would stop pip halfway with ENOSPC.
+need_gb=${MMSER_SETUP_FREE_GB:-10}
+free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+if [ "$free_gb" -lt "$need_gb" ]; then
+  echo "setup: $(pwd) has ${free_gb} GB free; installing torch needs about ${need_gb} GB. Free space (a feature" \
+       "cache can be trimmed with 'mmser cache prune'), then run again." >&2
+  exit 1
+fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch and torchaudio wheels must be the same release: install the pair first, then everything else.
