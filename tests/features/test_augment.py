@@ -79,3 +79,18 @@ def test_apply_recipe_is_deterministic_and_clipped():
     np.testing.assert_array_equal(a, b)
     assert np.abs(a).max() <= 1.0 and abs(len(a) - SAMPLE_RATE / 1.1) <= 2
     assert draw_recipe("ab" * 32, 0, OmegaConf.structured(AugmentConfig()), []).noise in ("white", "pink")  # no pool: no babble
+
+
+def test_white_and_pink_copies_are_the_same_in_every_fold_babble_copies_follow_the_fold():
+    """What the README's cache-size note says: only babble copies depend on the fold's training speakers."""
+    rows = pd.DataFrame({"utt_id": [f"u{i}" for i in range(12)], "speaker": [f"s{i // 2}" for i in range(12)]})
+    keys = {f"u{i}": "a" + f"{i:040x}" for i in range(12)}
+    fold_a = [f"u{i}" for i in range(10)]  # s5 tested
+    fold_b = [f"u{i}" for i in range(2, 12)]  # s0 tested
+    shared = [u for u in fold_a if u in fold_b]
+    plain = OmegaConf.structured(AugmentConfig(variants=4, noise=["white", "pink"]))
+    a, b = variant_recipes(rows, fold_a, keys, plain), variant_recipes(rows, fold_b, keys, plain)
+    assert all([r.key() for r in a[u]] == [r.key() for r in b[u]] for u in shared)
+    babble = OmegaConf.structured(AugmentConfig(variants=4, noise=["babble"]))
+    a, b = variant_recipes(rows, fold_a, keys, babble), variant_recipes(rows, fold_b, keys, babble)
+    assert any([r.key() for r in a[u]] != [r.key() for r in b[u]] for u in shared)
