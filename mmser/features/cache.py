@@ -26,6 +26,7 @@ from mmser.data.manifest import atomic_write_bytes
 from mmser.errors import MmserError
 
 GIGABYTE = 1 << 30  # bytes
+PRUNE_HINT = "mmser cache list shows what the cache holds, mmser cache prune removes what runs have not used"
 
 
 class CacheSpaceError(MmserError):
@@ -118,7 +119,8 @@ class FeatureCache:
             if err.errno != errno.ENOSPC:
                 raise
             raise CacheSpaceError(f"{self.dir}: the disk is full ({len(self)} items cached here are kept; free "
-                                  "space or set features.cache_dir to a larger disk, then run again)") from err
+                                  f"space ({PRUNE_HINT}) or set features.cache_dir to a larger disk, then run "
+                                  "again)") from err
         for key in tensors:
             self._index[key] = path
         return path
@@ -161,7 +163,8 @@ class ShardWriter:
                 f"{self.cache.dir}: the {remaining} items still to encode need about "
                 f"{remaining * per_item / GIGABYTE:.1f} GB ({per_item / (1 << 20):.2f} MB each so far) and the disk "
                 f"has {free / GIGABYTE:.1f} GB free; the {self.written_items} items encoded in this run are kept. Free "
-                "space or set features.cache_dir to a larger disk, then run again: it goes on from them")
+                f"space ({PRUNE_HINT}) or set features.cache_dir to a larger disk, then run again: it goes on from "
+                "them")
 
     def __enter__(self) -> "ShardWriter":
         return self

@@ -119,6 +119,7 @@ def test_a_disk_too_small_for_the_rest_stops_at_the_first_shard_and_keeps_it(tmp
     with pytest.raises(cache_module.CacheSpaceError, match=r"cache.*the 3 items still to encode need about .* GB") as err:
         extract(df, "fake:enc", cfg, encoder=enc, progress=False)
     assert "the 2 items encoded in this run are kept" in str(err.value) and enc.calls == 2
+    assert "mmser cache prune" in str(err.value)
     monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage._replace(free=2 * shard_bytes))
     enc = CountingEncoder()
     assert extract(df, "fake:enc", cfg, encoder=enc, progress=False).computed == 3 and enc.calls == 3
@@ -136,8 +137,9 @@ def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cache_module, "atomic_write_bytes", full)
-    with pytest.raises(cache_module.CacheSpaceError, match=r"the disk is full \(1 items cached here are kept"):
+    with pytest.raises(cache_module.CacheSpaceError, match=r"the disk is full \(1 items cached here are kept") as err:
         cache.write_shard({"k": np.zeros((1, 2, 3))})
+    assert "mmser cache prune" in str(err.value)
     monkeypatch.setattr(cache_module, "atomic_write_bytes", lambda path, data: (_ for _ in ()).throw(OSError("other")))
     with pytest.raises(OSError, match="other") as other:
         cache.write_shard({"k": np.zeros((1, 2, 3))})
