@@ -18,7 +18,7 @@ fi
 
 stamp="$VENV/.mmser-installed"
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
-# torch with its CUDA libraries takes about 7 GB in the venv; a full disk would stop pip halfway with ENOSPC.
+# the venv takes about 8.5 GB (torch with its CUDA libraries about 7); a full disk would stop pip halfway (ENOSPC).
 need_gb=${MMSER_SETUP_FREE_GB:-10}
 free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
 if [ "$free_gb" -lt "$need_gb" ]; then
