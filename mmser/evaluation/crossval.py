@@ -138,7 +138,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
            text_source: str | None = None, audio_init_dir: Path | None = None, blind: bool = False,
            val_group: int = 0) -> dict:
     """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
-    model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``.
+    model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``. Folds with a
+    ``metrics.json`` are kept; their ``train_seconds`` count in the summary's ``cv_seconds``.
     ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
     watches it choosing does not see the test folds before the choice). ``val_group``: each fold validates on
     that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own)."""
@@ -159,11 +160,12 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
     if any(f.speaker_dependent for f in folds):
         say(f"{out_dir.name}: {SPEAKER_DEPENDENT_NOTE}; these numbers do not measure new speakers")
     run_label = out_dir.name if val_group == 0 else f"{out_dir.parent.name}/{out_dir.name}"  # names the recipe
-    results, start = [], time.perf_counter()
+    results, start, earlier_seconds = [], time.perf_counter(), 0.0
     for fold in folds:
         fold_dir = out_dir / fold.name
         if (fold_dir / "metrics.json").is_file():
             results.append(json.loads((fold_dir / "metrics.json").read_text()))
+            earlier_seconds += results[-1].get("train_seconds", 0.0)
             say(f"  {run_label}/{fold.name}: done earlier ({_fold_score(results[-1], blind)}), skipped")
             continue
         if is_main():
@@ -178,7 +180,9 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
                "speaker_independent": not any(f.speaker_dependent for f in folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),
                "WA_mean": float(np.mean([r["WA"] for r in results])),
-               "cv_seconds": round(time.perf_counter() - start, 2), "encode_seconds": round(store.encode_seconds, 2)}
+               # folds done earlier count with their own training time, so a resumed run keeps the whole CV's time
+               "cv_seconds": round(time.perf_counter() - start + earlier_seconds, 2),
+               "encode_seconds": round(store.encode_seconds, 2)}  # encoding done by this call (0: all cached)
     if is_main():
         atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary

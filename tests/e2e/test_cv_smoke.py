@@ -95,6 +95,9 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert "done earlier" in capsys.readouterr().out
+    # the summary keeps the skipped folds' training time (a resumed run used to write 0 over it)
+    fold_seconds = sum(json.loads(p.read_text())["train_seconds"] for p in (out / "audio_only").glob("*/metrics.json"))
+    assert json.loads((out / "audio_only" / "summary.json").read_text())["cv_seconds"] >= fold_seconds > 0
     assert main(["table", str(out)]) == 0
     assert pd.read_csv(out / "results.csv")["UA_mean"].tolist() == table["UA_mean"].tolist()
 
