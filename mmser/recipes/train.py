@@ -58,17 +58,27 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
                                           store.dataset(split.val, encoder, None) if split.val else None,
                                           cfg.train, cfg.trainer, seed, store=store, encoder=encoder,
                                           finetune_cfg=cfg.model.finetune, augment_cfg=cfg.features.augment)
-            say(f"  audio-only start for {encoder} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+            say(f"  audio-only start for {encoder} seed {seed}: {validation_text(summary)}", flush=True)
             init = start.state_dict()
         model, summary = train_member(member_dims(store, cfg.model, encoder, text_source, protocol.class_mask), train,
                                       val, cfg.train, cfg.trainer, seed, init, cfg.model.freeze_audio_branch, store,
                                       encoder, cfg.model.finetune, cfg.features.augment)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
         summaries.append({"audio_encoder": encoder, "seed": seed, "val_speakers": list(split.val_speakers), **summary})
-        say(f"  member {encoder or 'text'} seed {seed}: best validation UA {summary['best_val_ua']}", flush=True)
+        say(f"  member {encoder or 'text'} seed {seed}: {validation_text(summary)}", flush=True)
     text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None
     if is_main():  # several training processes: one writes
         save_checkpoint(out, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
                         {"val_speakers": list(split.val_speakers)}, store.speaker_prior)
     return Path(out), summaries
+
+
+def validation_text(summary: dict) -> str:
+    """``best validation UA 82.0 % at epoch 13 of 30`` (epochs counted from 1), for one member's training."""
+    if summary.get("best_val_ua") is None:
+        return f"no validation speakers (split.val_speakers: 0): the last of {summary['epochs_run']} epochs kept"
+    ua = f"best validation UA {100 * summary['best_val_ua']:.1f} %"
+    if summary["best_epoch"] < 0:
+        return f"{ua}, the starting model's (kept: no epoch beat it)"
+    return f"{ua} at epoch {summary['best_epoch'] + 1} of {summary['epochs_run']}"

@@ -96,3 +96,12 @@ def test_metrics_known_case():
     assert m["confusion"]["matrix"] == [[8, 0], [2, 0]]
     lo, hi = bootstrap_ci(y_true, y_pred, n_boot=200)
     assert lo <= 0.5 <= hi
+
+
+def test_member_summary_reads_as_a_percentage_and_an_epoch_from_one():
+    from mmser.recipes.train import validation_text
+
+    assert validation_text({"best_val_ua": 0.8203125, "best_epoch": 12, "epochs_run": 30}) == \
+        "best validation UA 82.0 % at epoch 13 of 30"
+    assert "starting model" in validation_text({"best_val_ua": 0.5, "best_epoch": -1, "epochs_run": 4})
+    assert "no validation speakers" in validation_text({"best_val_ua": None, "best_epoch": -1, "epochs_run": 4})
