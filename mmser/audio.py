@@ -48,7 +48,12 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     try:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(path, f"unreadable audio ({err})") from None
+        raise AudioError(path, f"unreadable audio ({_reason(err)})") from None
+
+
+def _reason(err: Exception) -> str:
+    """libsndfile's own reason ("Format not recognised."), without soundfile's "Error opening <object>" prefix."""
+    return getattr(err, "error_string", None) or str(err)
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -89,7 +94,7 @@ def _decode(handle, source: str | Path, max_duration_s: float | None) -> np.ndar
             handle.seek(0)
         data, orig_sr = sf.read(handle, dtype="float32", always_2d=True)  # (n_samples, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(source, f"unreadable audio ({err})") from None
+        raise AudioError(source, f"unreadable audio ({_reason(err)})") from None
     return to_waveform(data, orig_sr, source)
 
 

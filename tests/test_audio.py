@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmser.audio import SAMPLE_RATE, AudioError, file_sha256, load_audio
+from mmser.audio import SAMPLE_RATE, AudioError, decode_audio, file_sha256, load_audio
 from tests.conftest import write_tone
 
 
@@ -40,8 +40,10 @@ def test_errors_name_file_and_reason(tmp_path):
     with pytest.raises(AudioError, match="empty.wav: empty file"):
         load_audio(tmp_path / "empty.wav")
     (tmp_path / "text.wav").write_text("not audio at all")
-    with pytest.raises(AudioError, match="text.wav: unreadable audio"):
+    with pytest.raises(AudioError, match=r"text.wav: unreadable audio \(Format not recognised.\)$"):
         load_audio(tmp_path / "text.wav")
+    with pytest.raises(AudioError, match=r"^upload.wav: unreadable audio \(Format not recognised.\)$"):
+        decode_audio(b"not audio at all", "upload.wav")  # no "<_io.BytesIO object at 0x...>" in the reason
     with pytest.raises(AudioError, match="short.wav: too short"):
         load_audio(write_tone(tmp_path / "short.wav", seconds=0.05))
     bad = np.zeros(16_000, dtype=np.float32)
