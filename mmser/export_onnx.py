@@ -15,11 +15,17 @@ model trained (``model.finetune.top_layers``), which is part of the graph:
   multiple of ``frames_multiple_of``), or a wav2vec2-family model's standardised waveforms ``audio`` (B, S)
   with the sample mask ``audio_mask`` (B, S). wav2vec2-family models without an attention mask run one clip
   at a time and are not exported.
+
+A member over hidden states takes them as :mod:`mmser.inference` gives them to it, which ``audio_frames`` in
+export.json spells out (:func:`frames_recipe`): every selected layer's frames, pooled by ``features.frame_stride``
+outside the graph, then standardised per speaker when the model was trained so (``features.speaker_norm``); a
+checkpoint's population statistics (``prior_clips``) are written beside the graphs as ``speaker_prior.safetensors``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +33,20 @@ import torch
 import torch.nn.functional as F
 
 from mmser.audio import SAMPLE_RATE
-from mmser.checkpoint import load_checkpoint
+from mmser.checkpoint import Checkpoint, load_checkpoint
 from mmser.errors import MmserError
 from mmser.features.encoders.whisper_frames import SAMPLES_PER_FRAME
+from mmser.features.speaker_norm import EPS
 from mmser.models.whole_encoder import WhisperWholeEncoder
 
 TOLERANCE = 1e-4  # max |probability difference| accepted between ONNX Runtime and PyTorch
+PRIOR_FILE = "speaker_prior.safetensors"  # the population moments of a checkpoint trained with prior_clips
+SPEAKER_STATISTICS = {  # features.speaker_norm.mode -> the frames a clip's mean and std are taken over
+    "instance": "the clip's own pooled frames",
+    "running": "the pooled frames of the speaker's clips so far, the clip itself included (in the order they "
+               "come), added to the population moments of speaker_prior_file when there is one",
+    "enrol": "the pooled frames of the speaker's enrolment clips (other clips than the one predicted)",
+}
 
 
 class _AudioInputs(torch.nn.Module):
@@ -122,10 +136,49 @@ def _audio_axes(model) -> dict[str, dict]:
     return {"audio": {0: batch, 2: frames}, "audio_mask": {0: batch, 1: frames}}
 
 
+def frames_recipe(ckpt: Checkpoint, prior_file: str | None) -> dict:
+    """How a graph's ``audio`` hidden states (B, L, T, D) are made from an encoder's frames, as
+    :meth:`mmser.features.spec.FeatureSpec.model_frames` makes them (export.json's ``audio_frames``)."""
+    features = ckpt.features
+    stride = 1 if features.finetune_top_layers != 0 else features.frame_stride  # fine-tuned blocks pool in the graph
+    recipe = {
+        "layers": f"the encoder's hidden states {features.audio_layers!r} (features.audio_layers), as L",
+        "pool_stride": stride,
+        "pool": "mean over non-overlapping groups of pool_stride frames; the last group is filled up by repeating "
+                "the clip's last frame" if stride > 1 else "none",
+    }
+    norm = features.speaker_norm
+    if norm.mode == "off":
+        return {**recipe, "speaker_norm": "off"}
+    return {**recipe, "speaker_norm": norm.mode, "speaker_statistics": SPEAKER_STATISTICS[norm.mode],
+            "standardise": f"(x - mean) / (std + {EPS:g}) per layer and dimension, over the pooled frames named in "
+                           "speaker_statistics; std is the population std (divided by the frame count)",
+            "speaker_prior_file": prior_file,
+            "speaker_prior_tensors": "<audio encoder>.total and .total_sq (L, D) sums, .count (frames, as a "
+                                     "fraction of the population's: prior_clips clips)" if prior_file else None}
+
+
+def _write_prior(ckpt: Checkpoint, out_dir: Path) -> str | None:
+    """``speaker_prior.safetensors`` (the population moments, per audio encoder) when the checkpoint has some."""
+    if not ckpt.speaker_prior:
+        return None
+    from safetensors.numpy import save_file
+
+    tensors = {}
+    for encoder, moments in ckpt.speaker_prior.items():
+        tensors[f"{encoder}.total"] = np.ascontiguousarray(moments.total, dtype=np.float64)
+        tensors[f"{encoder}.total_sq"] = np.ascontiguousarray(moments.total_sq, dtype=np.float64)
+        tensors[f"{encoder}.count"] = np.asarray(moments.count, dtype=np.float64)
+    save_file(tensors, str(out_dir / PRIOR_FILE))
+    return PRIOR_FILE
+
+
 def export(checkpoint: str | Path, out_dir: str | Path) -> list[dict]:
     """Export every member; returns per-member check results (max abs probability difference)."""
     import onnxruntime as ort
 
+    # the exporter logs a line per torchvision operator it cannot register (torchvision is not a dependency)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     ckpt = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,11 +207,14 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> list[dict]:
         got = np.exp(got - got.max(-1, keepdims=True))
         got /= got.sum(-1, keepdims=True)
         worst = float(np.abs(ref - got).max())
-        reports.append({"member": j, "file": path.name, "max_abs_prob_diff": worst, "tolerance": TOLERANCE,
+        reports.append({"member": j, "file": path.name, "audio_encoder": member.audio_encoder,
+                        "max_abs_prob_diff": worst, "tolerance": TOLERANCE,
                         "inputs": names, "frames_multiple_of": model.dims.frame_stride,
                         "audio_input": audio_input(model) if model.dims.uses_audio else None})
         if worst > TOLERANCE:
             raise MmserError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} > {TOLERANCE}")
-    (out_dir / "export.json").write_text(json.dumps({"checkpoint": str(checkpoint), "members": reports,
-                                                     "features": ckpt.meta["features"]}, indent=2))
+    document = {"checkpoint": str(checkpoint), "members": reports, "features": ckpt.meta["features"]}
+    if any((r["audio_input"] or {}).get("kind") == "hidden_states" for r in reports):
+        document["audio_frames"] = frames_recipe(ckpt, _write_prior(ckpt, out_dir))
+    (out_dir / "export.json").write_text(json.dumps(document, indent=2))
     return reports

@@ -121,3 +121,55 @@ def test_a_whole_wav2vec2_encoder_exports_over_waveforms_and_one_without_a_mask_
     capsys.readouterr()
     assert main(["export", "onnx", "--checkpoint", str(group), "--out", str(tmp_path / "onnx-g")]) != 0
     assert "without an attention mask" in capsys.readouterr().err
+
+
+def test_export_json_says_how_to_make_a_speaker_standardised_input(checkpoint, whisper_ckpt, tmp_path, capsys):
+    """Following export.json's ``audio_frames`` (and the prior file beside the graphs) with numpy alone, the ONNX
+    graphs give the probabilities ``Predictor`` gives for a speaker's first clip (running statistics, prior)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from dataclasses import replace
+
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    from mmser.audio import load_audio
+    from mmser.checkpoint import save_checkpoint
+    from mmser.features.encoders.registry import build_audio_encoder
+    from mmser.features.speaker_norm import FrameMoments
+    from mmser.features.spec import SpeakerNorm
+    from mmser.inference import Predictor
+    from tests.conftest import tiny_features, write_tone
+
+    spec = f"whisper:{whisper_ckpt}"
+    rng = np.random.default_rng(0)
+    mean, std, frames = rng.normal(0, 0.5, (2, 32)), rng.uniform(0.5, 2.0, (2, 32)), 30.0
+    prior = FrameMoments(mean * frames, (std ** 2 + mean ** 2) * frames, frames)  # a population seen as 30 frames
+    path = tmp_path / "running_prior.safetensors"
+    features = replace(tiny_features(), speaker_norm=SpeakerNorm("running", prior_clips=3))
+    save_checkpoint(path, load_checkpoint(checkpoint).members, features, None, {}, speaker_prior={spec: prior})
+    assert main(["export", "onnx", "--checkpoint", str(path), "--out", str(tmp_path / "onnx")]) == 0
+    assert "standardised per speaker (features.speaker_norm.mode: running)" in capsys.readouterr().out
+    recipe = json.loads((tmp_path / "onnx" / "export.json").read_text())["audio_frames"]
+    assert recipe["speaker_norm"] == "running" and recipe["pool_stride"] == 2
+    members = json.loads((tmp_path / "onnx" / "export.json").read_text())["members"]
+    assert [m["audio_encoder"] for m in members] == [spec, spec]  # which encoder's frames feed each graph
+
+    clip = write_tone(tmp_path / "clip.wav", seconds=0.9)
+    hidden = build_audio_encoder(spec, "all", whisper_window="clip").encode([load_audio(clip)])[0]  # (L, T, D)
+    x = hidden.astype(np.float64)
+    x = np.concatenate([x, x[:, -1:]], axis=1) if x.shape[1] % 2 else x  # fill the last group with the last frame
+    pooled = x.reshape(x.shape[0], -1, 2, x.shape[2]).mean(axis=2)  # (L, T/2, D)
+    stored = load_file(str(tmp_path / "onnx" / recipe["speaker_prior_file"]))
+    count = stored[f"{spec}.count"] + pooled.shape[1]
+    mu = (stored[f"{spec}.total"] + pooled.sum(1)) / count  # (L, D)
+    sd = np.sqrt(np.maximum((stored[f"{spec}.total_sq"] + (pooled ** 2).sum(1)) / count - mu ** 2, 0)) + 1e-5
+    audio = ((pooled - mu[:, None]) / sd[:, None]).astype(np.float32)[None]  # (1, L, T/2, D)
+    probs = []
+    for member in ("member0.onnx", "member1.onnx"):
+        logits = ort.InferenceSession(str(tmp_path / "onnx" / member)).run(
+            None, {"audio": audio, "audio_mask": np.ones(audio.shape[:1] + audio.shape[2:3], bool)})[0]
+        probs.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
+    got = np.mean(probs, axis=0)[0]
+    want = Predictor.from_checkpoint(path).predict(clip).probabilities
+    np.testing.assert_allclose(got, list(want.values()), atol=2e-3)  # the Predictor standardises into float16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -57,8 +58,6 @@ def check_predict_args(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    import json
-
     from tqdm import tqdm
 
     from mmser.checkpoint import load_checkpoint
@@ -193,6 +192,11 @@ def cmd_export(args: argparse.Namespace) -> None:
         audio = r["audio_input"]["kind"] if r["audio_input"] else None
         print(f"{Path(args.out) / r['file']}: inputs {r['inputs']} (audio: {audio}), ONNX Runtime vs PyTorch max |dp| "
               f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
+    frames = json.loads((Path(args.out) / "export.json").read_text()).get("audio_frames") or {}
+    if frames.get("speaker_norm", "off") != "off":
+        print(f"the graphs take frames pooled by {frames['pool_stride']} and standardised per speaker "
+              f"(features.speaker_norm.mode: {frames['speaker_norm']}): {Path(args.out) / 'export.json'}'s "
+              "audio_frames says how" + (f", with {frames['speaker_prior_file']}" if frames["speaker_prior_file"] else ""))
 
 
 def register(add) -> None:
