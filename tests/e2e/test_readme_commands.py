@@ -67,6 +67,8 @@ def corpora(tmp: Path) -> dict[str, str]:
         write_tone(tmp / "clips" / f"c{i}.wav", seed=300 + i)
         write_tone(tmp / "new_speaker" / "enrolment" / f"e{i}.wav", seed=310 + i)
     write_tone(tmp / "new_speaker" / "clip1.wav", seed=320)
+    for i in range(3):  # one speaker's clips for a checkpoint with running speaker statistics
+        write_tone(tmp / "speaker_a" / f"{i:03d}.wav", seed=350 + i)
     write_tone(tmp / "clip.wav", seed=330)
     write_tone(tmp / "call.wav", seconds=4.0, seed=340)  # the timeline's long recording
     return {"/data/RAVDESS": str(tmp / "RAVDESS"), "/data/IEMOCAP_full_release": str(tmp / "IEMOCAP_full_release"), "/data/TESS": str(tmp / "TESS"),
