@@ -43,6 +43,13 @@ RUNNING_NO_ENROLMENT = ("this checkpoint standardises each clip with its speaker
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 
 
+def combine_speaker(parts: list[SpeakerMoments]) -> SpeakerMoments:
+    """One speaker's moments per audio encoder from those of some of the speaker's clips."""
+    if not parts:
+        raise MmserError("no enrolment clips left to standardise with")
+    return {spec: FrameMoments.combine([p[spec] for p in parts]) for spec in parts[0]}
+
+
 class RunningSpeaker:
     """One speaker's frame moments so far, per audio encoder, for checkpoints trained with
     ``features.speaker_norm.mode: running``: each window predicted first adds its own frames' moments, then
@@ -149,11 +156,17 @@ class Predictor:
         """Each audio encoder's ``(L, T, D)`` frames of a batch of 16 kHz windows."""
         return {spec: enc.encode(wavs) for spec, enc in self.audio_encoders.items()}
 
-    @torch.inference_mode()
     def enrol(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
               sample_rate: int = SAMPLE_RATE) -> SpeakerMoments:
         """Frame statistics of one speaker from enrolment clips (paths or waveforms; other clips than those
         predicted). An unusable clip raises its error, naming the file."""
+        return combine_speaker(self.enrol_parts(clips, batch_size, sample_rate))
+
+    @torch.inference_mode()
+    def enrol_parts(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
+                    sample_rate: int = SAMPLE_RATE) -> list[SpeakerMoments]:
+        """:meth:`enrol`'s checks, then each enrolment clip's own moments (combine them with
+        :func:`combine_speaker`, leaving out a clip that is also predicted, as training does)."""
         if not self.needs_enrolment:
             raise MmserError(RUNNING_NO_ENROLMENT if self.accumulates_speaker else NO_ENROLMENT)
         if not clips:
@@ -162,8 +175,7 @@ class Predictor:
         if wanted is not None and len(clips) < wanted:
             warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
                           f"{wanted} clips per speaker, so fewer make noisier statistics", stacklevel=2)
-        per_clip = self.clip_moments(clips, batch_size, sample_rate)
-        return {spec: FrameMoments.combine([m[spec] for m in per_clip]) for spec in self.audio_encoders}
+        return self.clip_moments(clips, batch_size, sample_rate)
 
     @torch.inference_mode()
     def clip_moments(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,

@@ -163,6 +163,18 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     # CLI and HTTP give the same prediction from the same enrolment clips
     assert main(["predict", str(clip), "--checkpoint", str(path), "--enrol", *map(str, enrol), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["probabilities"] == with_enrol.probabilities
+    # a predicted clip that is also an enrolment clip (a speaker's folder given to both) counts only the others,
+    # as training draws *other* clips; the clip outside the enrolment keeps all of them
+    assert main(["predict", str(clip), str(enrol[0]), "--checkpoint", str(path), "--enrol", *map(str, enrol),
+                 "--json"]) == 0
+    printed = capsys.readouterr()
+    by_path = {row["path"]: row["probabilities"] for row in json.loads(printed.out)}
+    assert "1 predicted clip(s) are also enrolment clips" in printed.err
+    assert by_path[str(clip)] == with_enrol.probabilities
+    assert by_path[str(enrol[0])] == predictor.predict(enrol[0], enrolment=enrol[1:]).probabilities
+    assert by_path[str(enrol[0])] != predictor.predict(enrol[0], enrolment=enrol).probabilities
+    assert main(["predict", str(enrol[0]), "--checkpoint", str(path), "--enrol", str(enrol[0])]) == 2
+    assert "only enrolment clip given" in capsys.readouterr().err
     http = TestClient(create_app(predictor))
     health = http.get("/health").json()
     assert health["needs_enrolment"] is True and health["enrolment_clips"] == 3

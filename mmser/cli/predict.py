@@ -62,7 +62,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     from mmser.checkpoint import load_checkpoint
     from mmser.errors import MmserError
-    from mmser.inference import Predictor
+    from mmser.inference import Predictor, combine_speaker
     from mmser.labels import EMOTIONS
 
     check_predict_args(args)
@@ -72,17 +72,18 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     predictor = Predictor(load_checkpoint(args.checkpoint), device=device, window_s=args.window)
-    speaker = predictor.enrol(enrolment, args.batch_size) if enrolment else None
+    enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
+    speaker = combine_speaker(enrolment_parts) if enrolment else None
     if args.timeline:
         return print_timeline(predictor, clips, args, speaker)
-    speakers = running_speakers(predictor, clips)
+    speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
     results = [None] * len(clips)
     batches = range(0, len(clips), args.batch_size)
     for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
         chunk = list(range(start, min(start + args.batch_size, len(clips))))
         by_speaker: dict[str | None, list[int]] = {}  # one predict_many per speaker (running statistics)
         for i in chunk:
-            by_speaker.setdefault(clips[i][2] if speakers else None, []).append(i)
+            by_speaker.setdefault(speaker_key(clips[i], i, speakers), []).append(i)
         for who, indices in by_speaker.items():
             pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1]) for i in indices]
             predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
@@ -133,6 +134,43 @@ def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]])
               f"(features.speaker_norm.mode=running): the {len(clips)} clips are taken as one speaker's, in the "
               "order given; a clip-list CSV with a speaker column separates speakers", file=sys.stderr)
     return {who: predictor.new_speaker() for who in dict.fromkeys(named)}
+
+
+def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment: list[str] | None,
+                      parts: list | None) -> dict:
+    """For ``--enrol``: each predicted clip that is also an enrolment clip (same bytes) gets the statistics of
+    the *other* enrolment clips, as training and cross-validation draw them (keys ``("left out", i)``); ``{}``
+    when no predicted clip is among them, so every clip takes the statistics of all of them."""
+    import sys
+
+    from mmser.audio import file_sha256
+    from mmser.errors import MmserError
+    from mmser.inference import combine_speaker
+
+    if not enrolment:
+        return {}
+    position = {file_sha256(path): j for j, path in enumerate(enrolment)}
+    left_out = {i: position.get(file_sha256(clip)) for i, (clip, _, _) in enumerate(clips)
+                if Path(clip).is_file()}  # a missing clip fails on its own, with the others predicted
+    left_out = {i: j for i, j in left_out.items() if j is not None}
+    if not left_out:
+        return {}
+    if len(enrolment) == 1:
+        raise MmserError(f"{clips[next(iter(left_out))][0]}: it is the only enrolment clip given, and a clip never "
+                         "counts in its own statistics: give other clips of the speaker (--enrol)")
+    print(f"note: {len(left_out)} predicted clip(s) are also enrolment clips: each is standardised with the other "
+          f"{len(enrolment) - 1}, as in training (a clip never counts in its own statistics)", file=sys.stderr)
+    speakers = {None: combine_speaker(parts)}
+    for i, j in left_out.items():
+        speakers[("left out", i)] = combine_speaker(parts[:j] + parts[j + 1:])
+    return speakers
+
+
+def speaker_key(clip: tuple[str, str | None, str | None], index: int, speakers: dict):
+    """Which of ``speakers`` (from :func:`running_speakers` or :func:`enrolled_speakers`) predicts the clip."""
+    if ("left out", index) in speakers:
+        return ("left out", index)
+    return clip[2] if speakers and clip[2] in speakers else None
 
 
 def print_timeline(predictor, clips: list[tuple[str, str | None, str | None]], args: argparse.Namespace, speaker) -> None:
@@ -211,7 +249,8 @@ def register(add) -> None:
                    help="other clips (files, folders or a clip-list CSV) of the one speaker of CLIPS, for checkpoints "
                         "trained with per-speaker standardisation (features.speaker_norm.mode=enrol); they should "
                         "span emotions as the training's enrolment clips did (calm speech only: train with "
-                        "features.speaker_norm.labels=[neutral,calm])")
+                        "features.speaker_norm.labels=[neutral,calm]); a predicted clip that is among them is "
+                        "standardised with the others only, as in training")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--out", help="also write predictions to this CSV")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
