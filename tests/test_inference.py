@@ -184,6 +184,11 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     assert r.status_code == 200 and r.json()["probabilities"] == with_enrol.probabilities
     r = http.post("/predict", files=files[:1])
     assert r.status_code == 422 and "enrolment" in r.json()["detail"]
+    # the clip itself among the enrolment uploads is left out, as on the command line
+    r = http.post("/predict", files=files + [("enrol", ("again.wav", clip.read_bytes(), "audio/wav"))])
+    assert r.status_code == 200 and r.json()["probabilities"] == with_enrol.probabilities
+    r = http.post("/predict", files=files[:1] + [("enrol", ("again.wav", clip.read_bytes(), "audio/wav"))])
+    assert r.status_code == 422 and "the clip itself" in r.json()["detail"]
     # a checkpoint trained without speaker standardisation refuses enrolment clips rather than ignore them
     assert main(["predict", str(clip), "--checkpoint", str(checkpoint), "--enrol", str(enrol[0])]) == 2
     assert "takes no enrolment clips" in capsys.readouterr().err
