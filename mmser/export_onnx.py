@@ -140,7 +140,7 @@ def frames_recipe(ckpt: Checkpoint, prior_file: str | None) -> dict:
     """How a graph's ``audio`` hidden states (B, L, T, D) are made from an encoder's frames, as
     :meth:`mmser.features.spec.FeatureSpec.model_frames` makes them (export.json's ``audio_frames``)."""
     features = ckpt.features
-    stride = 1 if features.finetune_top_layers != 0 else features.frame_stride  # fine-tuned blocks pool in the graph
+    stride = features.input_pool_stride  # fine-tuned blocks pool in the graph
     recipe = {
         "layers": f"the encoder's hidden states {features.audio_layers!r} (features.audio_layers), as L",
         "pool_stride": stride,
@@ -173,8 +173,9 @@ def _write_prior(ckpt: Checkpoint, out_dir: Path) -> str | None:
     return PRIOR_FILE
 
 
-def export(checkpoint: str | Path, out_dir: str | Path) -> list[dict]:
-    """Export every member; returns per-member check results (max abs probability difference)."""
+def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
+    """Export every member; returns export.json's document (``members``: per-member check results, max abs
+    probability difference; ``audio_frames``: how the graphs' hidden states are made)."""
     import onnxruntime as ort
 
     # the exporter logs a line per torchvision operator it cannot register (torchvision is not a dependency)
@@ -217,4 +218,4 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> list[dict]:
     if any((r["audio_input"] or {}).get("kind") == "hidden_states" for r in reports):
         document["audio_frames"] = frames_recipe(ckpt, _write_prior(ckpt, out_dir))
     (out_dir / "export.json").write_text(json.dumps(document, indent=2))
-    return reports
+    return document

@@ -41,6 +41,8 @@ NOT_RUNNING = "this checkpoint does not accumulate a speaker's statistics (featu
 RUNNING_NO_ENROLMENT = ("this checkpoint standardises each clip with its speaker's clips so far "
                         "(features.speaker_norm.mode=running): it takes no enrolment clips")
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
+ONLY_SELF_ENROLLED = ("the only enrolment clip given is the clip itself, and a clip never counts in its own "
+                      "statistics: give other clips of the speaker")
 
 
 def combine_speaker(parts: list[SpeakerMoments]) -> SpeakerMoments:
@@ -243,7 +245,14 @@ class Predictor:
         if enrolment:
             if speaker is not None:
                 raise MmserError("give enrolment clips or a running speaker, not both")
-            speaker = self.enrol(enrolment, sample_rate=sample_rate)
+            audio, name = self._load(audio, sample_rate)  # each clip decoded once, to 16 kHz
+            enrolled = [self._load(clip, sample_rate)[0] for clip in enrolment]
+            sample_rate = SAMPLE_RATE
+            # an enrolment clip that is the clip itself is left out, as training draws *other* clips
+            others = [wav for wav in enrolled if not np.array_equal(wav, audio)]
+            if not others:
+                raise MmserError(f"{name}: {ONLY_SELF_ENROLLED}")
+            speaker = self.enrol(others, sample_rate=sample_rate)
         result = self.predict_many([(audio, transcript)], sample_rate=sample_rate, transcribe=transcribe,
                                    speaker=speaker)[0]
         if isinstance(result, Exception):

@@ -5,8 +5,8 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
 ``/timeline`` recording or one ``/stream`` are one speaker's, in order.
 
 - ``POST /predict``: multipart ``audio`` file (+ optional ``transcript`` form field, + ``enrol`` files: other
-  clips of the same speaker, for checkpoints trained with per-speaker standardisation; one with the clip's own
-  bytes is left out, as training draws other clips) -> label + probabilities
+  clips of the same speaker, for checkpoints trained with per-speaker standardisation; one that is the clip
+  itself is left out, as training draws other clips) -> label + probabilities
 - ``POST /timeline``: multipart ``audio`` (a long recording, up to ``max_timeline_s``) + optional ``transcribe``
   form field (fused/text models: each segment's words from Whisper's word timestamps) -> the emotion of each
   speech segment, with start and end times (:meth:`mmser.inference.Predictor.timeline`)
@@ -89,15 +89,10 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             budget -= len(blobs[-1])
             if budget < 0:
                 raise HTTPException(413, f"{upload.filename}: uploads larger than {max_upload_bytes} bytes in all")
-        if len(blobs) > 1 and all(data == blobs[0] for data in blobs[1:]):
-            raise HTTPException(422, f"{audio.filename}: the only enrolment clip given is the clip itself, and a "
-                                     "clip never counts in its own statistics: send other clips of the speaker")
         try:
             wavs = [decode_audio(data, upload.filename or "upload", max_duration_s)  # the one loader's rules
                     for upload, data in zip(uploads, blobs)]
-            # an enrolment upload with the clip's own bytes is left out, as training draws *other* clips
-            others = [wav for wav, data in zip(wavs[1:], blobs[1:]) if data != blobs[0]]
-            result = predictor.predict(wavs[0], transcript=transcript, enrolment=others or None,
+            result = predictor.predict(wavs[0], transcript=transcript, enrolment=wavs[1:] or None,
                                        sample_rate=SAMPLE_RATE)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None

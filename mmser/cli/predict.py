@@ -145,7 +145,7 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
 
     from mmser.audio import file_sha256
     from mmser.errors import MmserError
-    from mmser.inference import combine_speaker
+    from mmser.inference import ONLY_SELF_ENROLLED, combine_speaker
 
     if not enrolment:
         return {}
@@ -156,8 +156,7 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
     if not left_out:
         return {}
     if len(enrolment) == 1:
-        raise MmserError(f"{clips[next(iter(left_out))][0]}: it is the only enrolment clip given, and a clip never "
-                         "counts in its own statistics: give other clips of the speaker (--enrol)")
+        raise MmserError(f"{clips[next(iter(left_out))][0]}: {ONLY_SELF_ENROLLED} (--enrol)")
     print(f"note: {len(left_out)} predicted clip(s) are also enrolment clips: each is standardised with the other "
           f"{len(enrolment) - 1}, as in training (a clip never counts in its own statistics)", file=sys.stderr)
     speakers = {None: combine_speaker(parts)}
@@ -225,12 +224,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reports = export(args.checkpoint, args.out)
-    for r in reports:
+        document = export(args.checkpoint, args.out)
+    for r in document["members"]:
         audio = r["audio_input"]["kind"] if r["audio_input"] else None
         print(f"{Path(args.out) / r['file']}: inputs {r['inputs']} (audio: {audio}), ONNX Runtime vs PyTorch max |dp| "
               f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
-    frames = json.loads((Path(args.out) / "export.json").read_text()).get("audio_frames") or {}
+    frames = document.get("audio_frames") or {}
     if frames.get("speaker_norm", "off") != "off":
         print(f"the graphs take frames pooled by {frames['pool_stride']} and standardised per speaker "
               f"(features.speaker_norm.mode: {frames['speaker_norm']}): {Path(args.out) / 'export.json'}'s "

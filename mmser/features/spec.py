@@ -118,12 +118,15 @@ class FeatureSpec:
         return build_text_encoder(self.text_encoder, self.text_layers, device, batch_size, self.max_text_tokens)
 
     # ------------------------------------------------------------------------------------------ frames
+    @property
+    def input_pool_stride(self) -> int:
+        """The frame pooling done before the model: :attr:`frame_stride`, or 1 for fine-tuning models, which
+        pool after their own blocks."""
+        return 1 if self.finetune_top_layers != 0 else self.frame_stride
+
     def pooled(self, frames: np.ndarray) -> np.ndarray:
-        """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`frame_stride` -> ``(L, ceil(T / s), D)``
-        (unchanged for fine-tuning models, which pool after their own blocks)."""
-        if self.finetune_top_layers != 0:
-            return frames
-        return pool_frames(frames, self.frame_stride)
+        """One clip's encoder frames ``(L, T, D)`` pooled by :attr:`input_pool_stride` -> ``(L, ceil(T / s), D)``."""
+        return pool_frames(frames, self.input_pool_stride)
 
     def standardised(self, pooled: np.ndarray, speaker: FrameMoments | None) -> np.ndarray:
         """Pooled frames ``(L, T, D)`` standardised with the speaker's moments (of pooled frames) when
