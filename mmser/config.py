@@ -171,6 +171,11 @@ class FeaturesConfig:
     memory_budget_gb: float = 2.0  # GB, auto: the largest cache a run loads into memory
     speaker_norm: SpeakerNormConfig = field(default_factory=SpeakerNormConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # test-time augmentation: each predicted clip (cross-validation's validation and test clips, and every clip
+    # `mmser predict`, serve and the robustness runs see) is also played at these speeds (e.g. [0.9, 1.1]),
+    # each copy encoded, standardised with the clip's own speaker statistics, and the probabilities of the clip
+    # and its copies averaged; [] = the clip alone. Training and early stopping read the clips as they are.
+    test_time_speeds: List[float] = field(default_factory=list)
 
 
 @dataclass
@@ -424,6 +429,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     check(f.memory_budget_gb >= 0, "features.memory_budget_gb", f"{f.memory_budget_gb} must be >= 0")
     problems += speaker_norm_problems(f.speaker_norm)
     problems += augment_problems(f.augment)
+    problems += test_time_problems(f)
     # asr
     for spec in cfg.asr.models:
         problem = encoder_spec_problem(spec, ASR_KINDS)
@@ -556,6 +562,18 @@ def augment_problems(aug: DictConfig) -> list[str]:
             problems.append(f"{key}.{sub}: {aug[sub]} must be in [0, 1)")
     if aug.mixup < 0:
         problems.append(f"{key}.mixup: {aug.mixup} must be >= 0 (0 = off)")
+    return problems
+
+
+def test_time_problems(f: DictConfig) -> list[str]:
+    """What is wrong with ``features.test_time_speeds``."""
+    key, speeds, problems = "features.test_time_speeds", list(f.test_time_speeds), []
+    if any(not 0.5 <= x <= 2.0 or x == 1.0 for x in speeds) or len(set(speeds)) != len(speeds):
+        problems.append(f"{key}: {speeds} must be distinct factors in [0.5, 2] other than 1 (the clip itself is "
+                        "always predicted)")
+    if speeds and f.speaker_norm.test_labels is not None:
+        problems.append(f"{key}: not with features.speaker_norm.test_labels (the copies are standardised with the "
+                        "training pool's enrolment statistics)")
     return problems
 
 

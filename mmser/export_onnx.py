@@ -217,5 +217,11 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     document = {"checkpoint": str(checkpoint), "members": reports, "features": ckpt.meta["features"]}
     if any((r["audio_input"] or {}).get("kind") == "hidden_states" for r in reports):
         document["audio_frames"] = frames_recipe(ckpt, _write_prior(ckpt, out_dir))
+    if ckpt.features.test_time_speeds:
+        document["test_time_speeds"] = {
+            "speeds": list(ckpt.features.test_time_speeds),
+            "how": "predict the clip, and the clip played at each speed (resampled from speed x 16000 Hz, rounded to "
+                   "100 Hz, to 16000 Hz: tempo and pitch change together), each copy's frames standardised with the "
+                   "same statistics as the clip's; the probabilities are the mean over the clip and its copies"}
     (out_dir / "export.json").write_text(json.dumps(document, indent=2))
     return document

@@ -207,19 +207,31 @@ class Predictor:
         """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
         forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given, or, for a
         :class:`RunningSpeaker`, window by window in order with the statistics so far. A member that trained
-        the whole encoder takes the windows themselves (its encoder is part of it)."""
+        the whole encoder takes the windows themselves (its encoder is part of it). A checkpoint trained with
+        ``features.test_time_speeds`` also predicts each window played at those speeds, standardised with the
+        window's own statistics (a copy never joins a running speaker's), and averages the probabilities."""
         speaker = self._speaker_state(speaker)
         encoded = self._encoded(wavs)
-        if isinstance(speaker, RunningSpeaker):
-            frames: dict[str, list[np.ndarray]] = {spec: [] for spec in encoded}
-            for i in range(len(wavs)):  # arrival order: each window's own moments join before it is standardised
-                for spec, fs in encoded.items():
-                    pooled = self.features.pooled(fs[i])
-                    frames[spec].append(self.features.standardised(pooled, speaker.add(spec, pooled)))
+        if isinstance(speaker, RunningSpeaker):  # arrival order: each window's own moments join before it is standardised
+            moments = {spec: [speaker.add(spec, self.features.pooled(f)) for f in fs] for spec, fs in encoded.items()}
         else:
-            frames = {spec: [self.features.model_frames(f, speaker[spec] if speaker else None) for f in fs]
-                      for spec, fs in encoded.items()}
+            moments = {spec: [speaker[spec] if speaker else None] * len(wavs) for spec in encoded}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
+        probs = [self._member_probabilities(wavs, encoded, moments, tokens)]
+        if self.features.test_time_speeds:
+            from mmser.features.augment import apply_recipe, test_view_recipes  # torchaudio: only when used
+
+            for recipe in test_view_recipes(self.features.test_time_speeds):
+                copies = [apply_recipe(w, recipe) for w in wavs]
+                probs.append(self._member_probabilities(copies, self._encoded(copies), moments, tokens))
+        return np.mean(probs, axis=0)
+
+    def _member_probabilities(self, wavs: list[np.ndarray], encoded: dict[str, list[np.ndarray]],
+                              moments: dict[str, list[FrameMoments | None]], tokens) -> np.ndarray:
+        """Member-averaged probabilities ``(B, 8)`` of windows ``wavs`` whose encoder frames are ``encoded``,
+        each window standardised with ``moments[encoder][i]``."""
+        frames = {spec: [self.features.model_frames(f, m) for f, m in zip(fs, moments[spec])]
+                  for spec, fs in encoded.items()}
         probs = []
         for member in self.ckpt.members:
             audio = wavs if member.model.dims.reads_waveforms else frames.get(member.audio_encoder)

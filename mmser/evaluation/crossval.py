@@ -28,7 +28,7 @@ from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold, validation_group
 from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
-from mmser.features.variants import training_dataset
+from mmser.features.variants import prediction_datasets, training_dataset
 from mmser.evaluation.tables import SUBGROUP_COLUMNS
 from mmser.labels import EMOTIONS
 from mmser.training.fit import predict_proba
@@ -57,6 +57,11 @@ def audio_only_start(audio_init_dir: Path | None, fold: str, member: int) -> dic
     if member >= len(members):
         raise MmserError(f"{source}: {len(members)} audio-only member(s), the fused ensemble needs member {member}")
     return members[member].model.state_dict()
+
+
+def predicted(model, datasets: list) -> np.ndarray:
+    """``model``'s probabilities ``(N, 8)`` of the same N clips, averaged over ``datasets`` (their readings)."""
+    return np.mean([predict_proba(model, d) for d in datasets], axis=0)
 
 
 def prediction_table(df: pd.DataFrame, ids: tuple[str, ...], probs: np.ndarray) -> pd.DataFrame:
@@ -92,9 +97,10 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
                                       cfg.model.freeze_audio_branch, store, encoder, cfg.model.finetune,
                                       cfg.features.augment)
         members.append(Member(model, encoder, store.fingerprints.get(encoder) if encoder else None, text_source))
-        probs.append(predict_proba(model, store.dataset(fold.test, encoder, text_source, test=True)))
+        # features.test_time_speeds: the average over each clip and its copies at other speeds
+        probs.append(predicted(model, prediction_datasets(store, fold.test, encoder, text_source, cfg.features, test=True)))
         if fold.val:
-            val_probs.append(predict_proba(model, val))
+            val_probs.append(predicted(model, prediction_datasets(store, fold.val, encoder, text_source, cfg.features)))
         summaries.append(summary)
     stored_cfg = run_config(cfg, protocol)
     text_fingerprint = store.fingerprints.get(store.spec.text_encoder) if text_source else None

@@ -4,7 +4,8 @@ Each training clip gets ``variants`` augmented copies, each a :class:`Recipe` dr
 hash, the variant's index and ``features.augment.seed`` (so a variant is the same in every fold and every
 run, and its encoder frames are cached under ``(clip hash, recipe)``). Babble is a mix of other clips: they
 are drawn among the fold's *training* clips of other speakers only, so no validation or test speech ever
-reaches training. Validation and test clips are never augmented.
+reaches training. Validation and test clips are never augmented; under ``features.test_time_speeds`` they are
+*predicted* at other speeds too (:func:`test_view_recipes`), which trains on nothing.
 
 :func:`add_noise` is also what ``mmser robustness`` uses to corrupt test clips.
 """
@@ -56,6 +57,12 @@ def draw_recipe(content_sha256: str, variant: int, augment_cfg, babble_pool: Seq
     return Recipe(noise=noise, snr_db=float(rng.uniform(low, high)), speed=float(rng.choice(list(augment_cfg.speed))),
                   semitones=float(rng.uniform(-1, 1) * augment_cfg.pitch_semitones),
                   gain_db=float(rng.uniform(-1, 1) * augment_cfg.gain_db), seed=seed % (2 ** 31), babble=babble)
+
+
+def test_view_recipes(speeds) -> list[Recipe]:
+    """The copies of a predicted clip under ``features.test_time_speeds``: the clip played at each speed, with no
+    noise and no gain (the same recipe for every clip, so a copy's frames are cached under the clip's hash)."""
+    return [Recipe(speed=float(s)) for s in speeds]
 
 
 def apply_recipe(wav: np.ndarray, recipe: Recipe, load: Callable[[str], np.ndarray] | None = None) -> np.ndarray:

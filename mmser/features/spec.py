@@ -67,6 +67,9 @@ class FeatureSpec:
     # itself (ModelDims.frame_stride), so frames reach it at the encoder's rate, unpooled; WHOLE_ENCODER
     # (mmser.config): the model reads waveforms and runs the whole encoder
     finetune_top_layers: int = 0
+    # features.test_time_speeds: a clip is also predicted at these playback speeds, each copy standardised with
+    # the clip's own statistics, and the probabilities averaged (mmser.features.augment.test_view_recipes)
+    test_time_speeds: tuple[float, ...] = ()
 
     @classmethod
     def from_config(cls, features_cfg: Any, finetune_top_layers: int = 0) -> "FeatureSpec":
@@ -86,11 +89,13 @@ class FeatureSpec:
                                      None if sn.test_labels is None else tuple(sn.test_labels),
                                      None if sn.get("prior_clips") is None else float(sn.prior_clips)),
             finetune_top_layers=int(finetune_top_layers),
+            test_time_speeds=tuple(float(x) for x in features_cfg.get("test_time_speeds") or ()),
         )
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["audio_encoders"] = list(self.audio_encoders)
+        out["test_time_speeds"] = list(self.test_time_speeds)
         for key in ("labels", "test_labels"):
             value = out["speaker_norm"][key]
             out["speaker_norm"][key] = None if value is None else list(value)
@@ -102,7 +107,8 @@ class FeatureSpec:
         sn = dict(data.pop("speaker_norm"))
         sn = SpeakerNorm(sn["mode"], sn["clips"], None if sn["labels"] is None else tuple(sn["labels"]),
                          None if sn["test_labels"] is None else tuple(sn["test_labels"]), sn.get("prior_clips"))
-        return cls(**{**data, "audio_encoders": tuple(data["audio_encoders"]), "speaker_norm": sn})
+        return cls(**{**data, "audio_encoders": tuple(data["audio_encoders"]), "speaker_norm": sn,
+                      "test_time_speeds": tuple(data.get("test_time_speeds", ()))})
 
     # ------------------------------------------------------------------------------------------ encoders
     def open_audio_encoder(self, spec: str, device: str = "cpu", batch_size: int = 8):

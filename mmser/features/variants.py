@@ -5,6 +5,10 @@ encoded once by the store's encoder and cached beside the clean frames under ``<
 a later fold, run or resumed run reads it instead of encoding it again. A training row is then read as
 itself or as one of its variants, drawn at random each time it is read (once per epoch). Models that train
 the whole encoder read waveforms: their variants are made by the same recipes as they are read.
+
+Predicted clips (validation and test rows) are never augmented for training; under
+``features.test_time_speeds`` each is also read at those speeds (:func:`prediction_datasets`), encoded and cached
+the same way, and a prediction averages over the clip and its copies.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from mmser.audio import load_audio
-from mmser.features.augment import Recipe, apply_recipe, draw_recipe
+from mmser.features.augment import Recipe, apply_recipe, draw_recipe, test_view_recipes
 from mmser.features.cache import ShardWriter
 from mmser.features.batching import FeatureDataset
 from mmser.features.store import CachedRows, FeatureStore, RowSubset
@@ -57,23 +61,55 @@ def augmented_rows(store: FeatureStore, train_ids: Sequence[str], encoder_spec: 
                    progress: bool = True) -> AugmentedRows:
     """The training rows ``train_ids`` of ``encoder_spec`` with their variants, encoding (and caching) the
     variants not cached yet."""
-    aug, result = features_cfg.augment, store.extracted[encoder_spec]
-    rows = store.rows
+    result = store.extracted[encoder_spec]
     position = {u: i for i, u in enumerate(store.utt_ids)}
     keys = {u: result.keys[position[u]] for u in train_ids}
-    recipes = variant_recipes(rows, train_ids, keys, aug)
-    variant_keys = [(u, f"{keys[u]}+{r.key()}", r) for u in train_ids for r in recipes[u]]
+    recipes = variant_recipes(store.rows, train_ids, keys, features_cfg.augment)
+    variants = cached_recipe_rows(store, train_ids, encoder_spec, recipes, features_cfg, progress, f"augment {encoder_spec}")
+    clean = RowSubset(store.audio[encoder_spec], np.array([position[u] for u in train_ids]))
+    return AugmentedRows(clean, variants, int(features_cfg.augment.variants))
+
+
+def cached_recipe_rows(store: FeatureStore, ids: Sequence[str], encoder_spec: str, recipes: dict[str, list[Recipe]],
+                       features_cfg, progress: bool, label: str) -> CachedRows:
+    """Row ``i * k + j``: clip ``ids[i]`` made by ``recipes[ids[i]][j]`` (``k`` recipes per clip), encoded by
+    ``encoder_spec`` and cached under ``<clip key>+<recipe key>`` (those not cached yet are encoded first,
+    ``label`` on the progress bar), standardised with its clean clip's speaker moments. Babble recipes mix
+    clips among ``ids``."""
+    result = store.extracted[encoder_spec]
+    rows = store.rows
+    position = {u: i for i, u in enumerate(store.utt_ids)}
+    keys = {u: result.keys[position[u]] for u in ids}
+    variant_keys = [(u, f"{keys[u]}+{r.key()}", r) for u in ids for r in recipes[u]]
     cache = result.cache
     todo = [(u, key, r) for u, key, r in variant_keys if key not in cache]
     if todo:
-        path_of_content = {keys[u][1:]: rows["path"].iloc[position[u]] for u in train_ids}
+        path_of_content = {keys[u][1:]: rows["path"].iloc[position[u]] for u in ids}
         encode_variants(todo, rows.set_index("utt_id")["path"], path_of_content, result.encoder, cache,
-                        int(features_cfg.batch_size), int(features_cfg.shard_size), progress, encoder_spec)
+                        int(features_cfg.batch_size), int(features_cfg.shard_size), progress, label)
     moments = store.moments.get(encoder_spec)
     variant_moments = [moments[position[u]] for u, _, _ in variant_keys] if moments is not None else None
-    variants = CachedRows(cache.locate([key for _, key, _ in variant_keys]), store.spec, variant_moments)
-    clean = RowSubset(store.audio[encoder_spec], np.array([position[u] for u in train_ids]))
-    return AugmentedRows(clean, variants, int(aug.variants))
+    return CachedRows(cache.locate([key for _, key, _ in variant_keys]), store.spec, variant_moments)
+
+
+def prediction_datasets(store: FeatureStore, ids: Sequence[str], encoder: str | None, text_source: str | None,
+                        features_cfg, test: bool = False, progress: bool = True) -> list[FeatureDataset]:
+    """The rows ``ids`` as the datasets a prediction averages over: the clips themselves, then, under
+    ``features.test_time_speeds``, the clips played at each speed (encoded and cached once; each copy
+    standardised with its clip's speaker moments). ``test``: as :meth:`FeatureStore.dataset`."""
+    clean = store.dataset(ids, encoder, text_source, test=test)
+    if encoder is None or not store.spec.test_time_speeds:
+        return [clean]
+    datasets = [clean]
+    for recipe in test_view_recipes(store.spec.test_time_speeds):
+        if encoder in store.waveform_shapes:  # models that run the whole encoder: copies made as they are read
+            paths = store.rows.set_index("utt_id").loc[list(ids), "path"].astype(str)
+            audio = RecipeRows([(p, recipe) for p in paths], {}, store.audio[encoder].max_samples)
+        else:
+            audio = cached_recipe_rows(store, ids, encoder, {u: [recipe] for u in ids}, features_cfg, progress,
+                                       f"speed {recipe.speed:g} {encoder}")
+        datasets.append(store.dataset(ids, encoder, text_source, test=test, audio=audio))
+    return datasets
 
 
 def augmented_waveforms(store: FeatureStore, train_ids: Sequence[str], encoder_spec: str, augment_cfg) -> AugmentedRows:
@@ -108,7 +144,7 @@ def training_dataset(store: FeatureStore, ids: Sequence[str], encoder: str | Non
 
 def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_of_content: dict[str, str], encoder,
                     cache, batch_size: int, shard_size: int, progress: bool, name: str) -> None:
-    """Make, encode and cache each (utt_id, cache key, recipe) of ``todo``."""
+    """Make, encode and cache each (utt_id, cache key, recipe) of ``todo`` (``name`` on the progress bar)."""
     loaded: dict[str, np.ndarray] = {}
 
     def load(content: str) -> np.ndarray:  # babble sources, read once each
@@ -117,7 +153,7 @@ def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_
         return loaded[content]
 
     with ShardWriter(cache, shard_size, expected=len(todo)) as writer, \
-            tqdm(total=len(todo), desc=f"augment {name}", unit="clip", disable=not progress) as bar:
+            tqdm(total=len(todo), desc=name, unit="clip", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
             wavs = [apply_recipe(load_audio(paths[u]), r, load) for u, _, r in chunk]
