@@ -133,6 +133,12 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
     return metrics
 
 
+def folds_done(cfg: DictConfig, protocol: Protocol, out_dir: str | Path) -> bool:
+    """Every fold of ``cfg``'s protocol has its ``metrics.json`` under ``out_dir`` (a run has nothing left to train,
+    so it needs no features)."""
+    return all((Path(out_dir) / fold.name / "metrics.json").is_file() for fold in make_folds(protocol, cfg.split))
+
+
 def _fold_score(metrics: dict, blind: bool) -> str:
     """A fold's progress figure: test UA and WA, or (``blind``) validation UA only."""
     if blind:
@@ -140,7 +146,7 @@ def _fold_score(metrics: dict, blind: bool) -> str:
     return f"UA {metrics['UA']:.3f}  WA {metrics['WA']:.3f}"
 
 
-def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: str | Path,
+def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_dir: str | Path,
            text_source: str | None = None, audio_init_dir: Path | None = None, blind: bool = False,
            val_group: int = 0) -> dict:
     """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
@@ -148,7 +154,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
     ``metrics.json`` are kept; their ``train_seconds`` count in the summary's ``cv_seconds``.
     ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
     watches it choosing does not see the test folds before the choice). ``val_group``: each fold validates on
-    that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own)."""
+    that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own).
+    ``store`` may be None when every fold is done (:func:`folds_done`): nothing is read."""
     out_dir = Path(out_dir)
     kind = cfg.model.kind
     text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
@@ -174,6 +181,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
             earlier_seconds += results[-1].get("train_seconds", 0.0)
             say(f"  {run_label}/{fold.name}: done earlier ({_fold_score(results[-1], blind)}), skipped")
             continue
+        if store is None:
+            raise RuntimeError(f"{fold_dir}: not done, and no feature store was given to train it")
         if is_main():
             fold_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
@@ -188,7 +197,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore, out_dir: st
                "WA_mean": float(np.mean([r["WA"] for r in results])),
                # folds done earlier count with their own training time, so a resumed run keeps the whole CV's time
                "cv_seconds": round(time.perf_counter() - start + earlier_seconds, 2),
-               "encode_seconds": round(store.encode_seconds, 2)}  # encoding done by this call (0: all cached)
+               # encoding done by this call (0: all cached, or nothing to train)
+               "encode_seconds": round(store.encode_seconds, 2) if store is not None else 0.0}
     if is_main():
         atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary

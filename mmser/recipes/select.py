@@ -13,7 +13,7 @@ from mmser.data.protocol import load_protocol, make_folds
 from mmser.data.splits import validation_group
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.crossval import run_cv
+from mmser.evaluation.crossval import folds_done, run_cv
 from mmser.evaluation.selection import group_run, select_per_fold, selection_markdown, selection_table
 from mmser.recipes.cv import cv_inputs
 
@@ -35,12 +35,16 @@ def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str 
                 validation_group(protocol.rows, fold, val_groups - 1, cfg.split.seed)
     out = Path(out)
     for name, cfg in configs.items():
-        protocol, store = cv_inputs(cfg, progress)  # once per candidate, shared by its validation groups
-        for group in range(val_groups):
+        runs = [group_run(out / name, group) for group in range(val_groups)]
+        protocol = load_protocol(cfg.data)
+        store = None  # a candidate whose every fold is done is not encoded or loaded again
+        if not all(folds_done(cfg, protocol, run) for run in runs):
+            protocol, store = cv_inputs(cfg, progress)  # once per candidate, shared by its validation groups
+        for group, run in enumerate(runs):
             which = "" if group == 0 else f", validation group {group}"
             say(f"\n[{name}{which}] cross-validation (folds done earlier are kept; validation UA shown, test UA "
                 "reported after the choice)", flush=True)
-            run_cv(cfg, protocol, store, group_run(out / name, group), blind=True, val_group=group)
+            run_cv(cfg, protocol, store, run, blind=True, val_group=group)
     candidates = {name: out / name for name in configs}
     per_fold = select_per_fold(candidates, out, val_groups)
     table = selection_table(candidates, out, val_groups)

@@ -102,6 +102,29 @@ def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path,
         assert re.search(r"(?<!validation )\bUA\b", line) is None
 
 
+def test_a_candidate_whose_every_fold_is_done_loads_no_features(selection, tmp_path, monkeypatch):
+    """Resuming a selection to add a candidate must not encode or load the finished candidates' features again
+    (a finished candidate's encoder may be slow, or its cache pruned)."""
+    import mmser.recipes.select as select
+
+    root = selection.parent
+    copy = tmp_path / "sel"
+    shutil.copytree(selection, copy)
+    shutil.rmtree(copy / "longer" / "fold3")
+    loaded = []
+    real_inputs = select.cv_inputs
+
+    def cv_inputs(cfg, progress=True):
+        loaded.append(int(cfg.train.max_epochs))
+        return real_inputs(cfg, progress)
+
+    monkeypatch.setattr(select, "cv_inputs", cv_inputs)
+    _select(root, copy, "short", "longer")
+    assert loaded == [4]  # "longer" (4 epochs) had a fold to train; "short" had none
+    assert (copy / "longer" / "fold3" / "metrics.json").is_file()
+    assert (copy / "selection.csv").read_text() == (selection / "selection.csv").read_text()
+
+
 def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_path, capsys):
     root = selection.parent
     capsys.readouterr()
