@@ -87,3 +87,18 @@ def test_a_population_prior_round_trips_and_a_missing_one_is_refused(checkpoint,
     _rewrite(path, tmp_path / "bad_count.safetensors", lambda m: m["speaker_prior"][0].update(count=-1))
     with pytest.raises(CheckpointError, match="count -1"):
         load_checkpoint(tmp_path / "bad_count.safetensors")
+
+
+def test_test_time_speeds_round_trip_and_older_checkpoints_read_without_them(checkpoint, tmp_path):
+    from dataclasses import replace
+
+    from mmser.checkpoint import save_checkpoint
+    from mmser.features.spec import FeatureSpec
+
+    ckpt = load_checkpoint(checkpoint)
+    path = save_checkpoint(tmp_path / "tta.safetensors", ckpt.members, replace(ckpt.features, test_time_speeds=(0.9, 1.1)),
+                           None, {})
+    assert load_checkpoint(path).features.test_time_speeds == (0.9, 1.1)
+    older = ckpt.features.to_dict()
+    del older["test_time_speeds"]  # written before the key existed
+    assert FeatureSpec.from_dict(older).test_time_speeds == ()

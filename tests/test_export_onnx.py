@@ -173,3 +173,23 @@ def test_export_json_says_how_to_make_a_speaker_standardised_input(checkpoint, w
     got = np.mean(probs, axis=0)[0]
     want = Predictor.from_checkpoint(path).predict(clip).probabilities
     np.testing.assert_allclose(got, list(want.values()), atol=2e-3)  # the Predictor standardises into float16
+
+
+def test_export_json_says_a_checkpoint_averages_over_speed_copies(checkpoint, tmp_path):
+    """A checkpoint trained with features.test_time_speeds predicts each clip and its copies at those speeds:
+    export.json says so (the graphs take one copy at a time), and says nothing of it for one without."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from dataclasses import replace
+
+    from mmser.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    path = save_checkpoint(tmp_path / "tta.safetensors", ckpt.members, replace(ckpt.features, test_time_speeds=(0.9, 1.1)),
+                           None, {})
+    assert main(["export", "onnx", "--checkpoint", str(path), "--out", str(tmp_path / "tta")]) == 0
+    document = json.loads((tmp_path / "tta" / "export.json").read_text())
+    assert document["test_time_speeds"]["speeds"] == [0.9, 1.1]
+    assert "mean over the clip and its copies" in document["test_time_speeds"]["how"]
+    assert main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "plain")]) == 0
+    assert "test_time_speeds" not in json.loads((tmp_path / "plain" / "export.json").read_text())
