@@ -657,3 +657,12 @@ def check_paths(cfg: DictConfig, keys: tuple[str, ...] = EXPERIMENT_PATHS) -> No
 def to_yaml(cfg: DictConfig) -> str:
     """Resolved YAML of ``cfg`` (what each run stores beside its results)."""
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def stored_yaml_under_schema(text: str) -> str | None:
+    """A run's stored config YAML as this schema reads it (keys added since it was stored take their defaults),
+    in :func:`to_yaml`'s form; None when it does not read under this schema."""
+    try:
+        return to_yaml(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text)))
+    except OmegaConfBaseException:
+        return None

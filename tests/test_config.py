@@ -116,3 +116,16 @@ def test_every_config_value_problem_is_reported_at_once():
     message = str(err.value)
     for key in ("model.kind", "model.fusion.num_heads", "features.whisper_window", "data.classes"):
         assert f"{key}:" in message
+
+
+def test_a_stored_run_config_without_a_key_added_since_reads_as_the_same_config():
+    """A run stored before a schema key existed resumes without a "differs from this run's config" note; a stored
+    config with another value, or one that no longer reads, does differ."""
+    from mmser.config import stored_yaml_under_schema, to_yaml
+
+    resolved = to_yaml(load_config(None, ["data.manifest=m.csv"], use_local=False))
+    older = "\n".join(line for line in resolved.splitlines() if "test_time_speeds" not in line) + "\n"
+    assert older != resolved
+    assert stored_yaml_under_schema(older) == resolved
+    assert stored_yaml_under_schema(resolved.replace("frame_stride: 1", "frame_stride: 4")) != resolved
+    assert stored_yaml_under_schema("features:\n  no_such_key: 1\n") is None

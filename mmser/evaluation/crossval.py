@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
-from mmser.config import to_yaml
+from mmser.config import stored_yaml_under_schema, to_yaml
 from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
 from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold, validation_group
@@ -167,7 +167,7 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
     elif not stored.is_file():
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(stored, resolved.encode())
-    elif stored.read_text() != resolved:
+    elif stored_yaml_under_schema(stored.read_text()) != resolved:  # a key added since is not a difference
         say(f"note: {stored} is from an earlier run and differs from this run's config; it is kept, and "
               "each fold's own config.yaml says how that fold ran")
     if any(f.speaker_dependent for f in folds):
