@@ -13,7 +13,7 @@ from mmser.data.protocol import load_protocol, make_folds
 from mmser.data.splits import validation_group
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.crossval import folds_done, run_cv
+from mmser.evaluation.crossval import run_cv
 from mmser.evaluation.selection import group_run, select_per_fold, selection_markdown, selection_table
 from mmser.recipes.cv import cv_inputs
 
@@ -36,10 +36,8 @@ def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str 
     out = Path(out)
     for name, cfg in configs.items():
         runs = [group_run(out / name, group) for group in range(val_groups)]
-        protocol = load_protocol(cfg.data)
-        store = None  # a candidate whose every fold is done is not encoded or loaded again
-        if not all(folds_done(cfg, protocol, run) for run in runs):
-            protocol, store = cv_inputs(cfg, progress)  # once per candidate, shared by its validation groups
+        # once per candidate, shared by its validation groups; none when every fold is done (None)
+        protocol, store = cv_inputs(cfg, progress, runs)
         for group, run in enumerate(runs):
             which = "" if group == 0 else f", validation group {group}"
             say(f"\n[{name}{which}] cross-validation (folds done earlier are kept; validation UA shown, test UA "

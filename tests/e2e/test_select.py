@@ -103,26 +103,29 @@ def test_progress_shows_validation_ua_and_never_a_test_fold(selection, tmp_path,
 
 
 def test_a_candidate_whose_every_fold_is_done_loads_no_features(selection, tmp_path, monkeypatch):
-    """Resuming a selection to add a candidate must not encode or load the finished candidates' features again
-    (a finished candidate's encoder may be slow, or its cache pruned)."""
-    import mmser.recipes.select as select
+    """Resuming a selection to add a candidate (or `mmser cv` on a finished run) must not encode or load the
+    finished runs' features again (a finished candidate's encoder may be slow, or its cache pruned)."""
+    import mmser.recipes.cv as cv
 
     root = selection.parent
     copy = tmp_path / "sel"
     shutil.copytree(selection, copy)
     shutil.rmtree(copy / "longer" / "fold3")
     loaded = []
-    real_inputs = select.cv_inputs
+    real_store_for = cv.store_for
 
-    def cv_inputs(cfg, progress=True):
+    def store_for(rows, cfg, *args, **kwargs):
         loaded.append(int(cfg.train.max_epochs))
-        return real_inputs(cfg, progress)
+        return real_store_for(rows, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(select, "cv_inputs", cv_inputs)
+    monkeypatch.setattr(cv, "store_for", store_for)
     _select(root, copy, "short", "longer")
     assert loaded == [4]  # "longer" (4 epochs) had a fold to train; "short" had none
     assert (copy / "longer" / "fold3" / "metrics.json").is_file()
     assert (copy / "selection.csv").read_text() == (selection / "selection.csv").read_text()
+    assert main(["cv", str(root / "short.yaml"), f"data.manifest={root / 'a.csv'}", f"features.cache_dir={root / 'cache'}",
+                 "--out", str(copy / "short")]) == 0
+    assert loaded == [4]
 
 
 def test_progress_of_a_fold_trained_now_shows_validation_ua_only(selection, tmp_path, capsys):
