@@ -43,6 +43,20 @@ def audio_key(sha256: str) -> str:
     return "a" + sha256[:40]
 
 
+def make_cache_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); raises MmserError naming it, and a link to a missing folder on its
+    way, when it cannot be made (a file in the way, no permission, a dangling link such as one copied from
+    another machine)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        dangling = next((p for p in (folder, *folder.parents) if p.is_symlink() and not p.exists()), None)
+        why = (f"{dangling} is a link to {os.readlink(dangling)}, which does not exist" if dangling is not None
+               else f"{err.strerror}: {err.filename}")
+        raise MmserError(f"{folder}: cannot create the feature cache folder ({why}); point features.cache_dir at a "
+                         "folder this user can write") from None
+
+
 class FeatureCache:
     """One encoder's cached outputs: ``key -> (L, T, D)`` float16 arrays."""
 
@@ -50,7 +64,7 @@ class FeatureCache:
         ident = f"{encoder_id}|{fingerprint}|{layers}"
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)[-48:]
         self.dir = Path(root) / f"{slug}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_cache_folder(self.dir)
         meta = self.dir / "meta.json"
         if not meta.exists():
             atomic_write_bytes(meta, json.dumps({"encoder_id": encoder_id, "fingerprint": fingerprint,

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mmser.audio import AudioError
+from mmser.errors import MmserError
 from mmser.features.cache import FeatureCache, audio_key, text_key
 from mmser.features.extract import extract
 from tests.conftest import write_tone
@@ -144,3 +145,12 @@ def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="other") as other:
         cache.write_shard({"k": np.zeros((1, 2, 3))})
     assert not isinstance(other.value, cache_module.CacheSpaceError)
+
+
+def test_a_cache_folder_behind_a_dangling_link_is_named(tmp_path):
+    (tmp_path / "cache").symlink_to(tmp_path / "elsewhere" / "cache")  # e.g. a link from another machine
+    with pytest.raises(MmserError, match=r"cache is a link to .*elsewhere/cache, which does not exist"):
+        FeatureCache(tmp_path / "cache" / "features", "enc", "fp1", "all")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(MmserError, match=r"file/features/\S+: cannot create the feature cache folder \(Not a directory"):
+        FeatureCache(tmp_path / "file" / "features", "enc", "fp1", "all")
