@@ -8,7 +8,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from mmser.config import CONFIG_DIR, PROJECT_ROOT, Config, cell_config, config_problems, load_config
-from mmser.evaluation.tables import build_table, results_markdown
+from mmser.evaluation.average import AVERAGE_FILE, averaged_table
+from mmser.evaluation.crossval import PROB_COLUMNS
+from mmser.evaluation.selection import group_run
+from mmser.evaluation.tables import build_table, read_predictions, results_markdown
 
 RESULTS = PROJECT_ROOT / "results"
 STORED_CONFIGS = sorted(RESULTS.rglob("config.yaml"))
@@ -74,6 +77,8 @@ def test_every_results_folder_comes_from_one_yaml():
             if inside[0] == "selected" or inside[-1].startswith("noise_"):
                 assert (RESULTS / corpus / part / inside[0]).is_dir(), run
                 continue
+            if (RESULTS / corpus / part / inside[0] / AVERAGE_FILE).is_file():
+                continue  # an averaged run: test_every_averaged_run_is_the_mean_of_its_parts
             path = CONFIG_DIR / "experiment" / f"{inside[0]}.yaml"
             assert path.is_file(), f"{run}: no configs/experiment/{inside[0]}.yaml"
             cfg, command = load_config([path], ["data.manifest=m.csv"], use_local=False), "select"
@@ -97,6 +102,30 @@ def test_every_results_folder_comes_from_one_yaml():
             if run.name.split("__")[0] in ("audio_only", "text_only"):
                 differ -= {"model.freeze_audio_branch", "train.replace_start_p"}
         assert not differ, f"{run}: {sorted(differ)} differ from its YAML"
+
+
+AVERAGED_RUNS = sorted(p.parent for p in RESULTS.rglob(AVERAGE_FILE))
+
+
+@pytest.mark.parametrize("run", AVERAGED_RUNS, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_averaged_run_is_the_mean_of_its_parts(run):
+    """`mmser average`'s stored predictions are the per-utterance mean of the committed parts' predictions."""
+    import json
+
+    document = json.loads((run / AVERAGE_FILE).read_text())
+    parts = [run / p for p in document["parts"]]
+    assert len(parts) >= 2 and all(p.is_dir() for p in parts), document["parts"]
+    checked = 0
+    for group in range(document["val_groups"]):
+        for path in sorted(group_run(run, group).glob("fold*/*predictions.csv")):
+            fold, kind = path.parent.name, path.name
+            want = averaged_table([read_predictions(group_run(p, group) / fold / kind) for p in parts], path)
+            got = read_predictions(path)
+            assert list(got["utt_id"]) == list(want["utt_id"]) and list(got["pred"]) == list(want["pred"]), path
+            assert abs(got[PROB_COLUMNS].to_numpy(float) - want[PROB_COLUMNS].to_numpy(float)).max() < 1e-6, path
+            checked += 1
+    folds = len(list(parts[0].glob("*/predictions.csv")))
+    assert folds and checked == 2 * folds * document["val_groups"]  # test and validation predictions, every group
 
 
 def test_every_benchmark_json_is_named_as_its_script_says():

@@ -1,5 +1,5 @@
 """Experiment commands on a config: ``demo``, ``cv``, ``ablate``, ``train``, ``baseline``, ``curve``, ``robustness``,
-``select``, ``table``.
+``select``, ``average``, ``table``.
 
 Each loads the experiment YAML with its overrides (validated whole), checks the paths it names, then
 calls its recipe: a wrong value stops before any manifest is read or any clip encoded.
@@ -147,6 +147,15 @@ def cmd_select(args: argparse.Namespace) -> None:
     say(f"-> {Path(args.out) / 'selection.md'}")
 
 
+def cmd_average(args: argparse.Namespace) -> None:
+    from mmser.evaluation.average import average_runs
+
+    summary = average_runs([Path(r) for r in args.runs], Path(args.out), args.val_groups)
+    over = "" if args.val_groups == 1 else f" (mean over {args.val_groups} validation groups)"
+    say(f"{len(args.runs)} runs averaged: validation UA {100 * summary['val_UA_mean']:.1f} %{over}, "
+        f"test UA {100 * summary['UA_mean']:.1f} %\n-> {args.out} (mmser table on its parent folder lists it)")
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     from mmser.evaluation.tables import to_markdown
     from mmser.recipes.table import rebuild_tables
@@ -202,6 +211,14 @@ def register(add) -> None:
     p.add_argument("--val-groups", type=int, default=1,
                    help="disjoint groups of validation speakers per fold, each held out of its own training run of "
                         "every candidate; selection reads the mean validation UA over them (default 1)")
+
+    p = add("average", cmd_average, "a run whose probabilities are the mean of cross-validated runs on the same "
+                                    "folds (from their stored predictions; what predicting with all their "
+                                    "checkpoints gives)")
+    p.add_argument("runs", nargs="+", help="run folders of mmser cv or mmser select (<run>/<fold>/predictions.csv)")
+    p.add_argument("--out", required=True, help="the averaged run's folder")
+    p.add_argument("--val-groups", type=int, default=1,
+                   help="validation groups of the runs (as given to mmser select; default 1)")
 
     p = add("table", cmd_table, "rebuild results.csv / results.md from stored per-utterance predictions")
     p.add_argument("results_dir")

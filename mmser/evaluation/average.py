@@ -1,0 +1,123 @@
+"""An averaged run: the probabilities of several cross-validated runs on the same folds, averaged per utterance.
+
+``mmser average RUN_A RUN_B ... --out DIR`` writes DIR as a run of its own, from the parts' stored per-utterance
+predictions alone (nothing is trained or encoded): per fold (and, with ``val_groups`` > 1, per validation group,
+``DIR/val_group<g>/<fold>/``) the equal-weight mean of the parts' probabilities for the test and the validation
+utterances, the label it gives, and the fold's metrics. It is what an ensemble of the parts' checkpoints predicts
+(``mmser predict --checkpoint A B ...``): each part's members averaged first, then the parts. The parts must
+share their folds, test and validation speakers (checked, as for selection) and their data and split settings;
+``DIR/config.yaml`` is the first part's (what the tables read: the classes and the protocol) and
+``DIR/average.json`` names every part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from mmser.data.manifest import atomic_write_bytes
+from mmser.errors import MmserError
+from mmser.evaluation.crossval import PROB_COLUMNS
+from mmser.evaluation.selection import fold_metrics, group_run, validation_ua
+from mmser.evaluation.tables import read_predictions, run_classes
+from mmser.labels import EMOTIONS
+from mmser.training.metrics import classification_metrics
+
+AVERAGE_FILE = "average.json"  # names the parts of an averaged run
+SHARED_SECTIONS = ("data", "split")  # config sections every part must agree on (what the tables read)
+RUNTIME_KEYS = ("manifest",)  # data keys that may differ between machines
+
+
+def shared_settings(run: Path) -> dict:
+    """The data and split settings of ``run``'s stored config, less machine paths."""
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise MmserError(f"{path}: missing (a run of mmser cv or mmser select stores its config there)")
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    shared = {section: dict(cfg.get(section) or {}) for section in SHARED_SECTIONS}
+    for key in RUNTIME_KEYS:
+        shared["data"].pop(key, None)
+    return shared
+
+
+def averaged_table(tables: list[pd.DataFrame], where: Path) -> pd.DataFrame:
+    """One fold's prediction table whose probabilities are the mean of ``tables``' (the same utterances and
+    labels in each, in any order); the first table's other columns are kept."""
+    first = tables[0].set_index("utt_id")
+    probs = np.zeros((len(first), len(PROB_COLUMNS)))  # (N, 8)
+    for table in tables:
+        table = table.set_index("utt_id")
+        if set(table.index) != set(first.index) or len(table) != len(first):
+            raise MmserError(f"{where}: the parts predicted different utterances")
+        table = table.loc[first.index]
+        if not (table["true"] == first["true"]).all():
+            raise MmserError(f"{where}: the parts disagree on the true labels")
+        probs += table[PROB_COLUMNS].to_numpy(float) / len(tables)
+    out = first.reset_index()
+    out["pred"] = [EMOTIONS[i] for i in probs.argmax(axis=1)]
+    out[PROB_COLUMNS] = np.round(probs, 6)
+    return out
+
+
+def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
+    """Write the averaged run of ``parts`` to ``out`` (see the module); returns its summary (UA and validation
+    UA, mean over folds and groups). Raises MmserError before writing anything when the parts differ in folds,
+    speakers, data or split settings, or a fold lacks its predictions."""
+    parts = [Path(p) for p in parts]
+    if len(parts) < 2:
+        raise MmserError("name at least two runs to average")
+    if val_groups < 1:
+        raise MmserError(f"--val-groups {val_groups}: use the runs' number of validation groups (1 or more)")
+    names = [p.name for p in parts]
+    if len(set(names)) != len(names):
+        raise MmserError(f"each run may be named once: {names}")
+    out = Path(out)
+    if out.resolve() in {p.resolve() for p in parts}:
+        raise MmserError(f"{out}: the output folder is one of the runs")
+    settings = {p: shared_settings(p) for p in parts}
+    for p in parts[1:]:
+        for section in SHARED_SECTIONS:
+            if settings[p][section] != settings[parts[0]][section]:
+                raise MmserError(f"{p}: its {section} settings differ from {parts[0]}'s (average runs of one "
+                                 "corpus on the same folds)")
+    validation_ua(dict(zip(names, parts)), val_groups)  # the same folds and speakers, group by group
+    classes = run_classes(parts[0])
+    written: list[tuple[Path, bytes]] = []
+    test_ua: dict[int, list[float]] = {}  # validation group -> test UA per fold
+    val_ua: list[float] = []
+    for group in range(val_groups):
+        metrics = fold_metrics(group_run(parts[0], group))
+        for fold, first in metrics.items():
+            where = group_run(out, group) / fold
+            tables = {}
+            for kind in ("predictions.csv", "val_predictions.csv"):
+                files = [group_run(p, group) / fold / kind for p in parts]
+                missing = [str(f) for f in files if not f.is_file()]
+                if missing:
+                    raise MmserError(f"missing: {', '.join(missing)}")
+                tables[kind] = averaged_table([read_predictions(f) for f in files], where / kind)
+            test, val = tables["predictions.csv"], tables["val_predictions.csv"]
+            scores = classification_metrics(test["true"].values, test["pred"].values, classes)
+            val_scores = classification_metrics(val["true"].values, val["pred"].values, classes)
+            record = {**scores, "n": int(len(test)), "fold": fold,
+                      **{k: first[k] for k in ("test_speakers", "val_speakers", "protocol", "speaker_independent")
+                         if k in first},
+                      "val_UA": val_scores["UA"], "val_WA": val_scores["WA"], "averaged_parts": names}
+            test_ua.setdefault(group, []).append(scores["UA"])
+            val_ua.append(val_scores["UA"])
+            written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
+            written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
+        written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
+    summary = {"parts": [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts],
+               "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
+               "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
+               "config": f"config.yaml is {names[0]}'s: the data and split settings every part shares"}
+    written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))
+    for path, data in written:
+        atomic_write_bytes(path, data)
+    return summary
