@@ -85,8 +85,13 @@ class Prediction:
 
 class Predictor:
     def __init__(self, checkpoint, device: str = "cpu", window_s: float = DEFAULT_WINDOW_S, asr=None,
-                 strict_fingerprints: bool = True):
+                 strict_fingerprints: bool = True, member_weights: list[float] | None = None):
+        """``member_weights``: one weight per member of ``checkpoint`` in the average of their probabilities
+        (None: equal; :func:`mmser.ensemble.open_predictor` weighs the members of merged checkpoints)."""
         self.ckpt, self.device, self.window_s, self.asr = checkpoint, device, window_s, asr
+        if member_weights is not None and (len(member_weights) != len(checkpoint.members) or min(member_weights) <= 0):
+            raise ValueError(f"{len(member_weights)} member weights for {len(checkpoint.members)} members; each > 0")
+        self.member_weights = member_weights
         self.features = checkpoint.features  # FeatureSpec: encoders, layers, window, stride, speaker norm
         self.audio_encoders = {}
         for member in checkpoint.members:
@@ -115,6 +120,11 @@ class Predictor:
     @property
     def needs_text(self) -> bool:
         return self.text_encoder is not None
+
+    @property
+    def member_count(self) -> int:
+        """The models whose probabilities are averaged."""
+        return len(self.ckpt.members)
 
     @property
     def needs_enrolment(self) -> bool:
@@ -239,7 +249,7 @@ class Predictor:
                       "text": tokens[i] if member.text_source else None} for i in range(len(wavs))]
             batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in collate(items).items()}
             probs.append(torch.softmax(member.model.forward_batch(batch).float(), -1).cpu().numpy())
-        return np.mean(probs, axis=0)
+        return np.average(probs, axis=0, weights=self.member_weights)
 
     @staticmethod
     def _load(audio: str | Path | np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:

@@ -72,7 +72,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         sn = predictor.features.speaker_norm
         return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
                 "speaker_norm": sn.mode, "enrolment_clips": sn.clips,
-                "prior_clips": sn.prior_clips, "members": len(predictor.ckpt.members)}
+                "prior_clips": sn.prior_clips, "members": predictor.member_count}
 
     @app.get("/labels")
     def labels() -> dict:

@@ -60,9 +60,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from mmser.checkpoint import load_checkpoint
+    from mmser.ensemble import open_predictor
     from mmser.errors import MmserError
-    from mmser.inference import Predictor, combine_speaker
+    from mmser.inference import combine_speaker
     from mmser.labels import EMOTIONS
 
     check_predict_args(args)
@@ -71,7 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from mmser.devices import resolve_device
 
     device = resolve_device(args.device)
-    predictor = Predictor(load_checkpoint(args.checkpoint), device=device, window_s=args.window)
+    predictor = open_predictor(args.checkpoint, device=device, window_s=args.window)
     enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
     speaker = combine_speaker(enrolment_parts) if enrolment else None
     if args.timeline:
@@ -203,8 +203,8 @@ def print_timeline(predictor, clips: list[tuple[str, str | None, str | None]], a
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from mmser.ensemble import open_predictor
     from mmser.errors import MmserError
-    from mmser.inference import Predictor
     from mmser.serve import create_app
 
     if args.max_upload_mb <= 0 or args.max_duration <= 0:
@@ -212,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from mmser.devices import resolve_device
 
     device = resolve_device(args.device)
-    app = create_app(Predictor.from_checkpoint(args.checkpoint, device=device), args.max_upload_mb * 1024 * 1024,
+    app = create_app(open_predictor(args.checkpoint, device=device), args.max_upload_mb * 1024 * 1024,
                      args.max_duration)
     uvicorn.run(app, host=args.host, port=args.port, workers=1)
 
@@ -240,8 +240,9 @@ def register(add) -> None:
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
     p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript][,speaker] (the "
                                             "speaker column: for checkpoints trained with speaker_norm.mode=running)")
-    p.add_argument("--checkpoint", required=True,
-                   help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors)")
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
+                   help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors); "
+                        "several: the mean of their probabilities (what `mmser average` scores of their recipes)")
     p.add_argument("--transcript", help="transcript of the clip (fused / text models)")
     p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
     p.add_argument("--enrol", nargs="+", metavar="CLIP",
@@ -263,7 +264,8 @@ def register(add) -> None:
     p.add_argument("--max-segment", type=float, default=15.0, help="--timeline: longer speech is cut (s, <= 30)")
 
     p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
+                   help="one checkpoint, or several whose probabilities are averaged")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=int, default=20)

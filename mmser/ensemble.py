@@ -1,0 +1,129 @@
+"""Prediction with several checkpoints: the equal-weight mean of their probabilities.
+
+``mmser predict CLIP --checkpoint A B C`` (and ``mmser serve``) predict what ``mmser average`` scores from the
+same recipes' cross-validation: each checkpoint's members averaged first, then the checkpoints. Checkpoints may
+differ in how their inputs are made (e.g. Whisper's 30 s window beside the clip window): each distinct
+:class:`~mmser.features.spec.FeatureSpec` gets one :class:`~mmser.inference.Predictor`, and checkpoints with the
+same spec share one (their members weighted), so a clip and its enrolment clips are encoded once per spec. All
+must standardise frames per speaker the same way (``features.speaker_norm``), since a speaker is given once.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from mmser.errors import MmserError
+from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, SpeakerMoments
+
+
+def same_inputs(a: Checkpoint, b: Checkpoint) -> bool:
+    """Whether ``a``'s and ``b``'s members take the very same inputs: one spec, text encoder and population
+    prior (so one predictor encodes for both)."""
+    if a.features != b.features or a.text_fingerprint != b.text_fingerprint or a.speaker_prior.keys() != b.speaker_prior.keys():
+        return False
+    return all(np.array_equal(a.speaker_prior[k].total, b.speaker_prior[k].total)
+               and np.array_equal(a.speaker_prior[k].total_sq, b.speaker_prior[k].total_sq)
+               and a.speaker_prior[k].count == b.speaker_prior[k].count for k in a.speaker_prior)
+
+
+def merged(group: list[Checkpoint]) -> tuple[Checkpoint, list[float]]:
+    """One checkpoint holding the members of ``group`` (checkpoints with :func:`same_inputs`), and the member
+    weights that average each checkpoint's members first, then the checkpoints."""
+    first = group[0]
+    members = [m for ckpt in group for m in ckpt.members]
+    weights = [1.0 / len(ckpt.members) for ckpt in group for _ in ckpt.members]
+    return Checkpoint(members, first.features, first.text_fingerprint, first.meta, first.speaker_prior), weights
+
+
+class EnsembleSpeaker(RunningSpeaker):
+    """One speaker's statistics so far for an ensemble whose checkpoints were trained with ``mode: running``:
+    a :class:`RunningSpeaker` per part (each part's frames differ), passed wherever one is taken."""
+
+    def __init__(self, parts: list[RunningSpeaker]):
+        super().__init__()
+        self.parts = parts
+
+    def add(self, encoder: str, pooled: np.ndarray):
+        raise TypeError("an ensemble's parts each add their own frames")
+
+
+class EnsemblePredictor(Predictor):
+    """The probability mean of several :class:`Predictor` parts, weighted by how many checkpoints each holds.
+
+    It predicts, enrols and cuts timelines through :class:`Predictor`'s own methods; only turning windows into
+    probabilities, enrolment moments and running speakers go part by part. Enrolment moments are keyed
+    ``(part index, audio encoder)``."""
+
+    def __init__(self, parts: list[Predictor], weights: list[float], window_s: float = DEFAULT_WINDOW_S, asr=None):
+        modes = {(p.features.speaker_norm.mode, p.features.speaker_norm.clips, p.features.speaker_norm.labels)
+                 for p in parts}
+        if len(modes) > 1:
+            raise MmserError("the checkpoints standardise frames per speaker differently (features.speaker_norm "
+                             f"mode, clips, labels: {sorted(modes, key=str)}): predict with each on its own")
+        self.parts, self.part_weights = parts, list(np.asarray(weights, float) / np.sum(weights))
+        self.features = parts[0].features  # for speaker_norm, the same in every part
+        self.window_s, self.asr, self.device = window_s, asr, parts[0].device
+        self.text_encoder = next((p.text_encoder for p in parts if p.text_encoder is not None), None)
+        self.ckpt = None  # several: see parts
+        self._lock = threading.Lock()
+        for part in parts:
+            part.window_s = window_s
+
+    @property
+    def member_count(self) -> int:
+        return sum(p.member_count for p in self.parts)
+
+    def new_speaker(self) -> EnsembleSpeaker:
+        return EnsembleSpeaker([p.new_speaker() for p in self.parts])
+
+    def _part_speaker(self, k: int, speaker: SpeakerMoments | RunningSpeaker | None):
+        """Part ``k``'s share of ``speaker`` (an :class:`EnsembleSpeaker`, or moments keyed (part, encoder))."""
+        if isinstance(speaker, EnsembleSpeaker):
+            return speaker.parts[k]
+        if speaker is None:
+            return None
+        return {encoder: m for (part, encoder), m in speaker.items() if part == k}
+
+    def clip_moments(self, clips, batch_size: int = 8, sample_rate: int = 16_000) -> list[SpeakerMoments]:
+        per_part = [p.clip_moments(clips, batch_size, sample_rate) for p in self.parts]  # [part][clip] -> moments
+        return [{(k, encoder): m for k, part in enumerate(per_part) for encoder, m in part[i].items()}
+                for i in range(len(clips))]
+
+    def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
+                             speaker: SpeakerMoments | RunningSpeaker | None = None) -> np.ndarray:
+        """Part-weighted probabilities ``(B, 8)`` of a batch of 16 kHz windows."""
+        speaker = self._speaker_state(speaker)
+        probs = [p.window_probabilities(wavs, transcripts, self._part_speaker(k, speaker))
+                 for k, p in enumerate(self.parts)]  # each (B, 8)
+        return np.average(probs, axis=0, weights=self.part_weights)
+
+
+def open_predictor(paths: list[str | Path], device: str = "cpu", window_s: float = DEFAULT_WINDOW_S,
+                   **kwargs) -> Predictor:
+    """A :class:`Predictor` for one checkpoint, an :class:`EnsemblePredictor` for several (the mean of their
+    probabilities). Every checkpoint is loaded and checked before any encoder is opened."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise MmserError("no checkpoint given")
+    if len(set(paths)) != len(paths):
+        raise MmserError(f"a checkpoint is named twice: {[str(p) for p in paths]}")
+    checkpoints = [load_checkpoint(p) for p in paths]
+    if len(checkpoints) == 1:
+        return Predictor(checkpoints[0], device=device, window_s=window_s, **kwargs)
+    groups: list[list[Checkpoint]] = []
+    for ckpt in checkpoints:
+        group = next((g for g in groups if same_inputs(g[0], ckpt)), None)
+        group.append(ckpt) if group is not None else groups.append([ckpt])
+    parts = []
+    for group in groups:
+        ckpt, weights = merged(group)
+        try:
+            parts.append(Predictor(ckpt, device=device, window_s=window_s, member_weights=weights, **kwargs))
+        except CheckpointError as err:
+            named = [str(p) for p, c in zip(paths, checkpoints) if any(c is g for g in group)]
+            raise CheckpointError(f"{', '.join(named)}: {err}") from None
+    return EnsemblePredictor(parts, [len(g) for g in groups], window_s, kwargs.get("asr"))

@@ -1,0 +1,116 @@
+"""Several checkpoints predict the mean of their probabilities, each checkpoint's members averaged first."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from mmser.checkpoint import Member, save_checkpoint
+from mmser.cli import main
+from mmser.ensemble import EnsemblePredictor, open_predictor
+from mmser.errors import MmserError
+from mmser.features.encoders.registry import build_audio_encoder
+from mmser.features.spec import SpeakerNorm
+from mmser.inference import Predictor
+from mmser.labels import EMOTIONS
+from mmser.models.builders import ModelDims, build_model
+from tests.conftest import tiny_features, write_tone
+
+
+def tiny_checkpoint(path, whisper_ckpt, seed: int, members: int, **features):
+    """An audio-only checkpoint over the tiny Whisper: ``members`` models drawn with ``seed``, trained (as its
+    FeatureSpec says) with ``features`` replacing the tiny test spec's fields."""
+    spec = f"whisper:{whisper_ckpt}"
+    window = features.get("whisper_window", "clip")
+    fingerprint = build_audio_encoder(spec, "all", whisper_window=window).fingerprint
+    torch.manual_seed(seed)
+    models = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16)), spec,
+                     fingerprint, None) for _ in range(members)]
+    return save_checkpoint(path, models, replace(tiny_features(), **features), None, {})
+
+
+def probs(prediction) -> np.ndarray:
+    return np.array([prediction.probabilities[e] for e in EMOTIONS])
+
+
+def test_checkpoints_of_one_spec_share_a_predictor_and_average_checkpoint_by_checkpoint(whisper_ckpt, tmp_path):
+    a = tiny_checkpoint(tmp_path / "a.safetensors", whisper_ckpt, seed=1, members=1)
+    b = tiny_checkpoint(tmp_path / "b.safetensors", whisper_ckpt, seed=2, members=3)
+    both = open_predictor([a, b])
+    assert isinstance(both, EnsemblePredictor) and len(both.parts) == 1 and both.member_count == 4
+    clips = [write_tone(tmp_path / f"c{i}.wav", seconds=0.7 + 0.4 * i, freq=150 + 60 * i, seed=i) for i in range(3)]
+    got = [probs(p) for p in both.predict_many([(c, None) for c in clips])]
+    singles = [Predictor.from_checkpoint(x).predict_many([(c, None) for c in clips]) for x in (a, b)]
+    want = [(probs(pa) + probs(pb)) / 2 for pa, pb in zip(*singles)]  # a's one member weighs as b's three together
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    pooled = [probs(p) for p in Predictor.from_checkpoint(b).predict_many([(c, None) for c in clips])]
+    assert not np.allclose(got, pooled, atol=1e-4)  # not the four members' plain mean either
+    assert isinstance(open_predictor([a]), Predictor) and not isinstance(open_predictor([a]), EnsemblePredictor)
+
+
+def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames(whisper_ckpt, tmp_path, capsys):
+    enrol = SpeakerNorm("enrol", 2)
+    clip_window = tiny_checkpoint(tmp_path / "clip.safetensors", whisper_ckpt, 1, 2, speaker_norm=enrol)
+    same_window = tiny_checkpoint(tmp_path / "clip2.safetensors", whisper_ckpt, 3, 2, speaker_norm=enrol)
+    whole_window = tiny_checkpoint(tmp_path / "30s.safetensors", whisper_ckpt, 2, 2, speaker_norm=enrol,
+                                   whisper_window="30s")
+    paths = [clip_window, same_window, whole_window]
+    ensemble = open_predictor(paths)
+    assert len(ensemble.parts) == 2 and [round(w, 6) for w in ensemble.part_weights] == [round(2 / 3, 6), round(1 / 3, 6)]
+    clip = write_tone(tmp_path / "c.wav", seconds=1.0)
+    others = [write_tone(tmp_path / f"e{i}.wav", seconds=0.8 + 0.3 * i, freq=140 + 50 * i, seed=i + 3) for i in range(3)]
+    with pytest.raises(MmserError, match="give enrolment clips"):
+        ensemble.predict(clip)
+    singles = [Predictor.from_checkpoint(p) for p in paths]
+    want = np.mean([probs(s.predict(clip, enrolment=others)) for s in singles], axis=0)
+    np.testing.assert_allclose(probs(ensemble.predict(clip, enrolment=others)), want, atol=2e-6)
+    # a clip among its enrolment clips counts only the others, in every part (Predictor.predict's rule)
+    left_out = np.mean([probs(s.predict(others[0], enrolment=others[1:])) for s in singles], axis=0)
+    np.testing.assert_allclose(probs(ensemble.predict(others[0], enrolment=others)), left_out, atol=2e-6)
+    # the command line: several checkpoints after --checkpoint, the same numbers
+    assert main(["predict", str(clip), str(others[0]), "--checkpoint", *map(str, paths), "--enrol", *map(str, others),
+                 "--json"]) == 0
+    rows = {row["path"]: row["probabilities"] for row in json.loads(capsys.readouterr().out)}
+    np.testing.assert_allclose([rows[str(clip)][e] for e in EMOTIONS], want, atol=2e-6)
+    np.testing.assert_allclose([rows[str(others[0])][e] for e in EMOTIONS], left_out, atol=2e-6)
+
+
+def test_running_statistics_accumulate_in_every_part(whisper_ckpt, tmp_path):
+    running = SpeakerNorm("running")
+    paths = [tiny_checkpoint(tmp_path / "r1.safetensors", whisper_ckpt, 1, 1, speaker_norm=running),
+             tiny_checkpoint(tmp_path / "r2.safetensors", whisper_ckpt, 2, 1, speaker_norm=running, whisper_window="30s")]
+    clips = [(write_tone(tmp_path / f"c{i}.wav", seconds=0.8, freq=120 + 90 * i, seed=i), None) for i in range(3)]
+    singles = [[probs(p) for p in Predictor.from_checkpoint(p).predict_many(clips)] for p in paths]
+    got = [probs(p) for p in open_predictor(paths).predict_many(clips)]
+    np.testing.assert_allclose(got, np.mean(singles, axis=0), atol=2e-6)
+    speaker = open_predictor(paths).new_speaker()  # one speaker over calls, as /stream keeps it
+    ensemble = open_predictor(paths)
+    step = [probs(ensemble.predict_many(clips[i:i + 1], speaker=speaker)[0]) for i in range(3)]
+    np.testing.assert_allclose(step, got, atol=2e-6)
+
+
+def test_checkpoints_that_cannot_be_averaged_are_refused_by_name(whisper_ckpt, checkpoint, running_checkpoint, tmp_path):
+    with pytest.raises(MmserError, match="standardise frames per speaker differently"):
+        open_predictor([checkpoint, running_checkpoint])
+    with pytest.raises(MmserError, match="named twice"):
+        open_predictor([checkpoint, checkpoint])
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(MmserError, match="junk.safetensors: refused"):
+        open_predictor([checkpoint, tmp_path / "junk.safetensors"])
+
+
+def test_http_serves_an_ensemble(whisper_ckpt, checkpoint, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmser.serve import create_app
+
+    other = tiny_checkpoint(tmp_path / "o.safetensors", whisper_ckpt, seed=5, members=1, whisper_window="30s")
+    ensemble = open_predictor([checkpoint, other])
+    http = TestClient(create_app(ensemble))
+    assert http.get("/health").json()["members"] == 3
+    clip = write_tone(tmp_path / "c.wav", seconds=1.2)
+    r = http.post("/predict", files=[("audio", ("c.wav", clip.read_bytes(), "audio/wav"))])
+    assert r.status_code == 200 and r.json()["probabilities"] == ensemble.predict(clip).probabilities
