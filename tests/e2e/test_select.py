@@ -297,3 +297,23 @@ def test_too_many_validation_groups_are_refused_before_any_training(selection, t
     assert not out.exists()
     _select(selection.parent, out, "short", options=["--val-groups", "0"], status=2)
     assert "--val-groups 0" in capsys.readouterr().err
+
+
+def test_the_average_of_candidates_is_what_their_checkpoints_predict_together(selection, tmp_path, capsys):
+    """`mmser average` of two candidates scores what `mmser predict --checkpoint A B` gives with their fold
+    checkpoints: per test clip, the mean of the two checkpoints' probabilities."""
+    from mmser.ensemble import open_predictor
+    from mmser.evaluation.crossval import PROB_COLUMNS
+
+    assert main(["average", str(selection / "short"), str(selection / "longer"), "--out", str(tmp_path / "avg")]) == 0
+    assert "2 runs averaged: validation UA" in capsys.readouterr().out
+    stored = pd.read_csv(tmp_path / "avg" / "fold0" / "predictions.csv").set_index("utt_id")
+    manifest = pd.read_csv(selection.parent / "a.csv").set_index("utt_id")
+    clips = [(str(selection.parent / manifest.loc[utt, "path"]), None) for utt in stored.index]
+    fold_checkpoints = [selection / name / "fold0" / "model.safetensors" for name in ("short", "longer")]
+    predicted = open_predictor(fold_checkpoints).predict_many(clips)
+    got = [[p.probabilities[c.removeprefix("prob_")] for c in PROB_COLUMNS] for p in predicted]
+    assert abs(pd.DataFrame(got, columns=PROB_COLUMNS).values - stored[PROB_COLUMNS].values).max() < 2e-6
+    singles = [pd.read_csv(selection / name / "fold0" / "predictions.csv").set_index("utt_id").loc[stored.index]
+               for name in ("short", "longer")]
+    assert abs(singles[0][PROB_COLUMNS].values - singles[1][PROB_COLUMNS].values).max() > 1e-3  # two models, not one
