@@ -5,8 +5,8 @@ predictions alone (nothing is trained or encoded): per fold (and, with ``val_gro
 ``DIR/val_group<g>/<fold>/``) the equal-weight mean of the parts' probabilities for the test and the validation
 utterances, the label it gives, and the fold's metrics. It is what an ensemble of the parts' checkpoints predicts
 (``mmser predict --checkpoint A B ...``): each part's members averaged first, then the parts. The parts must
-share their folds, test and validation speakers (checked, as for selection) and their data and split settings;
-``DIR/config.yaml`` is the first part's (what the tables read: the classes and the protocol) and
+share their folds, test and validation speakers (checked, as for selection), their utterances, the classes the
+head may predict and the protocol; ``DIR/config.yaml`` is the first part's (what the tables read of it) and
 ``DIR/average.json`` names every part.
 """
 
@@ -29,20 +29,18 @@ from mmser.labels import EMOTIONS
 from mmser.training.metrics import classification_metrics
 
 AVERAGE_FILE = "average.json"  # names the parts of an averaged run
-SHARED_SECTIONS = ("data", "split")  # config sections every part must agree on (what the tables read)
-RUNTIME_KEYS = ("manifest",)  # data keys that may differ between machines
+# the settings every part must share beyond its folds, speakers and utterances (checked directly): what the
+# tables read of a run's config
+SHARED_KEYS = ("data.classes", "split.protocol")
 
 
 def shared_settings(run: Path) -> dict:
-    """The data and split settings of ``run``'s stored config, less machine paths."""
+    """``run``'s stored values of :data:`SHARED_KEYS`."""
     path = run / "config.yaml"
     if not path.is_file():
         raise MmserError(f"{path}: missing (a run of mmser cv or mmser select stores its config there)")
-    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    shared = {section: dict(cfg.get(section) or {}) for section in SHARED_SECTIONS}
-    for key in RUNTIME_KEYS:
-        shared["data"].pop(key, None)
-    return shared
+    cfg = OmegaConf.load(path)
+    return {key: OmegaConf.select(cfg, key) for key in SHARED_KEYS}
 
 
 def averaged_table(tables: list[pd.DataFrame], where: Path) -> pd.DataFrame:
@@ -67,7 +65,7 @@ def averaged_table(tables: list[pd.DataFrame], where: Path) -> pd.DataFrame:
 def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
     """Write the averaged run of ``parts`` to ``out`` (see the module); returns its summary (UA and validation
     UA, mean over folds and groups). Raises MmserError before writing anything when the parts differ in folds,
-    speakers, data or split settings, or a fold lacks its predictions."""
+    speakers, utterances, classes or protocol, or a fold lacks its predictions."""
     parts = [Path(p) for p in parts]
     if len(parts) < 2:
         raise MmserError("name at least two runs to average")
@@ -81,10 +79,10 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
         raise MmserError(f"{out}: the output folder is one of the runs")
     settings = {p: shared_settings(p) for p in parts}
     for p in parts[1:]:
-        for section in SHARED_SECTIONS:
-            if settings[p][section] != settings[parts[0]][section]:
-                raise MmserError(f"{p}: its {section} settings differ from {parts[0]}'s (average runs of one "
-                                 "corpus on the same folds)")
+        for key in SHARED_KEYS:
+            if settings[p][key] != settings[parts[0]][key]:
+                raise MmserError(f"{p}: {key} {settings[p][key]} differs from {parts[0]}'s {settings[parts[0]][key]} "
+                                 "(average runs of one corpus on the same folds)")
     validation_ua(dict(zip(names, parts)), val_groups)  # the same folds and speakers, group by group
     classes = run_classes(parts[0])
     written: list[tuple[Path, bytes]] = []
@@ -116,7 +114,7 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
     summary = {"parts": [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts],
                "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
-               "config": f"config.yaml is {names[0]}'s: the data and split settings every part shares"}
+               "config": f"config.yaml is {names[0]}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))
     for path, data in written:
         atomic_write_bytes(path, data)

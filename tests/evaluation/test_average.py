@@ -73,7 +73,7 @@ def test_every_validation_group_is_averaged(tmp_path):
 def test_parts_that_differ_are_refused_before_anything_is_written(tmp_path):
     a = fake_run(tmp_path / "a", 0)
     other_classes = fake_run(tmp_path / "b", 1, classes="[angry, sad, happy]")
-    with pytest.raises(MmserError, match=r"b: its data settings differ"):
+    with pytest.raises(MmserError, match=r"b: data.classes \[.angry., .sad., .happy.\] differs"):
         average_runs([a, other_classes], tmp_path / "avg")
     swapped = fake_run(tmp_path / "c", 2, folds={"fold0": (["s2"], ["s1"]), "fold1": (["s1"], ["s2"])})
     with pytest.raises(MmserError, match="other test or validation speakers"):
