@@ -72,6 +72,7 @@ class EnsemblePredictor(Predictor):
         self._lock = threading.Lock()
         for part in parts:
             part.window_s = window_s
+            part._lock = self._lock  # one request at a time through every part's encoders, as in one Predictor
 
     @property
     def member_count(self) -> int:

@@ -114,3 +114,10 @@ def test_http_serves_an_ensemble(whisper_ckpt, checkpoint, tmp_path):
     clip = write_tone(tmp_path / "c.wav", seconds=1.2)
     r = http.post("/predict", files=[("audio", ("c.wav", clip.read_bytes(), "audio/wav"))])
     assert r.status_code == 200 and r.json()["probabilities"] == ensemble.predict(clip).probabilities
+
+
+def test_the_parts_share_one_lock(whisper_ckpt, checkpoint, tmp_path):
+    """Enrolment (a part's clip_moments) and prediction (the ensemble's) never run one encoder at once."""
+    other = tiny_checkpoint(tmp_path / "o.safetensors", whisper_ckpt, seed=5, members=1, whisper_window="30s")
+    ensemble = open_predictor([checkpoint, other])
+    assert all(part._lock is ensemble._lock for part in ensemble.parts)
