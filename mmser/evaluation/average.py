@@ -71,10 +71,10 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
         raise MmserError("name at least two runs to average")
     if val_groups < 1:
         raise MmserError(f"--val-groups {val_groups}: use the runs' number of validation groups (1 or more)")
-    names = [p.name for p in parts]
-    if len(set(names)) != len(names):
-        raise MmserError(f"each run may be named once: {names}")
     out = Path(out)
+    names = [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts]  # as average.json names them
+    if len({p.resolve() for p in parts}) != len(parts):
+        raise MmserError(f"a run is named twice: {[str(p) for p in parts]}")
     if out.resolve() in {p.resolve() for p in parts}:
         raise MmserError(f"{out}: the output folder is one of the runs")
     settings = {p: shared_settings(p) for p in parts}
@@ -111,10 +111,9 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
             written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
             written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
         written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
-    summary = {"parts": [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts],
-               "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
+    summary = {"parts": names, "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
-               "config": f"config.yaml is {names[0]}'s; every part has its {' and '.join(SHARED_KEYS)}"}
+               "config": f"config.yaml is {parts[0].name}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))
     for path, data in written:
         atomic_write_bytes(path, data)

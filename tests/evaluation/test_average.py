@@ -53,7 +53,7 @@ def test_the_average_is_the_mean_of_the_parts_probabilities(tmp_path):
             np.testing.assert_allclose(got[PROB_COLUMNS].values, want, atol=1e-6)
             assert list(got["pred"]) == [EMOTIONS[i] for i in want.argmax(1)]
     metrics = json.loads((out / "fold0" / "metrics.json").read_text())
-    assert metrics["test_speakers"] == ["s1"] and metrics["averaged_parts"] == ["a", "b", "c"]
+    assert metrics["test_speakers"] == ["s1"] and metrics["averaged_parts"] == ["../a", "../b", "../c"]
     assert json.loads((out / AVERAGE_FILE).read_text())["parts"] == ["../a", "../b", "../c"]
     table = build_table(tmp_path / "sel").set_index("run")
     assert abs(table.loc["average", "UA_mean"] - summary["UA_mean"]) < 1e-9  # mmser table reads it as a run
@@ -85,6 +85,17 @@ def test_parts_that_differ_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "avg").exists()
     with pytest.raises(MmserError, match="at least two runs"):
         average_runs([a], tmp_path / "avg")
+    with pytest.raises(MmserError, match="a run is named twice"):
+        average_runs([a, tmp_path / "." / "a"], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
+
+
+def test_runs_of_one_name_in_two_folders_average(tmp_path):
+    """A study and an ablation cell may both be called audio_only."""
+    parts = [fake_run(tmp_path / "studies" / "audio_only", 0), fake_run(tmp_path / "ablation" / "audio_only", 1)]
+    average_runs(parts, tmp_path / "studies" / "audio_average")
+    document = json.loads((tmp_path / "studies" / "audio_average" / AVERAGE_FILE).read_text())
+    assert document["parts"] == ["../audio_only", "../../ablation/audio_only"]
 
 
 def test_the_command_prints_both_scores_and_names_a_bad_run(tmp_path):
