@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmser.evaluation.average import AVERAGE_FILE
 from mmser.evaluation.crossval import PROB_COLUMNS
 from mmser.evaluation.selection import SELECTED, group_run, validation_ua
 from mmser.evaluation.tables import run_classes
@@ -25,8 +26,9 @@ from mmser.training.metrics import classification_metrics
 
 
 def top_n_validation_ua(root: Path, val_groups: int) -> dict:
-    runs = {p.name: p for p in sorted(root.iterdir())
-            if p.is_dir() and p.name != SELECTED and list(p.glob("*/val_predictions.csv"))}
+    runs = {p.name: p for p in sorted(root.iterdir())  # the candidates: not the choice, nor an average of them
+            if p.is_dir() and p.name != SELECTED and not (p / AVERAGE_FILE).is_file()
+            and list(p.glob("*/val_predictions.csv"))}
     scores, _ = validation_ua(runs, val_groups)  # name -> fold -> [UA per group]; checks the folds match
     folds = sorted(next(iter(scores.values())))
     classes = run_classes(next(iter(runs.values())))
