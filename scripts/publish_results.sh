@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Copies what results/ keeps from a run folder (per-utterance test and validation predictions, metrics,
-# resolved configs, plots, selection and robustness tables; no model weights), then rebuilds the tables
+# resolved configs, the parts of an averaged run, plots, selection and robustness tables; no model weights), then rebuilds the tables
 # from the copied predictions with `mmser table`.
 set -euo pipefail
 src=${1:?run folder}; dst=${2:?results folder}
 mkdir -p "$dst"
 (cd "$src" && find -L . \( -name predictions.csv -o -name val_predictions.csv -o -name metrics.json -o -name config.yaml \
-   -o -name summary.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' -o -name 'robustness_val.*' \) -print0) | while IFS= read -r -d '' f; do
+   -o -name summary.json -o -name average.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' -o -name 'robustness_val.*' \) -print0) | while IFS= read -r -d '' f; do
   mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"
 done
 # a robustness folder keeps robustness.md only: its runs' tables are those of the folders they link
