@@ -10,14 +10,37 @@ must standardise frames per speaker the same way (``features.speaker_norm``), si
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mmser.errors import MmserError
+from mmser.features.spec import FeatureSpec
 from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, SpeakerMoments
+
+
+def checkpoint_paths(paths: list[str | Path]) -> list[Path]:
+    """``paths`` as Paths; refuses none and a checkpoint named twice (it would count twice in the mean)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise MmserError("no checkpoint given")
+    if len(set(paths)) != len(paths):
+        raise MmserError(f"a checkpoint is named twice: {[str(p) for p in paths]}")
+    return paths
+
+
+def check_one_speaker_norm(named: list[tuple[str, FeatureSpec]]) -> None:
+    """Several checkpoints (name, features) are averaged only when they standardise frames per speaker the same
+    way (``features.speaker_norm`` mode, clips, labels), since a speaker's clips or enrolment are given once."""
+    by_rule: dict[tuple, list[str]] = {}
+    for name, features in named:
+        norm = features.speaker_norm
+        by_rule.setdefault((norm.mode, norm.clips, norm.labels), []).append(name)
+    if len(by_rule) > 1:
+        rules = "; ".join(f"{', '.join(names)}: {rule}" for rule, names in by_rule.items())
+        raise MmserError("the checkpoints standardise frames per speaker differently (features.speaker_norm mode, "
+                         f"clips, labels): {rules}; use each on its own")
 
 
 def same_inputs(a: Checkpoint, b: Checkpoint) -> bool:
@@ -59,17 +82,11 @@ class EnsemblePredictor(Predictor):
     ``(part index, audio encoder)``."""
 
     def __init__(self, parts: list[Predictor], weights: list[float], window_s: float = DEFAULT_WINDOW_S, asr=None):
-        modes = {(p.features.speaker_norm.mode, p.features.speaker_norm.clips, p.features.speaker_norm.labels)
-                 for p in parts}
-        if len(modes) > 1:
-            raise MmserError("the checkpoints standardise frames per speaker differently (features.speaker_norm "
-                             f"mode, clips, labels: {sorted(modes, key=str)}): predict with each on its own")
+        check_one_speaker_norm([(f"part {k}", p.features) for k, p in enumerate(parts)])
+        self._init_shared(parts[0].features, parts[0].device, window_s, asr)  # speaker_norm: the same in every part
         self.parts, self.part_weights = parts, list(np.asarray(weights, float) / np.sum(weights))
-        self.features = parts[0].features  # for speaker_norm, the same in every part
-        self.window_s, self.asr, self.device = window_s, asr, parts[0].device
         self.text_encoder = next((p.text_encoder for p in parts if p.text_encoder is not None), None)
         self.ckpt = None  # several: see parts
-        self._lock = threading.Lock()
         for part in parts:
             part.window_s = window_s
             part._lock = self._lock  # one request at a time through every part's encoders, as in one Predictor
@@ -90,7 +107,8 @@ class EnsemblePredictor(Predictor):
         return {encoder: m for (part, encoder), m in speaker.items() if part == k}
 
     def clip_moments(self, clips, batch_size: int = 8, sample_rate: int = 16_000) -> list[SpeakerMoments]:
-        per_part = [p.clip_moments(clips, batch_size, sample_rate) for p in self.parts]  # [part][clip] -> moments
+        wavs = [self._load(clip, sample_rate)[0] for clip in clips]  # each clip decoded once, for every part
+        per_part = [p.clip_moments(wavs, batch_size) for p in self.parts]  # [part][clip] -> moments
         return [{(k, encoder): m for k, part in enumerate(per_part) for encoder, m in part[i].items()}
                 for i in range(len(clips))]
 
@@ -107,14 +125,11 @@ def open_predictor(paths: list[str | Path], device: str = "cpu", window_s: float
                    **kwargs) -> Predictor:
     """A :class:`Predictor` for one checkpoint, an :class:`EnsemblePredictor` for several (the mean of their
     probabilities). Every checkpoint is loaded and checked before any encoder is opened."""
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise MmserError("no checkpoint given")
-    if len(set(paths)) != len(paths):
-        raise MmserError(f"a checkpoint is named twice: {[str(p) for p in paths]}")
+    paths = checkpoint_paths(paths)
     checkpoints = [load_checkpoint(p) for p in paths]
     if len(checkpoints) == 1:
         return Predictor(checkpoints[0], device=device, window_s=window_s, **kwargs)
+    check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, checkpoints)])
     groups: list[list[Checkpoint]] = []
     for ckpt in checkpoints:
         group = next((g for g in groups if same_inputs(g[0], ckpt)), None)

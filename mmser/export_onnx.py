@@ -20,6 +20,10 @@ A member over hidden states takes them as :mod:`mmser.inference` gives them to i
 export.json spells out (:func:`frames_recipe`): every selected layer's frames, pooled by ``features.frame_stride``
 outside the graph, then standardised per speaker when the model was trained so (``features.speaker_norm``); a
 checkpoint's population statistics (``prior_clips``) are written beside the graphs as ``speaker_prior.safetensors``.
+
+Several checkpoints (``--checkpoint A B ...``, a recipe that averages them) are exported each into its own
+``part<k>`` folder, as one would be; the top ``export.json`` names the parts and their weights in the mean of
+their probabilities, the mean ``mmser predict --checkpoint A B ...`` gives.
 """
 
 from __future__ import annotations
@@ -173,24 +177,59 @@ def _write_prior(ckpt: Checkpoint, out_dir: Path) -> str | None:
     return PRIOR_FILE
 
 
-def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
-    """Export every member; returns export.json's document (``members``: per-member check results, max abs
-    probability difference; ``audio_frames``: how the graphs' hidden states are made)."""
-    import onnxruntime as ort
-
-    # the exporter logs a line per torchvision operator it cannot register (torchvision is not a dependency)
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    ckpt = load_checkpoint(checkpoint)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
+def check_exportable(ckpt: Checkpoint, checkpoint: str | Path) -> None:
+    """Raises MmserError, naming ``checkpoint`` and the member, for a model the graphs cannot take."""
     for j, member in enumerate(ckpt.members):
-        model = member.model.eval()
-        encoder = getattr(model, "audio_encoder", None)
+        encoder = getattr(member.model, "audio_encoder", None)
         if encoder is not None and not isinstance(encoder, WhisperWholeEncoder) and not encoder.use_mask:
             raise MmserError(f"{checkpoint}: member {j} trained a whole wav2vec2-family encoder without an attention "
                              "mask (group-norm feature encoder), which runs one clip at a time; ONNX export does not "
                              "take it (use mmser predict / serve)")
+
+
+def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path) -> dict:
+    """Export one checkpoint's members into ``out_dir`` (:func:`export_checkpoint`), or several checkpoints, each
+    into its own ``out_dir/part<k>``, with an ``export.json`` that names the parts and how their probabilities
+    are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do). Every checkpoint
+    is loaded and checked before any graph is written. Returns the top export.json's document."""
+    from mmser.ensemble import check_one_speaker_norm, checkpoint_paths
+
+    paths = checkpoint_paths([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints))
+    loaded = [load_checkpoint(p) for p in paths]
+    if len(loaded) == 1:
+        return export_checkpoint(loaded[0], paths[0], out_dir)
+    check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, loaded)])
+    for path, ckpt in zip(paths, loaded):
+        check_exportable(ckpt, path)
+    out_dir = Path(out_dir)
+    parts = []
+    for k, (path, ckpt) in enumerate(zip(paths, loaded)):
+        document = export_checkpoint(ckpt, path, out_dir / f"part{k}")
+        parts.append({"folder": f"part{k}", "checkpoint": str(path), "weight": 1 / len(paths), "document": document})
+    top = {"checkpoints": [str(p) for p in paths],
+           "parts": [{k: v for k, v in part.items() if k != "document"} for part in parts],
+           "probabilities": "the weighted mean (weight) over parts of each part's probabilities, which its own "
+                            "export.json says how to make from its graphs; every part takes the same clip, and the "
+                            "same speaker's clips when it standardises per speaker, each making its frames as its "
+                            "export.json says (its own encoder and window, its own speaker statistics)"}
+    (out_dir / "export.json").write_text(json.dumps(top, indent=2))
+    return {**top, "parts": parts}
+
+
+def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | Path) -> dict:
+    """Export every member of ``ckpt`` (loaded from ``checkpoint``); returns export.json's document
+    (``members``: per-member check results, max abs probability difference; ``audio_frames``: how the graphs'
+    hidden states are made; ``probabilities``: how the members' logits make the checkpoint's probabilities)."""
+    import onnxruntime as ort
+
+    # the exporter logs a line per torchvision operator it cannot register (torchvision is not a dependency)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    check_exportable(ckpt, checkpoint)
+    for j, member in enumerate(ckpt.members):
+        model = member.model.eval()
         inputs = example_inputs(model)
         names = list(inputs)
         tokens = torch.export.Dim("tokens", min=2, max=100_000)
@@ -214,7 +253,8 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
                         "audio_input": audio_input(model) if model.dims.uses_audio else None})
         if worst > TOLERANCE:
             raise MmserError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} > {TOLERANCE}")
-    document = {"checkpoint": str(checkpoint), "members": reports, "features": ckpt.meta["features"]}
+    document = {"checkpoint": str(checkpoint), "members": reports, "features": ckpt.meta["features"],
+                "probabilities": "the mean over members of softmax(logits) (B, 8)"}
     if any((r["audio_input"] or {}).get("kind") == "hidden_states" for r in reports):
         document["audio_frames"] = frames_recipe(ckpt, _write_prior(ckpt, out_dir))
     if ckpt.features.test_time_speeds:

@@ -88,11 +88,10 @@ class Predictor:
                  strict_fingerprints: bool = True, member_weights: list[float] | None = None):
         """``member_weights``: one weight per member of ``checkpoint`` in the average of their probabilities
         (None: equal; :func:`mmser.ensemble.open_predictor` weighs the members of merged checkpoints)."""
-        self.ckpt, self.device, self.window_s, self.asr = checkpoint, device, window_s, asr
         if member_weights is not None and (len(member_weights) != len(checkpoint.members) or min(member_weights) <= 0):
             raise ValueError(f"{len(member_weights)} member weights for {len(checkpoint.members)} members; each > 0")
-        self.member_weights = member_weights
-        self.features = checkpoint.features  # FeatureSpec: encoders, layers, window, stride, speaker norm
+        self._init_shared(checkpoint.features, device, window_s, asr)
+        self.ckpt, self.member_weights = checkpoint, member_weights
         self.audio_encoders = {}
         for member in checkpoint.members:
             spec = member.audio_encoder
@@ -102,7 +101,6 @@ class Predictor:
                     raise CheckpointError(f"encoder {spec}: its weights (fingerprint {enc.fingerprint}) differ from those "
                                           f"the checkpoint was trained on ({member.audio_fingerprint})")
                 self.audio_encoders[spec] = enc
-        self.text_encoder = None
         if checkpoint.uses_text:
             self.text_encoder = self.features.open_text_encoder(device, batch_size=1)
             expected = checkpoint.text_fingerprint
@@ -111,7 +109,15 @@ class Predictor:
                                       "checkpoint was trained on")
         for member in checkpoint.members:
             member.model.to(device).eval()
-        self._lock = threading.Lock()  # encoders and models are shared: one request at a time through them
+
+    def _init_shared(self, features, device: str, window_s: float, asr) -> None:
+        """The state :meth:`predict`, :meth:`predict_many`, :meth:`timeline` and the speaker rules read, set alike
+        by every kind of predictor (:class:`mmser.ensemble.EnsemblePredictor` too): the ``FeatureSpec``
+        (encoders, layers, window, stride, speaker norm), device, window length (s), the ASR for transcribing,
+        no text encoder yet, and the lock that lets one request at a time through the shared encoders and models."""
+        self.features, self.device, self.window_s, self.asr = features, device, window_s, asr
+        self.text_encoder = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":

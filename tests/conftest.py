@@ -111,6 +111,26 @@ def tiny_features():
     return FeatureSpec(whisper_window="clip", frame_stride=2, audio_layers="all", text_layers="last", max_text_tokens=32)
 
 
+def tiny_checkpoint(path, whisper_ckpt, seed: int, members: int, **features):
+    """An audio-only checkpoint over the tiny Whisper: ``members`` models drawn with ``seed``, trained (as its
+    FeatureSpec says) with ``features`` replacing the tiny test spec's fields."""
+    from dataclasses import replace
+
+    import torch
+
+    from mmser.checkpoint import Member, save_checkpoint
+    from mmser.features.encoders.registry import build_audio_encoder
+    from mmser.models.builders import ModelDims, build_model
+
+    spec = f"whisper:{whisper_ckpt}"
+    window = features.get("whisper_window", "clip")
+    fingerprint = build_audio_encoder(spec, "all", whisper_window=window).fingerprint
+    torch.manual_seed(seed)
+    models = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16)), spec,
+                     fingerprint, None) for _ in range(members)]
+    return save_checkpoint(path, models, replace(tiny_features(), **features), None, {})
+
+
 @pytest.fixture(scope="module")
 def whisper_ckpt(tmp_path_factory):
     """A tiny randomly initialised openai-whisper checkpoint (state 32, 1 block)."""

@@ -1,34 +1,17 @@
 """Several checkpoints predict the mean of their probabilities, each checkpoint's members averaged first."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
-from mmser.checkpoint import Member, save_checkpoint
 from mmser.cli import main
 from mmser.ensemble import EnsemblePredictor, open_predictor
 from mmser.errors import MmserError
-from mmser.features.encoders.registry import build_audio_encoder
 from mmser.features.spec import SpeakerNorm
 from mmser.inference import Predictor
 from mmser.labels import EMOTIONS
-from mmser.models.builders import ModelDims, build_model
-from tests.conftest import tiny_features, write_tone
-
-
-def tiny_checkpoint(path, whisper_ckpt, seed: int, members: int, **features):
-    """An audio-only checkpoint over the tiny Whisper: ``members`` models drawn with ``seed``, trained (as its
-    FeatureSpec says) with ``features`` replacing the tiny test spec's fields."""
-    spec = f"whisper:{whisper_ckpt}"
-    window = features.get("whisper_window", "clip")
-    fingerprint = build_audio_encoder(spec, "all", whisper_window=window).fingerprint
-    torch.manual_seed(seed)
-    models = [Member(build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16)), spec,
-                     fingerprint, None) for _ in range(members)]
-    return save_checkpoint(path, models, replace(tiny_features(), **features), None, {})
+from tests.conftest import tiny_checkpoint, write_tone
 
 
 def probs(prediction) -> np.ndarray:
@@ -92,8 +75,9 @@ def test_running_statistics_accumulate_in_every_part(whisper_ckpt, tmp_path):
 
 
 def test_checkpoints_that_cannot_be_averaged_are_refused_by_name(whisper_ckpt, checkpoint, running_checkpoint, tmp_path):
-    with pytest.raises(MmserError, match="standardise frames per speaker differently"):
+    with pytest.raises(MmserError, match="standardise frames per speaker differently") as refused:
         open_predictor([checkpoint, running_checkpoint])
+    assert f"{checkpoint}: ('off'" in str(refused.value) and f"{running_checkpoint}: ('running'" in str(refused.value)
     with pytest.raises(MmserError, match="named twice"):
         open_predictor([checkpoint, checkpoint])
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
@@ -121,3 +105,25 @@ def test_the_parts_share_one_lock(whisper_ckpt, checkpoint, tmp_path):
     other = tiny_checkpoint(tmp_path / "o.safetensors", whisper_ckpt, seed=5, members=1, whisper_window="30s")
     ensemble = open_predictor([checkpoint, other])
     assert all(part._lock is ensemble._lock for part in ensemble.parts)
+
+
+def test_enrolment_clips_are_decoded_once_for_every_part(whisper_ckpt, tmp_path, monkeypatch):
+    """Parts of other windows encode the enrolment clips each with their own window, from one decoding."""
+    import mmser.inference
+
+    enrol = SpeakerNorm("enrol", 2)
+    paths = [tiny_checkpoint(tmp_path / "clip.safetensors", whisper_ckpt, 1, 1, speaker_norm=enrol),
+             tiny_checkpoint(tmp_path / "30s.safetensors", whisper_ckpt, 2, 1, speaker_norm=enrol, whisper_window="30s")]
+    ensemble = open_predictor(paths)
+    assert len(ensemble.parts) == 2
+    others = [write_tone(tmp_path / f"e{i}.wav", seconds=0.8 + 0.3 * i, seed=i + 3) for i in range(3)]
+    decoded = []
+    real = mmser.inference.load_audio
+    monkeypatch.setattr(mmser.inference, "load_audio", lambda path: decoded.append(path) or real(path))
+    moments = ensemble.enrol_parts(others)
+    assert sorted(decoded) == sorted(others)
+    singles = [Predictor.from_checkpoint(p).enrol_parts(others) for p in paths]
+    for k, single in enumerate(singles):  # each part's moments are its own checkpoint's
+        for clip, want in zip(moments, single):
+            (encoder, m), = want.items()
+            np.testing.assert_allclose(clip[(k, encoder)].total, m.total, rtol=1e-6)

@@ -123,6 +123,31 @@ def test_a_whole_wav2vec2_encoder_exports_over_waveforms_and_one_without_a_mask_
     assert "without an attention mask" in capsys.readouterr().err
 
 
+def pooled_frames(hidden: np.ndarray, stride: int) -> np.ndarray:
+    """An encoder's frames ``(L, T, D)`` pooled as export.json's ``audio_frames`` says: the mean of each group of
+    ``stride`` frames, the last group filled up with the last frame -> ``(L, ceil(T / stride), D)``."""
+    x = hidden.astype(np.float64)
+    fill = (-x.shape[1]) % stride
+    x = np.concatenate([x] + [x[:, -1:]] * fill, axis=1)
+    return x.reshape(x.shape[0], -1, stride, x.shape[2]).mean(axis=2)
+
+
+def graph_probabilities(folder, audio: np.ndarray) -> np.ndarray:
+    """What ``folder/export.json``'s ``probabilities`` says, with ONNX Runtime alone: the mean over its members'
+    graphs of softmax(logits) of hidden states ``audio`` (B, L, T, D), every frame valid -> (B, 8)."""
+    import onnxruntime as ort
+
+    document = json.loads((folder / "export.json").read_text())
+    assert document["probabilities"] == "the mean over members of softmax(logits) (B, 8)"
+    probs = []
+    for member in document["members"]:
+        logits = ort.InferenceSession(str(folder / member["file"])).run(
+            None, {"audio": audio, "audio_mask": np.ones(audio.shape[:1] + audio.shape[2:3], bool)})[0]
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        probs.append(e / e.sum(-1, keepdims=True))
+    return np.mean(probs, axis=0)
+
+
 def test_export_json_says_how_to_make_a_speaker_standardised_input(checkpoint, whisper_ckpt, tmp_path, capsys):
     """Following export.json's ``audio_frames`` (and the prior file beside the graphs) with numpy alone, the ONNX
     graphs give the probabilities ``Predictor`` gives for a speaker's first clip (running statistics, prior)."""
@@ -130,7 +155,6 @@ def test_export_json_says_how_to_make_a_speaker_standardised_input(checkpoint, w
     pytest.importorskip("onnxscript")
     from dataclasses import replace
 
-    import onnxruntime as ort
     from safetensors.numpy import load_file
 
     from mmser.audio import load_audio
@@ -157,20 +181,13 @@ def test_export_json_says_how_to_make_a_speaker_standardised_input(checkpoint, w
 
     clip = write_tone(tmp_path / "clip.wav", seconds=0.9)
     hidden = build_audio_encoder(spec, "all", whisper_window="clip").encode([load_audio(clip)])[0]  # (L, T, D)
-    x = hidden.astype(np.float64)
-    x = np.concatenate([x, x[:, -1:]], axis=1) if x.shape[1] % 2 else x  # fill the last group with the last frame
-    pooled = x.reshape(x.shape[0], -1, 2, x.shape[2]).mean(axis=2)  # (L, T/2, D)
+    pooled = pooled_frames(hidden, recipe["pool_stride"])  # (L, T/2, D)
     stored = load_file(str(tmp_path / "onnx" / recipe["speaker_prior_file"]))
     count = stored[f"{spec}.count"] + pooled.shape[1]
     mu = (stored[f"{spec}.total"] + pooled.sum(1)) / count  # (L, D)
     sd = np.sqrt(np.maximum((stored[f"{spec}.total_sq"] + (pooled ** 2).sum(1)) / count - mu ** 2, 0)) + 1e-5
     audio = ((pooled - mu[:, None]) / sd[:, None]).astype(np.float32)[None]  # (1, L, T/2, D)
-    probs = []
-    for member in ("member0.onnx", "member1.onnx"):
-        logits = ort.InferenceSession(str(tmp_path / "onnx" / member)).run(
-            None, {"audio": audio, "audio_mask": np.ones(audio.shape[:1] + audio.shape[2:3], bool)})[0]
-        probs.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
-    got = np.mean(probs, axis=0)[0]
+    got = graph_probabilities(tmp_path / "onnx", audio)[0]
     want = Predictor.from_checkpoint(path).predict(clip).probabilities
     np.testing.assert_allclose(got, list(want.values()), atol=2e-3)  # the Predictor standardises into float16
 
@@ -193,3 +210,57 @@ def test_export_json_says_a_checkpoint_averages_over_speed_copies(checkpoint, tm
     assert "mean over the clip and its copies" in document["test_time_speeds"]["how"]
     assert main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "plain")]) == 0
     assert "test_time_speeds" not in json.loads((tmp_path / "plain" / "export.json").read_text())
+
+
+def test_several_checkpoints_export_as_parts_whose_weighted_mean_is_what_they_predict_together(whisper_ckpt, tmp_path,
+                                                                                                 capsys):
+    """An averaged recipe (checkpoints of other windows and member counts) exports part by part; following the
+    top export.json and each part's with numpy and ONNX Runtime alone gives what ``mmser predict --checkpoint A B``
+    gives."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from mmser.audio import load_audio
+    from mmser.ensemble import open_predictor
+    from mmser.features.encoders.registry import build_audio_encoder
+    from mmser.labels import EMOTIONS
+    from tests.conftest import tiny_checkpoint, write_tone
+
+    a = tiny_checkpoint(tmp_path / "a.safetensors", whisper_ckpt, seed=1, members=1)
+    b = tiny_checkpoint(tmp_path / "b.safetensors", whisper_ckpt, seed=2, members=2, whisper_window="30s")
+    out = tmp_path / "onnx"
+    assert main(["export", "onnx", "--checkpoint", str(a), str(b), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{a} -> {out / 'part0'}" in printed and str(out / "part1" / "member1.onnx") in printed
+    top = json.loads((out / "export.json").read_text())
+    assert [(p["folder"], p["checkpoint"], p["weight"]) for p in top["parts"]] == [("part0", str(a), 0.5),
+                                                                                   ("part1", str(b), 0.5)]
+    clip = write_tone(tmp_path / "clip.wav", seconds=1.3, freq=180)
+    wav = load_audio(clip)
+    spec = f"whisper:{whisper_ckpt}"
+    per_part = []
+    for part in top["parts"]:
+        document = json.loads((out / part["folder"] / "export.json").read_text())
+        assert document["checkpoint"] == part["checkpoint"] and document["audio_frames"]["speaker_norm"] == "off"
+        encoder = build_audio_encoder(spec, "all", whisper_window=document["features"]["whisper_window"])
+        audio = pooled_frames(encoder.encode([wav])[0], document["audio_frames"]["pool_stride"])
+        per_part.append(graph_probabilities(out / part["folder"], audio.astype(np.float32)[None])[0])
+    assert not np.allclose(per_part[0], per_part[1], atol=1e-2)  # the parts differ: a part left out would show
+    got = np.average(per_part, axis=0, weights=[p["weight"] for p in top["parts"]])
+    want = open_predictor([a, b]).predict(clip).probabilities
+    np.testing.assert_allclose(got, [want[e] for e in EMOTIONS], atol=2e-3)  # the Predictor pools in float16
+
+
+def test_several_checkpoints_are_checked_before_any_graph_is_written(whisper_ckpt, tmp_path, capsys):
+    from mmser.features.spec import SpeakerNorm
+    from tests.conftest import tiny_checkpoint
+
+    plain = tiny_checkpoint(tmp_path / "plain.safetensors", whisper_ckpt, seed=1, members=1)
+    enrolled = tiny_checkpoint(tmp_path / "enrol.safetensors", whisper_ckpt, seed=2, members=1,
+                               speaker_norm=SpeakerNorm("enrol", 2))
+    out = tmp_path / "onnx"
+    assert main(["export", "onnx", "--checkpoint", str(plain), str(enrolled), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "standardise frames per speaker differently" in err and str(plain) in err and str(enrolled) in err
+    assert main(["export", "onnx", "--checkpoint", str(plain), str(plain), "--out", str(out)]) == 2
+    assert "named twice" in capsys.readouterr().err
+    assert not out.exists()

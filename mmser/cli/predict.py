@@ -225,14 +225,26 @@ def cmd_export(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         document = export(args.checkpoint, args.out)
+    out = Path(args.out)
+    if "parts" not in document:
+        print_export(document, out)
+        return
+    for part in document["parts"]:
+        print(f"{part['checkpoint']} -> {out / part['folder']} (weight {part['weight']:.3f}):")
+        print_export(part["document"], out / part["folder"])
+    print(f"{out / 'export.json'}: the mean of the {len(document['parts'])} parts' probabilities, and where each is")
+
+
+def print_export(document: dict, out: Path) -> None:
+    """One checkpoint's graphs and checks, and what their audio input needs."""
     for r in document["members"]:
         audio = r["audio_input"]["kind"] if r["audio_input"] else None
-        print(f"{Path(args.out) / r['file']}: inputs {r['inputs']} (audio: {audio}), ONNX Runtime vs PyTorch max |dp| "
+        print(f"{out / r['file']}: inputs {r['inputs']} (audio: {audio}), ONNX Runtime vs PyTorch max |dp| "
               f"{r['max_abs_prob_diff']:.1e} (tolerance {r['tolerance']:.0e})")
     frames = document.get("audio_frames") or {}
     if frames.get("speaker_norm", "off") != "off":
         print(f"the graphs take frames pooled by {frames['pool_stride']} and standardised per speaker "
-              f"(features.speaker_norm.mode: {frames['speaker_norm']}): {Path(args.out) / 'export.json'}'s "
+              f"(features.speaker_norm.mode: {frames['speaker_norm']}): {out / 'export.json'}'s "
               "audio_frames says how" + (f", with {frames['speaker_prior_file']}" if frames["speaker_prior_file"] else ""))
 
 
@@ -274,5 +286,6 @@ def register(add) -> None:
 
     p = add("export", cmd_export, "export a checkpoint's models (what they trained: fusion, head, fine-tuned encoder blocks) to ONNX, checked")
     p.add_argument("format", choices=["onnx"])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
+                   help="one checkpoint, or several whose probabilities are averaged (each exported to OUT/part<k>)")
     p.add_argument("--out", required=True, help="output folder")
