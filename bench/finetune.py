@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import time
-
-import torch
 
 from mmser.features.store import store_for
 from mmser.training.member import member_dims, train_member
 
-from report import first_fold, report  # bench/report.py (scripts run as `python bench/<name>.py`)
+from report import first_fold, machine, report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def main() -> None:
@@ -39,7 +36,7 @@ def main() -> None:
     encoder = cfg.features.audio_encoders[0]
     figures: dict = {"config": args.config, "overrides": args.overrides, "encoder": encoder, "fold": fold.name,
                      "train_clips": len(fold.train), "val_clips": len(fold.val), "epochs": args.epochs,
-                     "threads": torch.get_num_threads(), "machine": platform.machine()}
+                     **machine(), "trainer": f"accelerator {cfg.trainer.accelerator}, precision {cfg.trainer.precision}"}
     per_epoch = {}
     for k in [x.strip() for x in args.k.split(",")]:
         point = copy.deepcopy(cfg)

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import time
-
-import torch
 
 from mmser.features.store import store_for
 from mmser.features.variants import training_dataset
 from mmser.training.fit import fold_loaders
 from mmser.training.member import member_dims, train_member
 
-from report import first_fold, report  # bench/report.py (scripts run as `python bench/<name>.py`)
+from report import first_fold, machine, report  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def padding_ratio(loader) -> float:
@@ -54,7 +51,7 @@ def main() -> None:
     figures: dict = {"config": args.config, "overrides": args.overrides, "encoder": encoder, "fold": fold.name,
                      "finetune_top_layers": str(cfg.model.finetune.top_layers), "batch_size": cfg.train.batch_size,
                      "train_clips": len(fold.train), "val_clips": len(fold.val), "epochs": args.epochs,
-                     "threads": torch.get_num_threads(), "machine": platform.machine()}
+                     **machine()}
     per_epoch = {}
     for pool in (0, args.pool):
         point = copy.deepcopy(cfg)

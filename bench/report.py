@@ -27,6 +27,16 @@ def report(figures: dict, json_path: str | None) -> None:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
 
 
+def machine() -> dict:
+    """Where a benchmark ran: torch's threads, the processor, and the GPU when there is one (None: CPU only)."""
+    import platform
+
+    import torch
+
+    return {"threads": torch.get_num_threads(), "machine": platform.machine(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
 def measured(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
     """Run ``mmser ARGS`` in a fresh process: (wall seconds, peak RSS in MB, the finished process)."""
     start = time.perf_counter()
