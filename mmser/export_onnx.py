@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from mmser.audio import SAMPLE_RATE
 from mmser.checkpoint import Checkpoint, load_checkpoint
@@ -187,24 +188,25 @@ def check_exportable(ckpt: Checkpoint, checkpoint: str | Path) -> None:
                              "take it (use mmser predict / serve)")
 
 
-def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path) -> dict:
+def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, progress: bool = False) -> dict:
     """Export one checkpoint's members into ``out_dir`` (:func:`export_checkpoint`), or several checkpoints, each
     into its own ``out_dir/part<k>``, with an ``export.json`` that names the parts and how their probabilities
     are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do). Every checkpoint
-    is loaded and checked before any graph is written. Returns the top export.json's document."""
+    is loaded and checked before any graph is written; ``progress``: a bar over the graphs. Returns the top
+    export.json's document."""
     from mmser.ensemble import check_one_speaker_norm, checkpoint_paths
 
     paths = checkpoint_paths([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints))
     loaded = [load_checkpoint(p) for p in paths]
     if len(loaded) == 1:
-        return export_checkpoint(loaded[0], paths[0], out_dir)
+        return export_checkpoint(loaded[0], paths[0], out_dir, progress)
     check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, loaded)])
     for path, ckpt in zip(paths, loaded):
         check_exportable(ckpt, path)
     out_dir = Path(out_dir)
     parts = []
     for k, (path, ckpt) in enumerate(zip(paths, loaded)):
-        document = export_checkpoint(ckpt, path, out_dir / f"part{k}")
+        document = export_checkpoint(ckpt, path, out_dir / f"part{k}", progress)
         parts.append({"folder": f"part{k}", "checkpoint": str(path), "weight": 1 / len(paths), "document": document})
     top = {"checkpoints": [str(p) for p in paths],
            "parts": [{k: v for k, v in part.items() if k != "document"} for part in parts],
@@ -216,7 +218,7 @@ def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path) -> d
     return {**top, "parts": parts}
 
 
-def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | Path) -> dict:
+def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | Path, progress: bool = False) -> dict:
     """Export every member of ``ckpt`` (loaded from ``checkpoint``); returns export.json's document
     (``members``: per-member check results, max abs probability difference; ``audio_frames``: how the graphs'
     hidden states are made; ``probabilities``: how the members' logits make the checkpoint's probabilities)."""
@@ -228,7 +230,8 @@ def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | P
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = []
     check_exportable(ckpt, checkpoint)
-    for j, member in enumerate(ckpt.members):
+    members = tqdm(ckpt.members, desc=f"export {Path(checkpoint).name}", unit="graph", disable=not progress)
+    for j, member in enumerate(members):
         model = member.model.eval()
         inputs = example_inputs(model)
         names = list(inputs)

@@ -224,7 +224,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        document = export(args.checkpoint, args.out)
+        document = export(args.checkpoint, args.out, progress=True)
     out = Path(args.out)
     if "parts" not in document:
         print_export(document, out)
