@@ -5,7 +5,8 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from mmser.audio import SAMPLE_RATE, load_audio
-from mmser.inference import Predictor
+from mmser.ensemble import EnsemblePredictor, open_predictor
+from mmser.features.spec import SpeakerNorm
 from mmser.streaming import StreamSegmenter
 from mmser.timeline import TimelineOptions, segments_of
 from tests.test_timeline import SENTENCES, recording  # noqa: F401  (the fixture)
@@ -43,7 +44,7 @@ def app_client(checkpoint, **limits):
 
     from mmser.serve import StreamLimits, create_app
 
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = open_predictor(checkpoint if isinstance(checkpoint, list) else [checkpoint])
     return TestClient(create_app(predictor, stream_limits=StreamLimits(**limits))), predictor
 
 
@@ -101,11 +102,21 @@ def test_websocket_refuses_streams_beyond_the_limit(checkpoint):
     assert closed.value.code == 1013 and "try again" in closed.value.reason
 
 
-def test_a_stream_is_one_speaker_for_a_running_statistics_checkpoint(recording, running_checkpoint):  # noqa: F811
-    """mode=running: each speech segment is standardised with the stream's speech so far, itself included."""
+@pytest.mark.parametrize("several", [False, True], ids=["one checkpoint", "several checkpoints"])
+def test_a_stream_is_one_speaker_for_a_running_statistics_checkpoint(recording, running_checkpoint, whisper_ckpt,  # noqa: F811
+                                                                      tmp_path, several):
+    """mode=running: each speech segment is standardised with the stream's speech so far, itself included (with
+    several checkpoints, in each part with its own frames)."""
     pytest.importorskip("fastapi")
+    from tests.conftest import tiny_checkpoint
+
     wav = load_audio(recording[0])
-    client, predictor = app_client(running_checkpoint)
+    checkpoints = [running_checkpoint]
+    if several:  # another window: a second part, whose running statistics are its own
+        checkpoints.append(tiny_checkpoint(tmp_path / "30s.safetensors", whisper_ckpt, seed=4, members=1,
+                                           speaker_norm=SpeakerNorm("running"), whisper_window="30s"))
+    client, predictor = app_client(checkpoints)
+    assert isinstance(predictor, EnsemblePredictor) == several
     with client.websocket_connect("/stream") as ws:
         assert ws.receive_json()["type"] == "ready"
         for chunk in chunks(wav, seed=2):
