@@ -188,22 +188,53 @@ def check_exportable(ckpt: Checkpoint, checkpoint: str | Path) -> None:
                              "take it (use mmser predict / serve)")
 
 
+def remove_previous_export(out_dir: Path) -> None:
+    """Remove what an earlier export wrote into ``out_dir``, as its export.json names it (graphs, the prior file,
+    part folders, export.json itself), so that no graph of an earlier, larger export is left beside the new ones;
+    any other file stays. Names that are not plain file names are not followed."""
+    document_path = out_dir / "export.json"
+    try:
+        document = json.loads(document_path.read_text())
+    except (OSError, ValueError):  # none there, or not one of ours: nothing of ours to remove
+        return
+    if not isinstance(document, dict):
+        return
+
+    def own(name) -> Path | None:
+        return out_dir / name if isinstance(name, str) and name and Path(name).name == name and name != ".." else None
+
+    for part in document.get("parts") or []:
+        folder = own(part.get("folder")) if isinstance(part, dict) else None
+        if folder is not None and folder.is_dir():
+            remove_previous_export(folder)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    names = [m.get("file") for m in document.get("members") or [] if isinstance(m, dict)]
+    frames = document.get("audio_frames")
+    names.append(frames.get("speaker_prior_file") if isinstance(frames, dict) else None)
+    for path in filter(None, map(own, names)):
+        path.unlink(missing_ok=True)
+    document_path.unlink()
+
+
 def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, progress: bool = False) -> dict:
     """Export one checkpoint's members into ``out_dir`` (:func:`export_checkpoint`), or several checkpoints, each
     into its own ``out_dir/part<k>``, with an ``export.json`` that names the parts and how their probabilities
     are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do). Every checkpoint
-    is loaded and checked before any graph is written; ``progress``: a bar over the graphs. Returns the top
+    is loaded and checked before any graph is written, and what an earlier export wrote into ``out_dir`` is
+    removed first (:func:`remove_previous_export`); ``progress``: a bar over the graphs. Returns the top
     export.json's document."""
     from mmser.ensemble import check_one_speaker_norm, checkpoint_paths
 
     paths = checkpoint_paths([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints))
     loaded = [load_checkpoint(p) for p in paths]
-    if len(loaded) == 1:
-        return export_checkpoint(loaded[0], paths[0], out_dir, progress)
     check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, loaded)])
     for path, ckpt in zip(paths, loaded):
         check_exportable(ckpt, path)
     out_dir = Path(out_dir)
+    remove_previous_export(out_dir)
+    if len(loaded) == 1:
+        return export_checkpoint(loaded[0], paths[0], out_dir, progress)
     parts = []
     for k, (path, ckpt) in enumerate(zip(paths, loaded)):
         document = export_checkpoint(ckpt, path, out_dir / f"part{k}", progress)

@@ -264,3 +264,44 @@ def test_several_checkpoints_are_checked_before_any_graph_is_written(whisper_ckp
     assert main(["export", "onnx", "--checkpoint", str(plain), str(plain), "--out", str(out)]) == 2
     assert "named twice" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_export_replaces_what_an_earlier_export_wrote_into_its_folder(whisper_ckpt, tmp_path, capsys):
+    """A graph of an earlier, larger export is never left beside the new ones (a user globbing *.onnx would
+    average it in); files the earlier export.json does not name stay."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from tests.conftest import tiny_checkpoint
+
+    two = tiny_checkpoint(tmp_path / "two.safetensors", whisper_ckpt, seed=1, members=2)
+    one = tiny_checkpoint(tmp_path / "one.safetensors", whisper_ckpt, seed=2, members=1)
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["export", "onnx", "--checkpoint", str(two), str(one), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "part0").glob("*.onnx")) == ["member0.onnx", "member1.onnx"]
+    assert main(["export", "onnx", "--checkpoint", str(two), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "member0.onnx", "member1.onnx", "notes.txt"]
+    assert main(["export", "onnx", "--checkpoint", str(one), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "member0.onnx", "notes.txt"]
+    assert [m["file"] for m in json.loads((out / "export.json").read_text())["members"]] == ["member0.onnx"]
+    # a refused export removes nothing
+    assert main(["export", "onnx", "--checkpoint", str(one), str(one), "--out", str(out)]) == 2
+    assert (out / "member0.onnx").is_file() and (out / "export.json").is_file()
+
+
+def test_an_earlier_export_json_is_followed_to_plain_names_only(tmp_path):
+    from mmser.export_onnx import remove_previous_export
+
+    (tmp_path / "victim.txt").write_text("keep")
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "member0.onnx").write_bytes(b"graph")
+    (out / "export.json").write_text(json.dumps({"members": [{"file": "../victim.txt"}, {"file": "member0.onnx"},
+                                                             {"file": str(tmp_path / "victim.txt")}],
+                                                 "parts": [{"folder": ".."}, "junk"], "audio_frames": "junk"}))
+    remove_previous_export(out)
+    assert (tmp_path / "victim.txt").read_text() == "keep" and list(out.iterdir()) == []
+    (out / "export.json").write_text("not json")  # not one of ours: left alone
+    remove_previous_export(out)
+    assert (out / "export.json").read_text() == "not json"
