@@ -237,6 +237,7 @@ def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, prog
         return export_checkpoint(loaded[0], paths[0], out_dir, progress)
     parts = []
     for k, (path, ckpt) in enumerate(zip(paths, loaded)):
+        remove_previous_export(out_dir / f"part{k}")  # a part folder of an export that stopped before its top file
         document = export_checkpoint(ckpt, path, out_dir / f"part{k}", progress)
         parts.append({"folder": f"part{k}", "checkpoint": str(path), "weight": 1 / len(paths), "document": document})
     top = {"checkpoints": [str(p) for p in paths],
