@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mmser.atomic import atomic_write_bytes
 from mmser.audio import SAMPLE_RATE
 from mmser.checkpoint import Checkpoint, load_checkpoint
 from mmser.errors import MmserError
@@ -246,7 +247,7 @@ def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, prog
                             "export.json says how to make from its graphs; every part takes the same clip, and the "
                             "same speaker's clips when it standardises per speaker, each making its frames as its "
                             "export.json says (its own encoder and window, its own speaker statistics)"}
-    (out_dir / "export.json").write_text(json.dumps(top, indent=2))
+    atomic_write_bytes(out_dir / "export.json", json.dumps(top, indent=2).encode())
     return {**top, "parts": parts}
 
 
@@ -298,5 +299,5 @@ def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | P
             "how": "predict the clip, and the clip played at each speed (resampled from speed x 16000 Hz, rounded to "
                    "100 Hz, to 16000 Hz: tempo and pitch change together), each copy's frames standardised with the "
                    "same statistics as the clip's; the probabilities are the mean over the clip and its copies"}
-    (out_dir / "export.json").write_text(json.dumps(document, indent=2))
+    atomic_write_bytes(out_dir / "export.json", json.dumps(document, indent=2).encode())
     return document
