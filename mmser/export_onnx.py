@@ -219,7 +219,7 @@ def remove_previous_export(out_dir: Path) -> None:
 
 
 def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, progress: bool = False) -> dict:
-    """Export one checkpoint's members into ``out_dir`` (:func:`export_checkpoint`), or several checkpoints, each
+    """Export one checkpoint's members into ``out_dir`` (:func:`_export_checkpoint`), or several checkpoints, each
     into its own ``out_dir/part<k>``, with an ``export.json`` that names the parts and how their probabilities
     are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do). Every checkpoint
     is loaded and checked before any graph is written, and what an earlier export wrote into ``out_dir`` is
@@ -235,11 +235,11 @@ def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, prog
     out_dir = Path(out_dir)
     remove_previous_export(out_dir)
     if len(loaded) == 1:
-        return export_checkpoint(loaded[0], paths[0], out_dir, progress)
+        return _export_checkpoint(loaded[0], paths[0], out_dir, progress)
     parts = []
     for k, (path, ckpt) in enumerate(zip(paths, loaded)):
         remove_previous_export(out_dir / f"part{k}")  # a part folder of an export that stopped before its top file
-        document = export_checkpoint(ckpt, path, out_dir / f"part{k}", progress)
+        document = _export_checkpoint(ckpt, path, out_dir / f"part{k}", progress)
         parts.append({"folder": f"part{k}", "checkpoint": str(path), "weight": 1 / len(paths), "document": document})
     top = {"checkpoints": [str(p) for p in paths],
            "parts": [{k: v for k, v in part.items() if k != "document"} for part in parts],
@@ -251,10 +251,11 @@ def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, prog
     return {**top, "parts": parts}
 
 
-def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | Path, progress: bool = False) -> dict:
-    """Export every member of ``ckpt`` (loaded from ``checkpoint``); returns export.json's document
-    (``members``: per-member check results, max abs probability difference; ``audio_frames``: how the graphs'
-    hidden states are made; ``probabilities``: how the members' logits make the checkpoint's probabilities)."""
+def _export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | Path, progress: bool = False) -> dict:
+    """Export every member of ``ckpt`` (loaded from ``checkpoint``, checked by :func:`export`); returns
+    export.json's document (``members``: per-member check results, max abs probability difference;
+    ``audio_frames``: how the graphs' hidden states are made; ``probabilities``: how the members' logits make the
+    checkpoint's probabilities)."""
     import onnxruntime as ort
 
     # the exporter logs a line per torchvision operator it cannot register (torchvision is not a dependency)
@@ -262,7 +263,6 @@ def export_checkpoint(ckpt: Checkpoint, checkpoint: str | Path, out_dir: str | P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = []
-    check_exportable(ckpt, checkpoint)
     members = tqdm(ckpt.members, desc=f"export {Path(checkpoint).name}", unit="graph", disable=not progress)
     for j, member in enumerate(members):
         model = member.model.eval()
