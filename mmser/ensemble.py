@@ -10,6 +10,7 @@ must standardise frames per speaker the same way (``features.speaker_norm``), si
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
-from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, SpeakerMoments
+from mmser.inference import DEFAULT_WINDOW_S, FRAME_MEMO_BYTES, Predictor, RunningSpeaker, Speaker, SpeakerMoments
 
 
 def checkpoint_paths(paths: list[str | Path]) -> list[Path]:
@@ -98,12 +99,15 @@ class EnsemblePredictor(Predictor):
     def new_speaker(self) -> EnsembleSpeaker:
         return EnsembleSpeaker([p.new_speaker() for p in self.parts])
 
-    def _part_speaker(self, k: int, speaker: SpeakerMoments | RunningSpeaker | None):
-        """Part ``k``'s share of ``speaker`` (an :class:`EnsembleSpeaker`, or moments keyed (part, encoder))."""
+    def _part_speaker(self, k: int, speaker: Speaker):
+        """Part ``k``'s share of ``speaker`` (an :class:`EnsembleSpeaker`, or moments keyed (part, encoder),
+        or a list of those, one per window)."""
         if isinstance(speaker, EnsembleSpeaker):
             return speaker.parts[k]
         if speaker is None:
             return None
+        if isinstance(speaker, list):
+            return [self._part_speaker(k, s) for s in speaker]
         return {encoder: m for (part, encoder), m in speaker.items() if part == k}
 
     def clip_moments(self, clips, batch_size: int = 8, sample_rate: int = 16_000) -> list[SpeakerMoments]:
@@ -112,8 +116,16 @@ class EnsemblePredictor(Predictor):
         return [{(k, encoder): m for k, part in enumerate(per_part) for encoder, m in part[i].items()}
                 for i in range(len(clips))]
 
+    @contextmanager
+    def keeping_frames(self, max_bytes: int = FRAME_MEMO_BYTES):
+        """:meth:`Predictor.keeping_frames` in every part, each part holding up to ``max_bytes``."""
+        with ExitStack() as stack:
+            for part in self.parts:
+                stack.enter_context(part.keeping_frames(max_bytes))
+            yield self
+
     def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
-                             speaker: SpeakerMoments | RunningSpeaker | None = None) -> np.ndarray:
+                             speaker: Speaker = None) -> np.ndarray:
         """Part-weighted probabilities ``(B, 8)`` of a batch of 16 kHz windows."""
         speaker = self._speaker_state(speaker)
         probs = [p.window_probabilities(wavs, transcripts, self._part_speaker(k, speaker))

@@ -4,7 +4,7 @@ The checkpoint alone says which encoders, layers, Whisper window and frame strid
 trained on (its :class:`~mmser.features.spec.FeatureSpec`); the predictor opens those encoders once
 through that spec (checking their weight fingerprints; a member that trained the whole encoder carries it
 and reads waveforms), turns frames into model inputs the way training
-did (``FeatureSpec.model_frames``), and averages the members' probabilities. Audio is read by the one
+did (``FeatureSpec.pooled``, then ``FeatureSpec.standardised``), and averages the members' probabilities. Audio is read by the one
 loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
 is imported on this path. Clips longer than ``window_s`` are
 cut into windows: each window gets a prediction and the overall one is their duration-weighted mean.
@@ -19,8 +19,10 @@ taken as one speaker's, in the order given.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,7 @@ RUNNING_NO_ENROLMENT = ("this checkpoint standardises each clip with its speaker
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 ONLY_SELF_ENROLLED = ("the only enrolment clip given is the clip itself, and a clip never counts in its own "
                       "statistics: give other clips of the speaker")
+FRAME_MEMO_BYTES = 2 * 2**30  # bytes of pooled frames Predictor.keeping_frames holds at most
 
 
 def combine_speaker(parts: list[SpeakerMoments]) -> SpeakerMoments:
@@ -67,6 +70,11 @@ class RunningSpeaker:
         so_far = self.moments.get(encoder)
         self.moments[encoder] = own if so_far is None else FrameMoments.combine([so_far, own])
         return self.moments[encoder]
+
+
+# what predict_many's ``speaker`` takes: one speaker's moments (from enrol), the moments of each clip's own
+# speaker (a list, one per clip), a running speaker, or nothing
+Speaker = SpeakerMoments | list[SpeakerMoments] | RunningSpeaker | None
 
 
 @dataclass
@@ -118,6 +126,8 @@ class Predictor:
         self.features, self.device, self.window_s, self.asr = features, device, window_s, asr
         self.text_encoder = None
         self._lock = threading.Lock()
+        self._frame_memo: dict[tuple[str, bytes], np.ndarray] | None = None  # see keeping_frames
+        self._frame_memo_room = 0  # bytes it may still take
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
@@ -148,7 +158,7 @@ class Predictor:
             raise MmserError(NOT_RUNNING)
         return RunningSpeaker(self.ckpt.speaker_prior)
 
-    def _speaker_state(self, speaker: SpeakerMoments | RunningSpeaker | None) -> SpeakerMoments | RunningSpeaker | None:
+    def _speaker_state(self, speaker: Speaker) -> Speaker:
         """``speaker`` checked against the checkpoint's standardisation; a new :class:`RunningSpeaker` when
         the checkpoint accumulates one and none is given. Raises MmserError on a mismatch."""
         sn = self.features.speaker_norm
@@ -160,6 +170,8 @@ class Predictor:
             return speaker
         if isinstance(speaker, RunningSpeaker):
             raise MmserError(NOT_RUNNING)
+        if isinstance(speaker, list) and (not self.needs_enrolment or any(s is None for s in speaker)):
+            raise MmserError(NO_ENROLMENT if not self.needs_enrolment else "enrolment moments are missing for a clip")
         if self.needs_enrolment and speaker is None:
             kind = f" {'/'.join(sn.labels)}" if sn.labels else ""
             count = sn.clips if sn.mode == "enrol" else "all the speaker's"
@@ -170,9 +182,33 @@ class Predictor:
             raise MmserError(NO_ENROLMENT)
         return speaker
 
-    def _encoded(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-        """Each audio encoder's ``(L, T, D)`` frames of a batch of 16 kHz windows."""
-        return {spec: enc.encode(wavs) for spec, enc in self.audio_encoders.items()}
+    @contextmanager
+    def keeping_frames(self, max_bytes: int = FRAME_MEMO_BYTES):
+        """Within the block, each window's pooled frames are kept by the window's content (up to ``max_bytes``;
+        windows past that are encoded each time), so clips encoded for their moments (:meth:`clip_moments`) are
+        not encoded again when they are predicted with them. They are dropped when the block ends."""
+        self._frame_memo, self._frame_memo_room = {}, max_bytes
+        try:
+            yield self
+        finally:
+            self._frame_memo, self._frame_memo_room = None, 0
+
+    def _pooled(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Each audio encoder's pooled frames ``(L, T', D)`` (:meth:`FeatureSpec.pooled`) of a batch of 16 kHz
+        windows, those :meth:`keeping_frames` holds taken from it."""
+        memo = self._frame_memo
+        keys = [hashlib.blake2b(np.ascontiguousarray(w, np.float32).tobytes(), digest_size=16).digest()
+                for w in wavs] if memo is not None else []
+        out = {}
+        for spec, enc in self.audio_encoders.items():
+            todo = [i for i in range(len(wavs)) if memo is None or (spec, keys[i]) not in memo]
+            fresh = dict(zip(todo, (self.features.pooled(f) for f in enc.encode([wavs[i] for i in todo])))) if todo else {}
+            out[spec] = [fresh[i] if i in fresh else memo[(spec, keys[i])] for i in range(len(wavs))]
+            for i, pooled in fresh.items():
+                if memo is not None and pooled.nbytes <= self._frame_memo_room:
+                    memo[(spec, keys[i])] = pooled
+                    self._frame_memo_room -= pooled.nbytes
+        return out
 
     def enrol(self, clips: list[str | Path | np.ndarray], batch_size: int = 8,
               sample_rate: int = SAMPLE_RATE) -> SpeakerMoments:
@@ -206,9 +242,9 @@ class Predictor:
         with self._lock:
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
-                for spec, frames in self._encoded([w for _, w in chunk]).items():
+                for spec, frames in self._pooled([w for _, w in chunk]).items():
                     for (i, _), f in zip(chunk, frames):
-                        parts[i][spec].append(FrameMoments.of(self.features.pooled(f)))
+                        parts[i][spec].append(FrameMoments.of(f))
         return [{spec: FrameMoments.combine(p) for spec, p in clip.items()} for clip in parts]
 
     @staticmethod
@@ -219,17 +255,19 @@ class Predictor:
 
     @torch.inference_mode()
     def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],
-                             speaker: SpeakerMoments | RunningSpeaker | None = None) -> np.ndarray:
+                             speaker: Speaker = None) -> np.ndarray:
         """Member-averaged probabilities ``(B, 8)`` of a batch of 16 kHz windows: the bare encoder(s) + model
-        forward; frames standardised with ``speaker`` (from :meth:`enrol`) when given, or, for a
-        :class:`RunningSpeaker`, window by window in order with the statistics so far. A member that trained
+        forward; frames standardised with ``speaker`` (from :meth:`enrol`; a list: one per window) when given,
+        or, for a :class:`RunningSpeaker`, window by window in order with the statistics so far. A member that trained
         the whole encoder takes the windows themselves (its encoder is part of it). A checkpoint trained with
         ``features.test_time_speeds`` also predicts each window played at those speeds, standardised with the
         window's own statistics (a copy never joins a running speaker's), and averages the probabilities."""
         speaker = self._speaker_state(speaker)
-        encoded = self._encoded(wavs)
+        encoded = self._pooled(wavs)
         if isinstance(speaker, RunningSpeaker):  # arrival order: each window's own moments join before it is standardised
-            moments = {spec: [speaker.add(spec, self.features.pooled(f)) for f in fs] for spec, fs in encoded.items()}
+            moments = {spec: [speaker.add(spec, f) for f in fs] for spec, fs in encoded.items()}
+        elif isinstance(speaker, list):
+            moments = {spec: [s[spec] for s in speaker] for spec in encoded}
         else:
             moments = {spec: [speaker[spec] if speaker else None] * len(wavs) for spec in encoded}
         tokens = self.text_encoder.encode([t or "" for t in transcripts]) if self.text_encoder else None
@@ -239,14 +277,14 @@ class Predictor:
 
             for recipe in test_view_recipes(self.features.test_time_speeds):
                 copies = [apply_recipe(w, recipe) for w in wavs]
-                probs.append(self._member_probabilities(copies, self._encoded(copies), moments, tokens))
+                probs.append(self._member_probabilities(copies, self._pooled(copies), moments, tokens))
         return np.mean(probs, axis=0)
 
     def _member_probabilities(self, wavs: list[np.ndarray], encoded: dict[str, list[np.ndarray]],
                               moments: dict[str, list[FrameMoments | None]], tokens) -> np.ndarray:
-        """Member-averaged probabilities ``(B, 8)`` of windows ``wavs`` whose encoder frames are ``encoded``,
-        each window standardised with ``moments[encoder][i]``."""
-        frames = {spec: [self.features.model_frames(f, m) for f, m in zip(fs, moments[spec])]
+        """Member-averaged probabilities ``(B, 8)`` of windows ``wavs`` whose pooled encoder frames are
+        ``encoded``, each window standardised with ``moments[encoder][i]``."""
+        frames = {spec: [self.features.standardised(f, m) for f, m in zip(fs, moments[spec])]
                   for spec, fs in encoded.items()}
         probs = []
         for member in self.ckpt.members:
@@ -289,15 +327,18 @@ class Predictor:
 
     def predict_many(self, clips: list[tuple[str | Path | np.ndarray, str | None]], batch_size: int = 8,
                      sample_rate: int = SAMPLE_RATE, transcribe: bool = False,
-                     speaker: SpeakerMoments | RunningSpeaker | None = None) -> list[Prediction | Exception]:
+                     speaker: Speaker = None) -> list[Prediction | Exception]:
         """Predict many (clip, transcript) pairs, ``batch_size`` windows per encoder call; ``speaker``: the
-        statistics from :meth:`enrol` of the one speaker of all these clips (required by checkpoints trained
-        with enrolment, refused by others). A checkpoint trained with ``mode: running`` takes the clips as one
-        speaker's, in order, continuing ``speaker`` (a :class:`RunningSpeaker`) when given, a new one otherwise.
+        statistics from :meth:`enrol` of the one speaker of all these clips, or a list of them, one per clip
+        (each clip's own speaker), required by checkpoints trained with enrolment and refused by others. A
+        checkpoint trained with ``mode: running`` takes the clips as one speaker's, in order, continuing
+        ``speaker`` (a :class:`RunningSpeaker`) when given, a new one otherwise.
 
         A clip that cannot be used yields its error (AudioError / MmserError) in its place; the others are
         still predicted.
         """
+        if isinstance(speaker, list) and len(speaker) != len(clips):
+            raise MmserError(f"{len(speaker)} speakers' moments were given for {len(clips)} clips: give one per clip")
         speaker = self._speaker_state(speaker)
         step = int(self.window_s * SAMPLE_RATE)
         results: list[Prediction | Exception | None] = [None] * len(clips)
@@ -320,8 +361,9 @@ class Predictor:
         with self._lock:
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
+                moments = [speaker[i] for i, _, _ in chunk] if isinstance(speaker, list) else speaker
                 window_probs += list(self.window_probabilities([w for _, w, _ in chunk], [t for _, _, t in chunk],
-                                                               speaker))
+                                                               moments))
         by_clip: dict[int, list[tuple[np.ndarray, int]]] = {}
         for (i, piece, _), probs in zip(windows, window_probs):
             by_clip.setdefault(i, []).append((probs, len(piece)))

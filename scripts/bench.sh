@@ -36,3 +36,6 @@ $PY bench/finetune.py configs/experiment/ravdess_finetune.yaml data.manifest=$RA
   --json $B/finetune_ravdess_base_all.json
 $PY bench/length_buckets.py configs/experiment/ravdess_finetune.yaml data.manifest=$RAVDESS_MANIFEST \
   model.finetune.top_layers=2 --pool 50 --epochs 1 --json $B/length_buckets_ravdess_base_top2.json
+# robustness on an enrolment model: each noisy clip encoded once and predicted in batches, vs encoded twice
+$PY bench/robustness_enrolled.py --clips-from $RAVDESS_MANIFEST --speakers 2 --clips 30 \
+  --json $B/robustness_enrolled_ravdess_base.json

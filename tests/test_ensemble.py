@@ -58,6 +58,16 @@ def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames
     rows = {row["path"]: row["probabilities"] for row in json.loads(capsys.readouterr().out)}
     np.testing.assert_allclose([rows[str(clip)][e] for e in EMOTIONS], want, atol=2e-6)
     np.testing.assert_allclose([rows[str(others[0])][e] for e in EMOTIONS], left_out, atol=2e-6)
+    # one speaker's moments per clip, frames kept in every part from the moments to the predictions
+    from mmser.inference import combine_speaker
+
+    with ensemble.keeping_frames():
+        own = ensemble.clip_moments([clip, *others])
+        assert all(part._frame_memo for part in ensemble.parts)
+        both = ensemble.predict_many([(clip, None), (others[0], None)],
+                                     speaker=[combine_speaker(own[1:]), combine_speaker(own[2:])])
+    assert all(part._frame_memo is None for part in ensemble.parts)
+    np.testing.assert_allclose([probs(p) for p in both], [want, left_out], atol=2e-6)
 
 
 def test_running_statistics_accumulate_in_every_part(whisper_ckpt, tmp_path):

@@ -1,6 +1,7 @@
 """Predictor: API = CLI = HTTP, one audio loader, long clips, batches, fused models and enrolment."""
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -49,6 +50,18 @@ def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys)
     import pandas as pd
 
     assert len(pd.read_csv(out)) == 3
+
+
+def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
+    # a running-statistics checkpoint hears a folder's clips in this order: a recorder's clip10 comes after clip9
+    from mmser.cli.predict import clip_inputs
+
+    names = ["clip1.wav", "clip2.wav", "Clip3.flac", "clip10.wav", "day2/clip1.wav", "day10/clip1.wav", "notes.txt"]
+    for name in reversed(names):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    got = [str(Path(p).relative_to(tmp_path)) for p, _, _ in clip_inputs([str(tmp_path)])]
+    assert got == ["clip1.wav", "clip2.wav", "Clip3.flac", "clip10.wav", "day2/clip1.wav", "day10/clip1.wav"]
 
 
 def test_fused_model_without_transcript_says_so(whisper_ckpt, tmp_path):
@@ -197,6 +210,50 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     assert "takes no enrolment clips" in capsys.readouterr().err
 
 
+def test_each_clip_with_its_own_speakers_moments_in_one_batch_and_kept_frames(checkpoint, tmp_path):
+    """predict_many with one speaker's moments per clip = each clip predicted alone with its speaker's; inside
+    keeping_frames a window encoded for its moments is not encoded again, up to the memo's room."""
+    from mmser.audio import load_audio
+    from mmser.checkpoint import load_checkpoint
+    from mmser.errors import MmserError
+    from mmser.inference import combine_speaker
+
+    path = save_checkpoint(tmp_path / "enrolled.safetensors", load_checkpoint(checkpoint).members,
+                           replace(FEATURES, speaker_norm=SpeakerNorm("enrol", 2)), None, {})
+    predictor = Predictor.from_checkpoint(path, window_s=1.0)
+    wavs = [load_audio(write_tone(tmp_path / f"s{i}.wav", seconds=0.7 + 0.4 * i, freq=130 + 60 * i, seed=i))
+            for i in range(4)]  # the longer ones: two windows
+    encoded = []  # windows per encoder call
+    (encoder,) = predictor.audio_encoders.values()
+    encode = encoder.encode
+    encoder.encode = lambda batch: (encoded.append(len(batch)), encode(batch))[1]
+    others = [[2, 3], [2, 3], [0, 1], [0, 1]]  # clips 0-1 and 2-3: two speakers, each enrolled with the other pair
+    alone = [predictor.predict_many([(w, None)], speaker=predictor.enrol([wavs[k] for k in ks]))[0]
+             for w, ks in zip(wavs, others)]
+    with predictor.keeping_frames():
+        own = predictor.clip_moments(wavs)
+        encoded.clear()
+        batched = predictor.predict_many([(w, None) for w in wavs], batch_size=3,
+                                         speaker=[combine_speaker([own[k] for k in ks]) for ks in others])
+        assert encoded == []  # every window's frames were kept when its moments were taken
+    for got, want in zip(batched, alone):
+        np.testing.assert_allclose([got.probabilities[e] for e in EMOTIONS], [want.probabilities[e] for e in EMOTIONS],
+                                   atol=1e-5)
+    assert len(set(tuple(b.probabilities.values()) for b in batched)) == 4
+    predictor.predict_many([(wavs[0], None)], speaker=[combine_speaker(own[2:])])
+    assert encoded == [1]  # dropped when the block ended
+    with predictor.keeping_frames(max_bytes=0):  # no room: every window is encoded each time
+        encoded.clear()
+        predictor.clip_moments(wavs)
+        windows, encoded[:] = sum(encoded), []
+        predictor.predict_many([(w, None) for w in wavs], batch_size=8, speaker=[combine_speaker(own[:2])] * 4)
+        assert encoded == [windows] and windows > len(wavs)
+    with pytest.raises(MmserError, match="2 speakers' moments were given for 4 clips"):
+        predictor.predict_many([(w, None) for w in wavs], speaker=[combine_speaker(own[:2])] * 2)
+    with pytest.raises(MmserError, match="takes no enrolment"):  # a checkpoint without enrolment refuses a list too
+        Predictor.from_checkpoint(checkpoint).predict_many([(wavs[0], None)], speaker=[combine_speaker(own[:2])])
+
+
 def test_running_statistics_accumulate_over_one_speakers_clips_in_order(running_checkpoint, checkpoint, whisper_ckpt,
                                                                          tmp_path, capsys):
     """mode=running: each clip standardised with its speaker's clips so far, itself included; no enrolment."""
@@ -253,7 +310,15 @@ def test_running_statistics_accumulate_over_one_speakers_clips_in_order(running_
     # without a speaker column the clips given are one speaker's, in order, and the CLI says so
     assert main(["predict", *map(str, clips[:3]), "--checkpoint", str(running_checkpoint), "--json"]) == 0
     out = capsys.readouterr()
-    assert "taken as one speaker's, in the order given" in out.err
+    assert "taken as one speaker's, in the order given;" in out.err
+    assert [r["probabilities"] for r in json.loads(out.out)] == [p.probabilities for p in together]
+    # clips of several folders (perhaps several speakers) are still one speaker's, and the note names the folders
+    moved = tmp_path / "b" / "s2.wav"
+    moved.parent.mkdir()
+    moved.write_bytes(clips[2].read_bytes())
+    assert main(["predict", *map(str, clips[:2]), str(moved), "--checkpoint", str(running_checkpoint), "--json"]) == 0
+    out = capsys.readouterr()
+    assert f"from 2 folders: {tmp_path}, {tmp_path / 'b'}; if those are different speakers" in out.err
     assert [r["probabilities"] for r in json.loads(out.out)] == [p.probabilities for p in together]
     table.write_text(f"path,speaker\n{clips[0]},A\n{clips[1]},\n")
     assert main(["predict", str(table), "--checkpoint", str(running_checkpoint)]) == 2

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
+def name_order(path: Path) -> tuple:
+    """Sort key of a path by its parts, the numbers in a name compared as numbers: ``clip2`` before ``clip10``
+    (a recorder's numbering is a speaker's arrival order, which running statistics follow)."""
+    pieces = tuple(tuple((0, int(piece)) if piece.isdecimal() else (1, piece.lower())
+                         for piece in re.split(r"(\d+)", part) if piece) for part in path.parts)
+    return pieces, path.parts  # names equal but for case or leading zeros: by the names themselves
+
+
 def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
-    """(path, transcript or None, speaker or None) for files, folders (searched recursively) and clip-list
-    CSVs (columns path[,transcript][,speaker]).
+    """(path, transcript or None, speaker or None) for files, folders (searched recursively, in
+    :func:`name_order`) and clip-list CSVs (columns path[,transcript][,speaker], in their rows' order).
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
@@ -24,7 +33,7 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            out += [(str(p), None, None) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+            out += [(str(p), None, None) for p in sorted(path.rglob("*"), key=name_order) if p.suffix.lower() in AUDIO_SUFFIXES]
         elif path.suffix.lower() == ".csv":
             import pandas as pd  # only for clip lists (a fast start otherwise)
 
@@ -130,9 +139,13 @@ def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]])
         raise MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
                          "standardises each clip with its speaker's clips so far, so every clip needs one")
     if named and named[0] is None and len(clips) > 1:
+        folders = dict.fromkeys(str(Path(path).parent) for path, _, _ in clips)
+        across = (f" (they come from {len(folders)} folders: {', '.join(list(folders)[:3])}"
+                  f"{', ...' if len(folders) > 3 else ''}; if those are different speakers, name them)"
+                  if len(folders) > 1 else "")
         print(f"note: this checkpoint standardises each clip with its speaker's clips so far "
               f"(features.speaker_norm.mode=running): the {len(clips)} clips are taken as one speaker's, in the "
-              "order given; a clip-list CSV with a speaker column separates speakers", file=sys.stderr)
+              f"order given{across}; a clip-list CSV with a speaker column separates speakers", file=sys.stderr)
     return {who: predictor.new_speaker() for who in dict.fromkeys(named)}
 
 

@@ -38,7 +38,7 @@ from mmser.errors import MmserError
 from mmser.evaluation.crossval import FOLD_CHECKPOINT, PROB_COLUMNS
 from mmser.evaluation.tables import read_predictions, run_classes, run_row
 from mmser.features.augment import add_noise
-from mmser.features.speaker_norm import FrameMoments, arrival_order, speaker_moments_of
+from mmser.features.speaker_norm import arrival_order, enrolment_draws
 from mmser.features.store import enrolment_rows
 from mmser.labels import EMOTIONS
 from mmser.training.metrics import classification_metrics
@@ -139,12 +139,18 @@ def _probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcrip
 
 def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None,
                             kind: str, snrs: list[float], desc: str, progress: bool,
-                            pool: list[bool] | None) -> dict[float, np.ndarray]:
+                            pool: list[bool] | None, batch: int = 8) -> dict[float, np.ndarray]:
     """As :func:`_probabilities`, for models standardised with enrolment clips: each clip of ``clean`` gets the
-    enrolment clips cross-validation drew for it (the same draw, :func:`speaker_moments_of` over the protocol's
+    enrolment clips cross-validation drew for it (the same draw, :func:`enrolment_draws` over the protocol's
     rows, ``pool``: the rows it could draw from), all with noise at the clip's SNR (a speaker enrolled in the same
     noisy room), predicted through :meth:`Predictor.predict_many` with their statistics
-    (:meth:`Predictor.clip_moments`)."""
+    (:meth:`Predictor.clip_moments`).
+
+    Speaker by speaker (a draw never leaves the speaker) and SNR by SNR, each noisy clip is encoded once: its
+    frames are kept (:meth:`Predictor.keeping_frames`) between taking its moments and predicting it, in batches
+    of ``batch`` clips."""
+    from mmser.inference import combine_speaker
+
     sn = predictor.features.speaker_norm
     ids = rows["utt_id"].astype(str).tolist()
     speakers = rows["speaker"].astype(str).tolist()
@@ -154,25 +160,31 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
     if any(ids[j] not in position for j in needed) or len(needed) != len(clean):
         raise MmserError("robustness: the fold's scored clips are not their speakers' rows of the protocol (was the "
                          "manifest changed after cross-validation?)")
+    # other speakers' rows only keep the draw's order (one seeded draw over every row, as in training)
+    draws = enrolment_draws(speakers, sn.clips, may_enrol=pool)
+    by_speaker: dict[str, list[int]] = {}
+    for j in needed:
+        by_speaker.setdefault(speakers[j], []).append(j)
     paths = rows["path"].tolist()
-    wavs = {j: load_audio(paths[j]) for j in tqdm(needed, desc=f"{desc}: read", unit="clip", disable=not progress)}
     probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}
-    for snr in snrs:
-        noisy = {j: _noisy(wav, ids[j], kind, snr) for j, wav in wavs.items()}
-        own = predictor.clip_moments([noisy[j] for j in needed])
-        given = {}
-        for spec in predictor.audio_encoders:
-            # other speakers' rows only keep the draw's order (one seeded draw over every row, as in training)
-            column = [FrameMoments.of(np.zeros((1, 1, 1), np.float32))] * len(rows)
-            for j, moments in zip(needed, own):
-                column[j] = moments[spec]
-            given[spec] = speaker_moments_of(column, speakers, sn.clips, may_enrol=pool)
-        for j in tqdm(needed, desc=f"{desc} {snr:g} dB", unit="clip", disable=not progress):
-            text = None if transcripts is None else str(transcripts[ids[j]])
-            result = predictor.predict_many([(noisy[j], text)], speaker={spec: given[spec][j] for spec in given})[0]
-            if isinstance(result, Exception):
-                raise result
-            probs[snr][position[ids[j]]] = [result.probabilities[e] for e in EMOTIONS]
+    with tqdm(total=len(needed) * len(snrs), desc=desc, unit="clip", disable=not progress) as bar:
+        for speaker_rows in by_speaker.values():
+            wavs = {j: load_audio(paths[j]) for j in speaker_rows}
+            texts = {j: None if transcripts is None else str(transcripts[ids[j]]) for j in speaker_rows}
+            for snr in snrs:
+                noisy = {j: _noisy(wav, ids[j], kind, snr) for j, wav in wavs.items()}
+                with predictor.keeping_frames():
+                    own = dict(zip(speaker_rows, predictor.clip_moments([noisy[j] for j in speaker_rows], batch)))
+                    for start in range(0, len(speaker_rows), batch):
+                        chunk = speaker_rows[start:start + batch]
+                        given = [combine_speaker([own[k] for k in draws[j]]) for j in chunk]
+                        results = predictor.predict_many([(noisy[j], texts[j]) for j in chunk], batch_size=batch,
+                                                         speaker=given)
+                        for j, result in zip(chunk, results):
+                            if isinstance(result, Exception):
+                                raise result
+                            probs[snr][position[ids[j]]] = [result.probabilities[e] for e in EMOTIONS]
+                        bar.update(len(chunk))
     return probs
 
 

@@ -90,20 +90,35 @@ def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_c
 
     ``enrol_clips=None``: all the speaker's clips (the row itself included). ``enrol_clips=k``: ``k`` other
     clips of the speaker drawn with ``seed`` (all the others when it has fewer), only among rows whose
-    ``may_enrol`` is true when it is given. Returns one :class:`FrameMoments` per row, in order.
+    ``may_enrol`` is true when it is given (:func:`enrolment_draws`). Returns one :class:`FrameMoments` per row,
+    in order.
     """
+    combined: dict[int, FrameMoments] = {}  # a speaker's rows, shared by all its rows when every clip counts
+    out = []
+    for rows in enrolment_draws(speakers, enrol_clips, seed, may_enrol):
+        if id(rows) not in combined:
+            combined[id(rows)] = FrameMoments.combine([moments[j] for j in rows])
+        out.append(combined[id(rows)])
+    return out
+
+
+def enrolment_draws(speakers: list[str], enrol_clips: int | None = None, seed: int = 0,
+                    may_enrol: list[bool] | None = None) -> list[list[int]]:
+    """For each row, the rows whose moments :func:`speaker_moments_of` combines for it: all its speaker's rows
+    (``enrol_clips=None``: one list shared by them), or ``enrol_clips`` other rows of its speaker drawn with
+    ``seed``. The draw depends on the speakers, ``may_enrol`` and the seed only, never on the clips' frames, so
+    the draws can be taken before any clip is encoded."""
     if enrol_clips is not None and enrol_clips < 1:
         raise MmserError(f"features.speaker_norm.clips must be >= 1 (got {enrol_clips})")
     if may_enrol is not None and enrol_clips is None:
         raise MmserError("features.speaker_norm.labels limits the enrolment clips: it needs mode=enrol with clips")
-    may_enrol = may_enrol if may_enrol is not None else [True] * len(moments)
+    may_enrol = may_enrol if may_enrol is not None else [True] * len(speakers)
     rng = np.random.default_rng(seed)
-    out: list[FrameMoments | None] = [None] * len(moments)
+    out: list[list[int]] = [[] for _ in speakers]
     for speaker, rows in rows_by_speaker(speakers).items():
         if enrol_clips is None:
-            pooled = FrameMoments.combine([moments[i] for i in rows])
             for i in rows:
-                out[i] = pooled
+                out[i] = rows
             continue
         if len(rows) < 2:
             raise MmserError(f"speaker {speaker!r} has a single clip: features.speaker_norm.mode=enrol standardises a "
@@ -113,9 +128,8 @@ def speaker_moments_of(moments: list[FrameMoments], speakers: list[str], enrol_c
             if not others:
                 raise MmserError(f"speaker {speaker!r} has no other clip that may be an enrolment clip "
                                  "(features.speaker_norm.labels)")
-            chosen = rng.choice(others, size=min(enrol_clips, len(others)), replace=False)
-            out[i] = FrameMoments.combine([moments[j] for j in chosen])
-    return out  # type: ignore[return-value]
+            out[i] = [int(j) for j in rng.choice(others, size=min(enrol_clips, len(others)), replace=False)]
+    return out
 
 
 def arrival_order(speakers: list[str], seed: int = 0) -> dict[str, list[int]]:

@@ -64,8 +64,26 @@ def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides, spl
     return run, folds
 
 
+def _counting_encoder_windows(monkeypatch) -> list[int]:
+    """Every Predictor opened from now on counts the windows of each encoder call into the returned list."""
+    from mmser.inference import Predictor
+
+    encoded: list[int] = []
+    opened = Predictor.from_checkpoint.__func__
+
+    def counting(cls, *args, **kwargs):
+        predictor = opened(cls, *args, **kwargs)
+        for encoder in predictor.audio_encoders.values():
+            encode = encoder.encode
+            encoder.encode = lambda batch, encode=encode: (encoded.append(len(batch)), encode(batch))[1]
+        return predictor
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(counting))
+    return encoded
+
+
 @pytest.mark.parametrize("clips", [2, 5])
-def test_enrolment_models_get_the_cv_draw_of_enrolment_clips_with_the_same_noise(tmp_path, clips):
+def test_enrolment_models_get_the_cv_draw_of_enrolment_clips_with_the_same_noise(tmp_path, monkeypatch, clips):
     # 6 clips per speaker: 2 enrolment clips are a seeded draw among the 5 others, which an inaudible SNR
     # reproduces only if each test clip gets the draw cross-validation gave it; 5 are all the others, so a
     # clip's prediction at 0 dB is that of the deployed path given the speaker's other clips with the same noise
@@ -74,6 +92,12 @@ def test_enrolment_models_get_the_cv_draw_of_enrolment_clips_with_the_same_noise
 
     run, folds = _inaudible_noise_gives_the_clean_predictions(
         tmp_path, "enrol", "features.speaker_norm.mode=enrol", f"features.speaker_norm.clips={clips}")
+    if clips == 2:  # each noisy clip is encoded once per SNR, for its moments and its prediction alike, in batches
+        encoded = _counting_encoder_windows(monkeypatch)
+        assert main(["robustness", str(tmp_path / "enrol.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+                     f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "20,10"]) == 0
+        tested = sum(len(pd.read_csv(run / fold / "predictions.csv")) for fold in folds)
+        assert sum(encoded) == 2 * tested and max(encoded) > 1
     if clips == 5:
         manifest = pd.read_csv(tmp_path / "a.csv", dtype=str)
         loud = pd.read_csv(run / "noise_white_0dB" / folds[0] / "predictions.csv", dtype={"utt_id": str})
