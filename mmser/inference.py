@@ -184,18 +184,20 @@ class Predictor:
 
     @contextmanager
     def keeping_frames(self, max_bytes: int = FRAME_MEMO_BYTES):
-        """Within the block, each window's pooled frames are kept by the window's content (up to ``max_bytes``;
-        windows past that are encoded each time), so clips encoded for their moments (:meth:`clip_moments`) are
-        not encoded again when they are predicted with them. They are dropped when the block ends."""
+        """Within the block, the pooled frames of each window encoded for its moments (:meth:`clip_moments`,
+        :meth:`enrol`) are kept by the window's content, up to ``max_bytes`` (windows past that are encoded
+        again), so a clip that is both an enrolment clip and predicted is encoded once. Predicted windows are
+        not kept. They are dropped when the block ends."""
         self._frame_memo, self._frame_memo_room = {}, max_bytes
         try:
             yield self
         finally:
             self._frame_memo, self._frame_memo_room = None, 0
 
-    def _pooled(self, wavs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    def _pooled(self, wavs: list[np.ndarray], keep: bool = False) -> dict[str, list[np.ndarray]]:
         """Each audio encoder's pooled frames ``(L, T', D)`` (:meth:`FeatureSpec.pooled`) of a batch of 16 kHz
-        windows, those :meth:`keeping_frames` holds taken from it."""
+        windows, those :meth:`keeping_frames` holds taken from it; ``keep``: the others join it (while it has
+        room)."""
         memo = self._frame_memo
         keys = [hashlib.blake2b(np.ascontiguousarray(w, np.float32).tobytes(), digest_size=16).digest()
                 for w in wavs] if memo is not None else []
@@ -205,7 +207,7 @@ class Predictor:
             fresh = dict(zip(todo, (self.features.pooled(f) for f in enc.encode([wavs[i] for i in todo])))) if todo else {}
             out[spec] = [fresh[i] if i in fresh else memo[(spec, keys[i])] for i in range(len(wavs))]
             for i, pooled in fresh.items():
-                if memo is not None and pooled.nbytes <= self._frame_memo_room:
+                if keep and memo is not None and pooled.nbytes <= self._frame_memo_room:
                     memo[(spec, keys[i])] = pooled
                     self._frame_memo_room -= pooled.nbytes
         return out
@@ -242,7 +244,7 @@ class Predictor:
         with self._lock:
             for start in range(0, len(windows), batch_size):
                 chunk = windows[start:start + batch_size]
-                for spec, frames in self._pooled([w for _, w in chunk]).items():
+                for spec, frames in self._pooled([w for _, w in chunk], keep=True).items():
                     for (i, _), f in zip(chunk, frames):
                         parts[i][spec].append(FrameMoments.of(f))
         return [{spec: FrameMoments.combine(p) for spec, p in clip.items()} for clip in parts]

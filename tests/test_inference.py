@@ -138,7 +138,8 @@ def test_batched_prediction_matches_one_by_one_and_keeps_errors_in_place(checkpo
                                    atol=1e-4)
 
 
-def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_ckpt, checkpoint, tmp_path, capsys):
+def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_ckpt, checkpoint, tmp_path, capsys,
+                                                                         monkeypatch):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
@@ -185,6 +186,20 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     assert "1 predicted clip(s) are also enrolment clips" in printed.err
     assert by_path[str(clip)] == with_enrol.probabilities
     assert by_path[str(enrol[0])] == predictor.predict(enrol[0], enrolment=enrol[1:]).probabilities
+    # both are predicted in one batch, each clip with its own enrolment moments, and the enrolment clip predicted
+    # is not encoded again: 3 enrolment clips + the other clip
+    from mmser.features.encoders.whisper_frames import WhisperTorchEncoder
+
+    calls, predict_many = [], Predictor.predict_many
+    monkeypatch.setattr(Predictor, "predict_many",
+                        lambda self, items, *a, **k: (calls.append(len(items)), predict_many(self, items, *a, **k))[1])
+    windows, encode = [], WhisperTorchEncoder.encode
+    monkeypatch.setattr(WhisperTorchEncoder, "encode",
+                        lambda self, batch: (windows.append(len(batch)), encode(self, batch))[1])
+    assert main(["predict", str(clip), str(enrol[0]), "--checkpoint", str(path), "--enrol", *map(str, enrol),
+                 "--json"]) == 0
+    assert calls == [2] and sum(windows) == 4 and json.loads(capsys.readouterr().out) == json.loads(printed.out)
+    monkeypatch.undo()
     counted_itself = predictor.window_probabilities([load_audio(enrol[0])], [None], predictor.enrol(enrol))[0]
     assert not np.allclose(list(by_path[str(enrol[0])].values()), counted_itself, atol=1e-4)
     # the Python API applies the same rule (Predictor.predict, behind the CLI's single clips and HTTP)

@@ -81,24 +81,22 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     predictor = open_predictor(args.checkpoint, device=device, window_s=args.window)
-    enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
-    speaker = combine_speaker(enrolment_parts) if enrolment else None
-    if args.timeline:
-        return print_timeline(predictor, clips, args, speaker)
-    speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-    results = [None] * len(clips)
-    batches = range(0, len(clips), args.batch_size)
-    for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
-        chunk = list(range(start, min(start + args.batch_size, len(clips))))
-        by_speaker: dict[str | None, list[int]] = {}  # one predict_many per speaker (running statistics)
-        for i in chunk:
-            by_speaker.setdefault(speaker_key(clips[i], i, speakers), []).append(i)
-        for who, indices in by_speaker.items():
-            pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1]) for i in indices]
-            predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
-                                               speaker=speakers[who] if speakers else speaker)
-            for i, result in zip(indices, predicted):
-                results[i] = result
+    with predictor.keeping_frames():  # an enrolment clip that is also predicted is encoded once
+        enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
+        speaker = combine_speaker(enrolment_parts) if enrolment else None
+        if args.timeline:
+            return print_timeline(predictor, clips, args, speaker)
+        speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
+        results = [None] * len(clips)
+        batches = range(0, len(clips), args.batch_size)
+        for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
+            chunk = list(range(start, min(start + args.batch_size, len(clips))))
+            for indices, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
+                pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1])
+                         for i in indices]
+                predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe, speaker=given)
+                for i, result in zip(indices, predicted):
+                    results[i] = result
     rows, failed = [], []
     for (clip, _, _), result in zip(clips, results):
         if isinstance(result, Exception):
@@ -176,6 +174,21 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
     for i, j in left_out.items():
         speakers[("left out", i)] = combine_speaker(parts[:j] + parts[j + 1:])
     return speakers
+
+
+def batch_speakers(predictor, clips: list[tuple[str, str | None, str | None]], chunk: list[int], speakers: dict,
+                   speaker) -> list[tuple[list[int], object]]:
+    """The ``predict_many`` calls of one batch of clips (indices ``chunk``), as (indices, speaker): one per
+    running speaker of the batch (each continues its own statistics), else one call giving each clip its
+    enrolment moments (``speakers`` from :func:`enrolled_speakers`), or ``speaker`` for all of them."""
+    if not speakers:
+        return [(chunk, speaker)]
+    if predictor.accumulates_speaker:
+        by_speaker: dict[str | None, list[int]] = {}
+        for i in chunk:
+            by_speaker.setdefault(speaker_key(clips[i], i, speakers), []).append(i)
+        return [(indices, speakers[who]) for who, indices in by_speaker.items()]
+    return [(chunk, [speakers[speaker_key(clips[i], i, speakers)] for i in chunk])]
 
 
 def speaker_key(clip: tuple[str, str | None, str | None], index: int, speakers: dict):
