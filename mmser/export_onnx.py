@@ -144,7 +144,7 @@ def _audio_axes(model) -> dict[str, dict]:
 
 def frames_recipe(ckpt: Checkpoint, prior_file: str | None) -> dict:
     """How a graph's ``audio`` hidden states (B, L, T, D) are made from an encoder's frames, as
-    :meth:`mmser.features.spec.FeatureSpec.model_frames` makes them (export.json's ``audio_frames``)."""
+    :meth:`mmser.features.spec.FeatureSpec.pooled` and ``standardised`` make them (export.json's ``audio_frames``)."""
     features = ckpt.features
     stride = features.input_pool_stride  # fine-tuned blocks pool in the graph
     recipe = {

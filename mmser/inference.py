@@ -4,8 +4,8 @@ The checkpoint alone says which encoders, layers, Whisper window and frame strid
 trained on (its :class:`~mmser.features.spec.FeatureSpec`); the predictor opens those encoders once
 through that spec (checking their weight fingerprints; a member that trained the whole encoder carries it
 and reads waveforms), turns frames into model inputs the way training
-did (``FeatureSpec.pooled``, then ``FeatureSpec.standardised``), and averages the members' probabilities. Audio is read by the one
-loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
+did (``FeatureSpec.pooled``, then ``FeatureSpec.standardised``), and averages the members' probabilities.
+Audio is read by the one loader of :mod:`mmser.audio` whether it comes as a path or as a waveform. No training code (Lightning)
 is imported on this path. Clips longer than ``window_s`` are
 cut into windows: each window gets a prediction and the overall one is their duration-weighted mean.
 
@@ -204,7 +204,8 @@ class Predictor:
         out = {}
         for spec, enc in self.audio_encoders.items():
             todo = [i for i in range(len(wavs)) if memo is None or (spec, keys[i]) not in memo]
-            fresh = dict(zip(todo, (self.features.pooled(f) for f in enc.encode([wavs[i] for i in todo])))) if todo else {}
+            encoded = enc.encode([wavs[i] for i in todo]) if todo else []
+            fresh = dict(zip(todo, map(self.features.pooled, encoded)))
             out[spec] = [fresh[i] if i in fresh else memo[(spec, keys[i])] for i in range(len(wavs))]
             for i, pooled in fresh.items():
                 if keep and memo is not None and pooled.nbytes <= self._frame_memo_room:

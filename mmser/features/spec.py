@@ -5,8 +5,8 @@ checkpoint beside each member's ``ModelDims`` (:meth:`to_dict` / :meth:`from_dic
 extraction, cross-validation and :class:`~mmser.inference.Predictor`:
 
 - :meth:`FeatureSpec.open_audio_encoder` / :meth:`open_text_encoder` are the one place encoders are opened;
-- :meth:`FeatureSpec.model_frames` is the one place encoder frames become model inputs (frame pooling,
-  then per-speaker standardisation).
+- :meth:`FeatureSpec.pooled`, then :meth:`FeatureSpec.standardised`, are the one place encoder frames become
+  model inputs (frame pooling, then per-speaker standardisation; the moments are taken of pooled frames).
 """
 
 from __future__ import annotations
@@ -145,7 +145,3 @@ class FeatureSpec:
         if speaker is None:
             raise ValueError("speaker standardisation is on: the speaker's frame moments are needed")
         return standardise(pooled, speaker)
-
-    def model_frames(self, frames: np.ndarray, speaker: FrameMoments | None = None) -> np.ndarray:
-        """Encoder frames ``(L, T, D)`` -> the model's audio input: pooled, then standardised."""
-        return self.standardised(self.pooled(frames), speaker)

@@ -59,13 +59,15 @@ def test_instance_mode_standardises_each_clip_with_its_own_frames_and_needs_no_e
     spec = FeatureSpec(frame_stride=2, speaker_norm=SpeakerNorm("instance"))
     assert not spec.speaker_norm.needs_enrolment
     frames = np.random.default_rng(3).standard_normal((2, 12, 4)).astype(np.float16)
-    out = spec.model_frames(frames).astype(np.float32)  # (L, ceil(T / 2), D)
+    out = spec.standardised(spec.pooled(frames), None).astype(np.float32)  # (L, ceil(T / 2), D)
     assert out.shape == (2, 6, 4)
     assert np.allclose(out.mean(axis=1), 0, atol=1e-2) and np.allclose(out.std(axis=1), 1, atol=1e-2)
     # a speaker's (or a microphone's) offset and scale on every dimension are gone
     moved = (frames.astype(np.float32) * 3 + 7).astype(np.float16)
-    np.testing.assert_allclose(spec.model_frames(moved).astype(np.float32), out, atol=2e-2)
-    assert not np.allclose(FeatureSpec(frame_stride=2).model_frames(moved).astype(np.float32), out, atol=1)
+    np.testing.assert_allclose(spec.standardised(spec.pooled(moved), None).astype(np.float32), out,
+                               atol=2e-2)
+    plain = FeatureSpec(frame_stride=2)
+    assert not np.allclose(plain.standardised(plain.pooled(moved), None).astype(np.float32), out, atol=1)
 
 
 def test_running_statistics_are_the_speakers_clips_so_far_in_a_seeded_arrival_order():
