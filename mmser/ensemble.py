@@ -18,7 +18,7 @@ import numpy as np
 from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
-from mmser.inference import DEFAULT_WINDOW_S, FRAME_MEMO_BYTES, Predictor, RunningSpeaker, Speaker, SpeakerMoments
+from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, Speaker, SpeakerMoments, frame_memo_bytes
 
 
 def checkpoint_paths(paths: list[str | Path]) -> list[Path]:
@@ -117,11 +117,13 @@ class EnsemblePredictor(Predictor):
                 for i in range(len(clips))]
 
     @contextmanager
-    def keeping_frames(self, max_bytes: int = FRAME_MEMO_BYTES):
-        """:meth:`Predictor.keeping_frames` in every part, each part holding up to ``max_bytes``."""
+    def keeping_frames(self, max_bytes: int | None = None):
+        """:meth:`Predictor.keeping_frames` in every part, each part holding up to ``max_bytes`` (by default
+        :func:`~mmser.inference.frame_memo_bytes`, shared among the parts)."""
+        each = frame_memo_bytes(len(self.parts)) if max_bytes is None else max_bytes
         with ExitStack() as stack:
             for part in self.parts:
-                stack.enter_context(part.keeping_frames(max_bytes))
+                stack.enter_context(part.keeping_frames(each))
             yield self
 
     def window_probabilities(self, wavs: list[np.ndarray], transcripts: list[str | None],

@@ -168,14 +168,14 @@ def _write_prior(ckpt: Checkpoint, out_dir: Path) -> str | None:
     """``speaker_prior.safetensors`` (the population moments, per audio encoder) when the checkpoint has some."""
     if not ckpt.speaker_prior:
         return None
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     tensors = {}
     for encoder, moments in ckpt.speaker_prior.items():
         tensors[f"{encoder}.total"] = np.ascontiguousarray(moments.total, dtype=np.float64)
         tensors[f"{encoder}.total_sq"] = np.ascontiguousarray(moments.total_sq, dtype=np.float64)
         tensors[f"{encoder}.count"] = np.asarray(moments.count, dtype=np.float64)
-    save_file(tensors, str(out_dir / PRIOR_FILE))
+    atomic_write_bytes(out_dir / PRIOR_FILE, save(tensors))  # export.json, written last, names it
     return PRIOR_FILE
 
 

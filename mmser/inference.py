@@ -35,6 +35,7 @@ from mmser.errors import MmserError
 from mmser.features.batching import collate
 from mmser.features.speaker_norm import FrameMoments
 from mmser.labels import EMOTIONS
+from mmser.memory import available_bytes
 
 SpeakerMoments = dict[str, FrameMoments]  # audio encoder spec -> frame moments of one speaker's enrolment clips
 
@@ -45,7 +46,16 @@ RUNNING_NO_ENROLMENT = ("this checkpoint standardises each clip with its speaker
 DEFAULT_WINDOW_S = 30.0  # s, longer clips are predicted window by window
 ONLY_SELF_ENROLLED = ("the only enrolment clip given is the clip itself, and a clip never counts in its own "
                       "statistics: give other clips of the speaker")
-FRAME_MEMO_BYTES = 2 * 2**30  # bytes of pooled frames Predictor.keeping_frames holds at most
+FRAME_MEMO_SHARE = 0.25  # of the memory available when Predictor.keeping_frames starts: what it may hold
+FRAME_MEMO_BYTES = 2 * 2**30  # bytes it holds where the available memory cannot be read
+
+
+def frame_memo_bytes(parts: int = 1) -> int:
+    """Bytes each of ``parts`` predictors' :meth:`Predictor.keeping_frames` may hold by default:
+    ``FRAME_MEMO_SHARE`` of the memory available now (container limits included), shared among them;
+    ``FRAME_MEMO_BYTES`` each where that cannot be read."""
+    available = available_bytes()
+    return FRAME_MEMO_BYTES if available is None else int(available * FRAME_MEMO_SHARE) // max(parts, 1)
 
 
 def combine_speaker(parts: list[SpeakerMoments]) -> SpeakerMoments:
@@ -183,12 +193,12 @@ class Predictor:
         return speaker
 
     @contextmanager
-    def keeping_frames(self, max_bytes: int = FRAME_MEMO_BYTES):
+    def keeping_frames(self, max_bytes: int | None = None):
         """Within the block, the pooled frames of each window encoded for its moments (:meth:`clip_moments`,
         :meth:`enrol`) are kept by the window's content, up to ``max_bytes`` (windows past that are encoded
         again), so a clip that is both an enrolment clip and predicted is encoded once. Predicted windows are
-        not kept. They are dropped when the block ends."""
-        self._frame_memo, self._frame_memo_room = {}, max_bytes
+        not kept. They are dropped when the block ends. ``max_bytes`` defaults to :func:`frame_memo_bytes`."""
+        self._frame_memo, self._frame_memo_room = {}, frame_memo_bytes() if max_bytes is None else max_bytes
         try:
             yield self
         finally:

