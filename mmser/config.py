@@ -166,7 +166,8 @@ class FeaturesConfig:
     max_text_tokens: int = 64  # text tokens kept per utterance
     # how a run holds its features: "memory" loads every row's model input once (fastest for small corpora),
     # "lazy" reads each row from the memory-mapped cache shards when a batch needs it (memory does not grow
-    # with the corpus), "auto" picks memory while the cached features fit in memory_budget_gb
+    # with the corpus), "auto" picks memory while the cached features fit in memory_budget_gb and in half the
+    # memory available when the run starts
     store: str = "auto"
     memory_budget_gb: float = 2.0  # GB, auto: the largest cache a run loads into memory
     speaker_norm: SpeakerNormConfig = field(default_factory=SpeakerNormConfig)

@@ -5,7 +5,8 @@ input exactly as :class:`~mmser.inference.Predictor` makes it, through the run's
 :class:`~mmser.features.spec.FeatureSpec` (pooling, then per-speaker standardisation). ``features.store``
 chooses how: ``lazy`` reads a row when a batch needs it (memory stays flat as the corpus grows, and
 DataLoader workers read in parallel), ``memory`` reads every row once up front (faster on small corpora),
-``auto`` takes ``memory`` while the cached features fit in ``features.memory_budget_gb``. Both modes are
+``auto`` takes ``memory`` while the cached features fit in ``features.memory_budget_gb`` and in half the
+memory available (:func:`holds_in_memory`). Both modes are
 the same :class:`CachedRows` sequence; ``memory`` just materialises it.
 """
 
@@ -29,7 +30,9 @@ from mmser.features.extract import extract
 from mmser.features.speaker_norm import FrameMoments, population_prior, running_moments_of, speaker_moments_of
 from mmser.features.spec import FeatureSpec
 from mmser.features.waveform_rows import WaveformRows
+from mmser.memory import available_bytes
 
+MEMORY_SHARE = 0.5  # of the memory available now: the most features.store=auto loads up front
 
 
 class ShardReader:
@@ -247,8 +250,7 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             store.encode_seconds += time.perf_counter() - start
         located[source] = (result.cache.locate(result.keys), None, "text")
     total = sum(cache_bytes(locations) for locations, _, _ in located.values())
-    mode = features_cfg.store
-    store.in_memory = mode == "memory" or (mode == "auto" and total <= features_cfg.memory_budget_gb * GIGABYTE)
+    store.in_memory = holds_in_memory(features_cfg.store, total, features_cfg.memory_budget_gb)
     for name, (locations, row_spec, kind) in located.items():
         if kind == "text":
             store.text[name] = _held(CachedRows(locations), store.in_memory)
@@ -286,6 +288,18 @@ def add_waveform_rows(store: FeatureStore, encoder_spec: str) -> None:
     store.fingerprints[encoder_spec] = encoder.fingerprint
     store.waveform_shapes[encoder_spec] = (int(encoder.num_layers), int(encoder.dim))
     store.audio[encoder_spec] = WaveformRows(store.rows["path"].tolist(), max_samples(arch))
+
+
+def holds_in_memory(mode: str, cache_bytes: int, budget_gb: float) -> bool:
+    """Whether a run loads its rows up front (``features.store``): ``memory`` always, ``lazy`` never, ``auto``
+    while the cache's ``cache_bytes`` fit both ``budget_gb`` and :data:`MEMORY_SHARE` of the memory available
+    now (:func:`~mmser.memory.available_bytes`, container limits included), so a large budget on a small
+    or busy machine (several ranks loading at once) falls back to lazy reads instead of running out of memory."""
+    if mode != "auto":
+        return mode == "memory"
+    available = available_bytes()
+    room = budget_gb * GIGABYTE if available is None else min(budget_gb * GIGABYTE, available * MEMORY_SHARE)
+    return cache_bytes <= room
 
 
 def _held(rows: CachedRows, in_memory: bool) -> Sequence[np.ndarray]:

@@ -1,5 +1,5 @@
 """The feature store: lazy rows read from the memory-mapped cache are the very inputs memory mode holds,
-through DataLoader workers too, and `auto` chooses by the cache's size."""
+through DataLoader workers too, and `auto` chooses by the cache's size and the memory available."""
 
 import numpy as np
 import pandas as pd
@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+import mmser.features.store
 from mmser.config import load_config
 from mmser.features.batching import collate
 from mmser.features.store import CachedRows, load_store
@@ -60,12 +61,20 @@ def test_lazy_rows_through_dataloader_workers(corpus):
         assert torch.equal(a["target"], b["target"])
 
 
-def test_auto_mode_follows_the_memory_budget(corpus):
+def test_auto_mode_follows_the_memory_budget_and_the_memory_available(corpus, monkeypatch):
+
     root, encoder, df = corpus
     small = load_store(df, config(root, encoder).features, [encoder], [], False)
     assert small.in_memory  # a few kB of cache: within the default budget
     tight = load_store(df, config(root, encoder, "features.memory_budget_gb=0.000001").features, [encoder], [], False)
     assert not tight.in_memory
+    # a generous budget on a machine with little memory free: lazy reads all the same
+    monkeypatch.setattr(mmser.features.store, "available_bytes", lambda: 1000)
+    busy = load_store(df, config(root, encoder, "features.memory_budget_gb=100").features, [encoder], [], False)
+    assert not busy.in_memory
+    assert load_store(df, config(root, encoder, "features.store=memory").features, [encoder], [], False).in_memory
+    monkeypatch.setattr(mmser.features.store, "available_bytes", lambda: None)  # unknown: the budget alone
+    assert load_store(df, config(root, encoder, "features.memory_budget_gb=100").features, [encoder], [], False).in_memory
 
 
 def test_a_population_prior_comes_from_the_training_rows_alone(corpus):
