@@ -65,6 +65,12 @@ def combine_speaker(parts: list[SpeakerMoments]) -> SpeakerMoments:
     return {spec: FrameMoments.combine([p[spec] for p in parts]) for spec in parts[0]}
 
 
+def without_clip(total: SpeakerMoments, own: SpeakerMoments) -> SpeakerMoments:
+    """A speaker's moments (``total``, :func:`combine_speaker` of its clips) with one of those clips (``own``, its
+    own moments) left out: the statistics training standardises that clip with, at the cost of one subtraction."""
+    return {spec: moments.without(own[spec]) for spec, moments in total.items()}
+
+
 class RunningSpeaker:
     """One speaker's frame moments so far, per audio encoder, for checkpoints trained with
     ``features.speaker_norm.mode: running``: each window predicted first adds its own frames' moments, then
@@ -197,12 +203,14 @@ class Predictor:
         """Within the block, the pooled frames of each window encoded for its moments (:meth:`clip_moments`,
         :meth:`enrol`) are kept by the window's content, up to ``max_bytes`` (windows past that are encoded
         again), so a clip that is both an enrolment clip and predicted is encoded once. Predicted windows are
-        not kept. They are dropped when the block ends. ``max_bytes`` defaults to :func:`frame_memo_bytes`."""
+        not kept. They are dropped when the block ends; a block inside another keeps its own (the outer
+        block's come back when it ends). ``max_bytes`` defaults to :func:`frame_memo_bytes`."""
+        outer = self._frame_memo, self._frame_memo_room  # a block inside another keeps its own frames
         self._frame_memo, self._frame_memo_room = {}, frame_memo_bytes() if max_bytes is None else max_bytes
         try:
             yield self
         finally:
-            self._frame_memo, self._frame_memo_room = None, 0
+            self._frame_memo, self._frame_memo_room = outer
 
     def _pooled(self, wavs: list[np.ndarray], keep: bool = False) -> dict[str, list[np.ndarray]]:
         """Each audio encoder's pooled frames ``(L, T', D)`` (:meth:`FeatureSpec.pooled`) of a batch of 16 kHz

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,40 @@ def client(checkpoint):
 
     predictor = Predictor.from_checkpoint(checkpoint)
     return TestClient(create_app(predictor, max_upload_bytes=200_000, max_duration_s=10.0)), predictor
+
+
+# A long recording for timelines and streams (tests/test_timeline.py, tests/test_streaming.py)
+SENTENCES = [  # (text, espeak pitch, rate)
+    ("the weather report says it will rain all afternoon", 30, 150),
+    ("I cannot believe you broke my favourite guitar again", 80, 210),
+    ("please bring the blue folder to the meeting room", 50, 130),
+]
+PAUSE_S = 1.5
+
+
+def speak(text: str, pitch: int, rate: int, path) -> np.ndarray:
+    from mmser.audio import load_audio
+
+    subprocess.run(["espeak-ng", "-v", "en-us", "-p", str(pitch), "-s", str(rate), "-w", str(path), text], check=True)
+    return load_audio(path)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """sentences with 1.5 s pauses (and a lone short word at the end) -> (path, [(start s, end s, text)])."""
+    from mmser.audio import SAMPLE_RATE
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    root = tmp_path_factory.mktemp("long")
+    pieces, spans, t = [np.zeros(int(0.8 * SAMPLE_RATE), np.float32)], [], 0.8
+    for k, (text, pitch, rate) in enumerate(SENTENCES + [("hey", 50, 200)]):
+        wav = speak(text, pitch, rate, root / f"s{k}.wav")
+        voiced = np.flatnonzero(np.abs(wav) > 0.01)
+        wav = wav[voiced[0]:voiced[-1] + 1]  # espeak's own leading/trailing silence cut: the span is the speech
+        spans.append((t, t + len(wav) / SAMPLE_RATE, text))
+        pieces += [wav, np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32)]
+        t += len(wav) / SAMPLE_RATE + PAUSE_S
+    path = root / "long.wav"
+    sf.write(path, np.concatenate(pieces), SAMPLE_RATE)
+    return path, spans

@@ -59,6 +59,12 @@ def test_checkpoints_of_other_windows_enrol_and_predict_each_with_its_own_frames
     rows = {row["path"]: row["probabilities"] for row in json.loads(capsys.readouterr().out)}
     np.testing.assert_allclose([rows[str(clip)][e] for e in EMOTIONS], want, atol=2e-6)
     np.testing.assert_allclose([rows[str(others[0])][e] for e in EMOTIONS], left_out, atol=2e-6)
+    # a clip list naming the speaker, without --enrol: each clip with the speaker's other listed clips, every part
+    table = tmp_path / "clips.csv"
+    table.write_text("path,speaker\n" + "".join(f"{p},S\n" for p in others))
+    assert main(["predict", str(table), "--checkpoint", *map(str, paths), "--json"]) == 0
+    rows = {row["path"]: row["probabilities"] for row in json.loads(capsys.readouterr().out)}
+    np.testing.assert_allclose([rows[str(others[0])][e] for e in EMOTIONS], left_out, atol=2e-6)
     # one speaker's moments per clip, frames kept in every part from the moments to the predictions
     from mmser.inference import combine_speaker
 

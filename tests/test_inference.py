@@ -1,6 +1,7 @@
 """Predictor: API = CLI = HTTP, one audio loader, long clips, batches, fused models and enrolment."""
 
 import json
+import re
 from pathlib import Path
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ import soundfile as sf
 import torch
 
 from mmser.audio import AudioError
-from mmser.checkpoint import Member, save_checkpoint
+from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
 from mmser.cli import main
 from mmser.features.encoders.registry import build_audio_encoder
 from mmser.features.spec import SpeakerNorm
@@ -206,7 +207,8 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     by_path = {row["path"]: row["probabilities"] for row in json.loads(printed.out)}
     assert "1 predicted clip(s) are also enrolment clips" in printed.err
     assert by_path[str(clip)] == with_enrol.probabilities
-    assert by_path[str(enrol[0])] == predictor.predict(enrol[0], enrolment=enrol[1:]).probabilities
+    left_out = predictor.predict(enrol[0], enrolment=enrol[1:]).probabilities  # the others' moments: the whole
+    np.testing.assert_allclose(list(by_path[str(enrol[0])].values()), list(left_out.values()), atol=1e-6)  # less own
     # both are predicted in one batch, each clip with its own enrolment moments, and the enrolment clip predicted
     # is not encoded again: 3 enrolment clips + the other clip
     from mmser.features.encoders.whisper_frames import WhisperTorchEncoder
@@ -224,7 +226,7 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     counted_itself = predictor.window_probabilities([load_audio(enrol[0])], [None], predictor.enrol(enrol))[0]
     assert not np.allclose(list(by_path[str(enrol[0])].values()), counted_itself, atol=1e-4)
     # the Python API applies the same rule (Predictor.predict, behind the CLI's single clips and HTTP)
-    assert predictor.predict(enrol[0], enrolment=enrol).probabilities == by_path[str(enrol[0])]
+    assert predictor.predict(enrol[0], enrolment=enrol).probabilities == left_out
     assert main(["predict", str(enrol[0]), "--checkpoint", str(path), "--enrol", str(enrol[0])]) == 2
     assert "only enrolment clip given" in capsys.readouterr().err
     http = TestClient(create_app(predictor))
@@ -246,11 +248,59 @@ def test_enrolment_standardises_with_the_speakers_clips_and_is_required(whisper_
     assert "takes no enrolment clips" in capsys.readouterr().err
 
 
+def test_a_clip_list_of_several_speakers_enrols_each_clip_on_its_speakers_other_clips(checkpoint, tmp_path, capsys,
+                                                                                        monkeypatch):
+    """An enrolment checkpoint and a clip list with a speaker column, without --enrol: each clip standardised
+    with its speaker's other readable listed clips (as cross-validation does a test speaker's), one speaker at a
+    time, every clip encoded once; lists it cannot serve are refused before any work, naming what is wrong."""
+    from mmser.features.encoders.whisper_frames import WhisperTorchEncoder
+
+    path = save_checkpoint(tmp_path / "enrolled.safetensors", load_checkpoint(checkpoint).members,
+                           replace(FEATURES, speaker_norm=SpeakerNorm("enrol", 2)), None, {})
+    predictor = Predictor.from_checkpoint(path)
+    a = [write_tone(tmp_path / f"a{i}.wav", seconds=0.6 + 0.2 * i, freq=120 + 40 * i, seed=i) for i in range(3)]
+    b = [write_tone(tmp_path / f"b{i}.wav", seconds=0.7 + 0.1 * i, freq=300 + 30 * i, seed=9 + i) for i in range(2)]
+    c = write_tone(tmp_path / "c0.wav", seconds=0.9, freq=200, seed=20)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVE")
+    listed = [(a[0], "A"), (b[0], "B"), (a[1], "A"), (tmp_path / "broken.wav", "B"), (b[1], "B"), (a[2], "A"),
+              (c, "C"), (tmp_path / "broken.wav", "C")]
+    table = tmp_path / "clips.csv"
+    table.write_text("path,speaker\n" + "".join(f"{p.name},{who}\n" for p, who in listed))
+    windows, encode = [], WhisperTorchEncoder.encode
+    monkeypatch.setattr(WhisperTorchEncoder, "encode", lambda self, batch: (windows.append(len(batch)),
+                                                                           encode(self, batch))[1])
+    assert main(["predict", str(table), "--checkpoint", str(path), "--json"]) == 2  # the unreadable clips fail
+    printed = capsys.readouterr()
+    got = {Path(row["path"]).name: [row["probabilities"][e] for e in EMOTIONS] for row in json.loads(printed.out)}
+    assert set(got) == {"a0.wav", "a1.wav", "a2.wav", "b0.wav", "b1.wav"}
+    assert "3 of 8 clip(s) failed" in printed.err and "speaker 'C' has no other readable clip" in printed.err
+    assert "8 clips of 3 speaker(s): each clip is standardised with its speaker's other listed clips" in printed.err
+    assert sum(windows) == 6  # the six readable clips, each encoded once (for its moments, kept for its prediction)
+    monkeypatch.undo()
+    for clips in (a, b):
+        for clip in clips:
+            want = predictor.predict(clip, enrolment=[o for o in clips if o != clip]).probabilities
+            np.testing.assert_allclose(got[clip.name], [want[e] for e in EMOTIONS], atol=1e-6)
+    assert not np.allclose(got["a0.wav"], got["a1.wav"], atol=1e-4)
+    # refused before any work, naming what is wrong
+    for rows, message in ((["a0.wav,A", "b0.wav,"], "some clips name a speaker and some do not"),
+                          (["a0.wav,A", "a1.wav,A", "b0.wav,B"], "speaker\(s\) B have a single clip")):
+        table.write_text("path,speaker\n" + "\n".join(rows) + "\n")
+        assert main(["predict", str(table), "--checkpoint", str(path)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    table.write_text("path,speaker\na0.wav,A\nb0.wav,B\n")
+    assert main(["predict", str(table), "--checkpoint", str(path), "--enrol", str(a[1]), str(a[2])]) == 2
+    assert "--enrol gives the clips of one speaker, but the clip list names 2 speakers" in capsys.readouterr().err
+    table.write_text("path,speaker\na0.wav,A\n")  # one speaker named: --enrol serves it, as before
+    assert main(["predict", str(table), "--checkpoint", str(path), "--enrol", str(a[1]), str(a[2]), "--json"]) == 0
+    want = predictor.predict(a[0], enrolment=a[1:]).probabilities
+    assert json.loads(capsys.readouterr().out)["probabilities"] == want
+
+
 def test_each_clip_with_its_own_speakers_moments_in_one_batch_and_kept_frames(checkpoint, tmp_path):
     """predict_many with one speaker's moments per clip = each clip predicted alone with its speaker's; inside
     keeping_frames a window encoded for its moments is not encoded again, up to the memo's room."""
     from mmser.audio import load_audio
-    from mmser.checkpoint import load_checkpoint
     from mmser.errors import MmserError
     from mmser.inference import combine_speaker
 
@@ -272,6 +322,12 @@ def test_each_clip_with_its_own_speakers_moments_in_one_batch_and_kept_frames(ch
         batched = predictor.predict_many([(w, None) for w in wavs], batch_size=3,
                                          speaker=[combine_speaker([own[k] for k in ks]) for ks in others])
         assert encoded == []  # every window's frames were kept when its moments were taken
+        kept = dict(predictor._frame_memo)
+        with predictor.keeping_frames():  # a block inside it keeps its own, and the outer's come back after
+            assert predictor._frame_memo == {}
+            predictor.clip_moments(wavs[:1])
+        assert predictor._frame_memo.keys() == kept.keys() and encoded == [1]
+        encoded.clear()
     for got, want in zip(batched, alone):
         np.testing.assert_allclose([got.probabilities[e] for e in EMOTIONS], [want.probabilities[e] for e in EMOTIONS],
                                    atol=1e-5)

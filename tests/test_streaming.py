@@ -9,7 +9,7 @@ from mmser.ensemble import EnsemblePredictor, open_predictor
 from mmser.features.spec import SpeakerNorm
 from mmser.streaming import StreamSegmenter
 from mmser.timeline import TimelineOptions, segments_of
-from tests.test_timeline import SENTENCES, recording  # noqa: F401  (the fixture)
+from tests.conftest import SENTENCES
 
 
 def chunks(wav: np.ndarray, seed: int = 0):

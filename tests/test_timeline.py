@@ -1,51 +1,15 @@
 """Emotion timeline of a long recording: espeak-ng sentences of different styles joined with pauses."""
 
 import json
-import subprocess
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from mmser.audio import SAMPLE_RATE, load_audio
 from mmser.cli import main
 from mmser.errors import MmserError
 from mmser.inference import Predictor
 from mmser.timeline import Segment, TimelineOptions, segments_of, words_in
-
-SENTENCES = [  # (text, espeak pitch, rate)
-    ("the weather report says it will rain all afternoon", 30, 150),
-    ("I cannot believe you broke my favourite guitar again", 80, 210),
-    ("please bring the blue folder to the meeting room", 50, 130),
-]
-PAUSE_S = 1.5
-
-
-def speak(text: str, pitch: int, rate: int, path) -> np.ndarray:
-    subprocess.run(["espeak-ng", "-v", "en-us", "-p", str(pitch), "-s", str(rate), "-w", str(path), text], check=True)
-    return load_audio(path)
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    """sentences with 1.5 s pauses (and a lone short word at the end) -> (path, [(start s, end s, text)])."""
-    import shutil
-
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed")
-    root = tmp_path_factory.mktemp("long")
-    pieces, spans, t = [np.zeros(int(0.8 * SAMPLE_RATE), np.float32)], [], 0.8
-    for k, (text, pitch, rate) in enumerate(SENTENCES + [("hey", 50, 200)]):
-        wav = speak(text, pitch, rate, root / f"s{k}.wav")
-        voiced = np.flatnonzero(np.abs(wav) > 0.01)
-        wav = wav[voiced[0]:voiced[-1] + 1]  # espeak's own leading/trailing silence cut: the span is the speech
-        spans.append((t, t + len(wav) / SAMPLE_RATE, text))
-        pieces += [wav, np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32)]
-        t += len(wav) / SAMPLE_RATE + PAUSE_S
-    path = root / "long.wav"
-    sf.write(path, np.concatenate(pieces), SAMPLE_RATE)
-    return path, spans
-
+from tests.conftest import SENTENCES
 
 def test_segments_fall_at_the_pauses_and_cover_the_recording(recording):
     path, spans = recording

@@ -81,22 +81,32 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     predictor = open_predictor(args.checkpoint, device=device, window_s=args.window)
+    listed = None if args.timeline else listed_enrolment(predictor, clips, enrolment)
+    results: list = [None] * len(clips)
     with predictor.keeping_frames():  # an enrolment clip that is also predicted is encoded once
         enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
         speaker = combine_speaker(enrolment_parts) if enrolment else None
         if args.timeline:
             return print_timeline(predictor, clips, args, speaker)
-        speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-        results = [None] * len(clips)
-        batches = range(0, len(clips), args.batch_size)
-        for start in tqdm(batches, desc="predict", unit="batch", disable=len(clips) <= args.batch_size or args.json):
-            chunk = list(range(start, min(start + args.batch_size, len(clips))))
-            for indices, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
-                pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1])
-                         for i in indices]
-                predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe, speaker=given)
-                for i, result in zip(indices, predicted):
-                    results[i] = result
+        if listed:
+            groups = each_listed_speaker(predictor, clips, listed, args.batch_size, results)
+        else:
+            speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
+            groups = [(list(range(len(clips))), speakers, 0)]
+        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= args.batch_size or args.json)
+        for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
+            bar.update(unread)
+            for start in range(0, len(indices), args.batch_size):
+                chunk = indices[start:start + args.batch_size]
+                for part, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
+                    pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1])
+                             for i in part]
+                    predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
+                                                       speaker=given)
+                    for i, result in zip(part, predicted):
+                        results[i] = result
+                bar.update(len(chunk))
+    bar.close()
     rows, failed = [], []
     for (clip, _, _), result in zip(clips, results):
         if isinstance(result, Exception):
@@ -155,7 +165,7 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
     import sys
 
     from mmser.errors import MmserError
-    from mmser.inference import ONLY_SELF_ENROLLED, combine_speaker
+    from mmser.inference import ONLY_SELF_ENROLLED, combine_speaker, without_clip
 
     if not enrolment:
         return {}
@@ -166,10 +176,88 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
         raise MmserError(f"{clips[next(iter(left_out))][0]}: {ONLY_SELF_ENROLLED} (--enrol)")
     print(f"note: {len(left_out)} predicted clip(s) are also enrolment clips: each is standardised with the other "
           f"{len(enrolment) - 1}, as in training (a clip never counts in its own statistics)", file=sys.stderr)
-    speakers = {None: combine_speaker(parts)}
-    for i, j in left_out.items():
-        speakers[("left out", i)] = combine_speaker(parts[:j] + parts[j + 1:])
-    return speakers
+    total = combine_speaker(parts)
+    return {None: total, **{("left out", i): without_clip(total, parts[j]) for i, j in left_out.items()}}
+
+
+def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
+                     enrolment: list[str] | None) -> dict[str, list[int]]:
+    """For a checkpoint trained with enrolment clips and a clip list whose ``speaker`` column names every clip,
+    without ``--enrol``: each speaker's clip indices (first appearance order). Each clip is then standardised
+    with its speaker's *other* listed clips, as cross-validation standardises a test speaker's clips; ``{}``
+    for other checkpoints or lists. Raises before any work when the list names some clips' speakers and not
+    others', when a speaker has a single clip, or when ``--enrol`` (one speaker's clips) meets a list naming
+    several speakers."""
+    import sys
+
+    from mmser.errors import MmserError
+    from mmser.features.speaker_norm import rows_by_speaker
+
+    named = [who for _, _, who in clips]
+    if not predictor.needs_enrolment or all(who is None for who in named):
+        return {}
+    listed = {who for who in named if who is not None}
+    if enrolment:
+        if len(listed) > 1:
+            raise MmserError(f"--enrol gives the clips of one speaker, but the clip list names {len(listed)} speakers "
+                             f"({', '.join(sorted(listed)[:3])}{', ...' if len(listed) > 3 else ''}): leave out "
+                             "--enrol to standardise each clip with its speaker's other listed clips")
+        return {}
+    if None in named:
+        missing = [path for path, _, who in clips if who is None][:3]
+        raise MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
+                         "standardises each clip with other clips of its speaker (features.speaker_norm.mode="
+                         f"{predictor.features.speaker_norm.mode}), so every clip needs one, or give --enrol")
+    groups = rows_by_speaker(named)
+    leave_out = predictor.features.speaker_norm.mode == "enrol"  # transductive: a clip's own statistics count
+    single = [who for who, rows in groups.items() if len(rows) < 2 and leave_out]
+    if single:
+        raise MmserError(f"speaker(s) {', '.join(single[:3])}{', ...' if len(single) > 3 else ''} have a single clip "
+                         "in the list: this checkpoint standardises a clip with other clips of its speaker, so each "
+                         "speaker needs at least 2 (or give --enrol with other clips of one speaker)")
+    labels = predictor.features.speaker_norm.test_enrolment_labels
+    print(f"note: {len(clips)} clips of {len(groups)} speaker(s): each clip is standardised with its speaker's "
+          + ("other listed clips, as in training (a clip never counts in its own statistics)" if leave_out else
+             "listed clips, itself included, as this transductive checkpoint was trained")
+          + (f"; this checkpoint was trained on enrolment clips of {', '.join(labels)} speech only, and the list's "
+             "clips count whatever their emotion" if labels else ""), file=sys.stderr)
+    return groups
+
+
+def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None]], groups: dict[str, list[int]],
+                        batch_size: int, results: list):
+    """Yield ``(indices, speakers, unread)`` for one listed speaker at a time (from :func:`listed_enrolment`): the
+    clips to predict, each keyed ``("left out", i)`` to the moments of the speaker's other readable clips (all
+    of them, itself included, for a ``transductive`` checkpoint, as it was trained), and how many of the
+    speaker's clips could not be read. Frames encoded for the moments are kept until the speaker's clips are
+    predicted, then dropped, so memory holds one speaker's at a time. A clip that cannot be read gets its error
+    in ``results`` and counts for no one; so does the clip of a speaker left with a single readable one."""
+    from mmser.audio import AudioError
+    from mmser.errors import MmserError
+    from mmser.inference import combine_speaker, without_clip
+
+    leave_out = predictor.features.speaker_norm.mode == "enrol"
+    for who, rows in groups.items():
+        with predictor.keeping_frames():
+            own = {}
+            for start in range(0, len(rows), batch_size):  # a batch of clips read at a time
+                batch = rows[start:start + batch_size]
+                try:
+                    own.update(zip(batch, predictor.clip_moments([clips[i][0] for i in batch], batch_size)))
+                except (AudioError, MmserError):  # find which clips cannot be read: the others still count
+                    for i in batch:
+                        try:
+                            own[i] = predictor.clip_moments([clips[i][0]], batch_size)[0]
+                        except (AudioError, MmserError) as err:
+                            results[i] = err
+            if leave_out and len(own) == 1:
+                (i,) = own
+                results[i] = MmserError(f"{clips[i][0]}: speaker {who!r} has no other readable clip in the list, and "
+                                        "a clip never counts in its own statistics: give other clips of the speaker")
+                own = {}
+            total = combine_speaker(list(own.values())) if own else {}
+            yield list(own), {("left out", i): without_clip(total, moments) if leave_out else total
+                              for i, moments in own.items()}, len(rows) - len(own)
 
 
 def same_bytes(paths: list[str], references: list[str]) -> dict[int, int]:
@@ -297,7 +385,10 @@ def print_export(document: dict, out: Path) -> None:
 def register(add) -> None:
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
     p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript][,speaker] (the "
-                                            "speaker column: for checkpoints trained with speaker_norm.mode=running)")
+                                            "speaker column, for checkpoints that standardise per speaker: "
+                                            "speaker_norm.mode=running continues each speaker's statistics; "
+                                            "mode=enrol without --enrol standardises each clip with its "
+                                            "speaker's other listed clips)")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
                    help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors); "
                         "several: the mean of their probabilities (what `mmser average` scores of their recipes)")

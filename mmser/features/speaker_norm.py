@@ -57,6 +57,10 @@ class FrameMoments:
     def combine(cls, parts: list["FrameMoments"]) -> "FrameMoments":
         return cls(sum(p.total for p in parts), sum(p.total_sq for p in parts), sum(p.count for p in parts))
 
+    def without(self, part: "FrameMoments") -> "FrameMoments":
+        """These moments with ``part`` (one of the parts they were combined from) taken out."""
+        return FrameMoments(self.total - part.total, self.total_sq - part.total_sq, self.count - part.count)
+
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """``(L, 1, D)`` float32 mean and std (+EPS) for broadcasting over a clip's frames."""
         mean = self.total / self.count

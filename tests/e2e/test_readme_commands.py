@@ -67,6 +67,9 @@ def corpora(tmp: Path) -> dict[str, str]:
         write_tone(tmp / "clips" / f"c{i}.wav", seed=300 + i)
         write_tone(tmp / "new_speaker" / "enrolment" / f"e{i}.wav", seed=310 + i)
     write_tone(tmp / "new_speaker" / "clip1.wav", seed=320)
+    (tmp / "test_clips.csv").write_text("path,speaker\n" + "".join(  # two speakers, each enrolled on its other clips
+        f"{folder}/{name}{i}.wav,{who}\n" for folder, name, who in (("clips", "c", "A"), ("new_speaker/enrolment", "e", "B"))
+        for i in range(3)))
     for i in range(3):  # one speaker's clips for a checkpoint with running speaker statistics
         write_tone(tmp / "speaker_a" / f"{i:03d}.wav", seed=350 + i)
     write_tone(tmp / "clip.wav", seed=330)
