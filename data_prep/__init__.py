@@ -24,7 +24,7 @@ __all__ = ["SCANNERS", "PrepareError", "Scan", "prepare", "prepare_corpus"]
 def prepare_corpus(corpus: str, root: str | Path, out: str | Path, prepare_cfg, progress: bool = True,
                    audio_root: str | Path | None = None):
     """Scan ``root`` as a ``corpus`` layout and write its validated manifest to ``out`` (``cfg.prepare``:
-    label map, exclusions, skip_bad); returns (manifest, summary text). Raises PrepareError listing every
+    label map, exclusions, skip_bad, workers); returns (manifest, summary text). Raises PrepareError listing every
     bad file."""
     from mmser.errors import MmserError
     from mmser.labels import label_map_for
@@ -38,4 +38,4 @@ def prepare_corpus(corpus: str, root: str | Path, out: str | Path, prepare_cfg, 
     if audio_root is not None and corpus != "emobox":
         raise MmserError("--audio-root is for EmoBox metadata (mmser prepare emobox DATA/CORPUS --audio-root DIR)")
     scan = SCANNERS[corpus](root, audio_root) if corpus == "emobox" else SCANNERS[corpus](root)
-    return prepare(scan, label_map, out, skip_bad=prepare_cfg.skip_bad, progress=progress)
+    return prepare(scan, label_map, out, skip_bad=prepare_cfg.skip_bad, progress=progress, workers=prepare_cfg.workers)

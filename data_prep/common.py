@@ -6,7 +6,9 @@ audio validation, duplicate checks, the summary, strict vs ``skip_bad`` behaviou
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,8 @@ class PrepareError(MmserError):
         )
 
 
+MAX_WORKERS = 8  # processes that decode audio in prepare (disks, not cores, bound more than this)
+PARALLEL_MIN_CLIPS = 200  # fewer clips are checked in the calling process (starting workers costs more)
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale = 1.0)
 QUIET_PEAK_DBFS = -36.0  # dBFS, clips whose peak is below this are reported as very quiet
 
@@ -97,16 +101,39 @@ def check_audio(path: str) -> dict[str, Any]:
     }
 
 
+def _checked(path: str) -> dict[str, Any] | str:
+    """:func:`check_audio`'s facts, or the reason the file cannot be used (a plain string crosses processes)."""
+    try:
+        return check_audio(path)
+    except AudioError as err:
+        return err.reason
+
+
+def check_all(paths: list[str], workers: int = 0, progress: bool = True) -> list[dict[str, Any] | str]:
+    """:func:`_checked` of every path, in order, decoded by ``workers`` processes (0: one per core available, at
+    most :data:`MAX_WORKERS`; a corpus under :data:`PARALLEL_MIN_CLIPS` clips is checked in this process)."""
+    if workers == 0:
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      MAX_WORKERS)
+    bar = {"desc": "checking audio", "unit": "clip", "total": len(paths), "disable": not progress}
+    if workers <= 1 or len(paths) < PARALLEL_MIN_CLIPS:
+        return [_checked(path) for path in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(_checked, paths, chunksize=16), **bar))
+
+
 def build_manifest(
-    scan: Scan, label_map: LabelMap, progress: bool = True
+    scan: Scan, label_map: LabelMap, progress: bool = True, workers: int = 0
 ) -> tuple[pd.DataFrame, list[Problem], list[str], dict[str, int]]:
-    """Validate the scan: returns (manifest, problems, warnings, excluded-label counts)."""
+    """Validate the scan (``workers`` processes decode the audio: :func:`check_all`): returns (manifest,
+    problems, warnings, excluded-label counts)."""
     problems = list(scan.problems)
     warnings: list[str] = []
     excluded: dict[str, int] = defaultdict(int)
     rows = []
     seen_ids: dict[str, str] = {}
-    for cand in tqdm(scan.candidates, desc="checking audio", unit="clip", disable=not progress):
+    labelled: list[tuple[Candidate, str]] = []
+    for cand in scan.candidates:
         if cand.utt_id in seen_ids:
             problems.append(Problem(cand.path, cand.utt_id, f"duplicate utterance id (also {seen_ids[cand.utt_id]})"))
             continue
@@ -119,10 +146,10 @@ def build_manifest(
         if label is None:
             excluded[cand.raw_label] += 1
             continue
-        try:
-            audio = check_audio(cand.path)
-        except AudioError as err:
-            problems.append(Problem(cand.path, cand.utt_id, err.reason))
+        labelled.append((cand, label))
+    for (cand, label), audio in zip(labelled, check_all([c.path for c, _ in labelled], workers, progress)):
+        if isinstance(audio, str):
+            problems.append(Problem(cand.path, cand.utt_id, audio))
             continue
         rows.append({
             "utt_id": cand.utt_id, "path": cand.path, "corpus": cand.corpus, "speaker": cand.speaker,
@@ -180,14 +207,14 @@ def summarize(df: pd.DataFrame, problems: list[Problem], warnings: list[str], ex
 
 
 def prepare(scan: Scan, label_map: LabelMap, out: str | Path, skip_bad: bool = False,
-            progress: bool = True) -> tuple[pd.DataFrame, str]:
+            progress: bool = True, workers: int = 0) -> tuple[pd.DataFrame, str]:
     """Validate ``scan`` and write the manifest to ``out``; returns (manifest, summary text).
 
     With problems and not ``skip_bad``: writes only ``<out>.problems.csv`` and raises PrepareError.
     With ``skip_bad``: writes the manifest without the bad files plus that report.
     """
     out = Path(out)
-    df, problems, warnings, excluded = build_manifest(scan, label_map, progress)
+    df, problems, warnings, excluded = build_manifest(scan, label_map, progress, workers)
     report = out.with_name(out.stem + ".problems.csv")
     if problems:
         write_table(pd.DataFrame([p.__dict__ for p in problems]), report)

@@ -89,6 +89,7 @@ class PrepareConfig:
     label_map: Dict[str, str] = field(default_factory=dict)  # raw label -> shared label, on top of the corpus map
     exclude_labels: Optional[List[str]] = None  # raw labels left out (None = corpus default, e.g. IEMOCAP fru/oth/xxx)
     skip_bad: bool = False  # write the manifest without bad files (+ a report) instead of stopping
+    workers: int = 0  # processes decoding the audio (0: one per available core, at most 8)
 
 
 @dataclass
@@ -403,6 +404,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     # prepare
     bad_targets = {raw: name for raw, name in cfg.prepare.label_map.items() if name not in EMOTIONS}
     check(not bad_targets, "prepare.label_map", f"targets {bad_targets} are not labels; use {list(EMOTIONS)}")
+    check(cfg.prepare.workers >= 0, "prepare.workers", f"{cfg.prepare.workers} must be >= 0 (0: one per core)")
     # split
     one_of("split.protocol", s.protocol, PROTOCOLS)
     check(s.speakers_per_fold >= 1, "split.speakers_per_fold", f"{s.speakers_per_fold} must be >= 1")

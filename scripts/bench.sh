@@ -39,3 +39,5 @@ $PY bench/length_buckets.py configs/experiment/ravdess_finetune.yaml data.manife
 # robustness on an enrolment model: each noisy clip encoded once and predicted in batches, vs encoded twice
 $PY bench/robustness_enrolled.py --clips-from $RAVDESS_MANIFEST --speakers 2 --clips 30 \
   --json $B/robustness_enrolled_ravdess_base.json
+# prepare: the audio checks in one process against worker processes (RAVDESS from ../shared)
+$PY bench/prepare.py ravdess ../shared/data/ravdess --workers 2 --repeat 3 --json $B/prepare_ravdess_workers2.json

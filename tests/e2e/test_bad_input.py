@@ -60,6 +60,33 @@ def test_broken_audio_is_listed_by_prepare(tmp_path, capsys):
     assert code == 0 and len(read_manifest(tmp_path / "m.csv")) + len(pd.read_csv(tmp_path / "m.problems.csv")) >= 9
 
 
+def test_prepare_checks_audio_in_worker_processes_with_the_same_manifest_and_report(tmp_path, capsys, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    import data_prep.common
+
+    names = {f"c{i}.wav": "angry" for i in range(6)}
+    for i in range(6):
+        write_tone(tmp_path / f"c{i}.wav", seed=i, seconds=0.3 + 0.1 * i)
+    (tmp_path / "c2.wav").write_text("this is not audio")
+    names["gone.wav"] = "sad"
+    corpus = csv_corpus(tmp_path, names)
+    checked_in = []
+    monkeypatch.setattr(data_prep.common, "PARALLEL_MIN_CLIPS", 1)
+    monkeypatch.setattr(data_prep.common, "ProcessPoolExecutor", lambda n: checked_in.append(n) or ProcessPoolExecutor(n))
+    outputs = {}
+    for workers in (1, 3):
+        out = tmp_path / f"m{workers}.csv"
+        code, _, _ = run(capsys, "prepare", "csv", corpus, "--out", out, "--skip-bad", f"prepare.workers={workers}")
+        assert code == 0
+        outputs[workers] = (out.read_text(), (tmp_path / f"m{workers}.problems.csv").read_text())
+    assert checked_in == [3]  # one pool, for the second run only
+    assert outputs[1] == outputs[3]
+    assert "c2.wav" in outputs[3][1] and "gone.wav" in outputs[3][1] and len(read_manifest(tmp_path / "m3.csv")) == 5
+    code, _, err = run(capsys, "prepare", "csv", corpus, "--out", tmp_path / "x.csv", "prepare.workers=-1")
+    assert code == 2 and "prepare.workers" in err
+
+
 def test_odd_but_valid_audio_is_accepted_and_encoded(tmp_path, capsys, whisper_ckpt):
     variants = {"r8k.wav": dict(sr=8_000), "r44.wav": dict(sr=44_100), "r48.wav": dict(sr=48_000),
                 "stereo.wav": dict(channels=2), "six.wav": dict(channels=6), "u8.wav": dict(subtype="PCM_U8"),
