@@ -6,8 +6,8 @@ input exactly as :class:`~mmser.inference.Predictor` makes it, through the run's
 chooses how: ``lazy`` reads a row when a batch needs it (memory stays flat as the corpus grows, and
 DataLoader workers read in parallel), ``memory`` reads every row once up front (faster on small corpora),
 ``auto`` takes ``memory`` while the cached features fit in ``features.memory_budget_gb`` and in half the
-memory available (:func:`holds_in_memory`). Both modes are
-the same :class:`CachedRows` sequence; ``memory`` just materialises it.
+memory available (:func:`holds_in_memory`). Both modes are the same :class:`CachedRows` sequence; ``memory``
+just materialises it.
 """
 
 from __future__ import annotations
