@@ -88,12 +88,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
         speaker = combine_speaker(enrolment_parts) if enrolment else None
         if args.timeline:
             return print_timeline(predictor, clips, args, speaker)
-        if listed:
-            groups = each_listed_speaker(predictor, clips, listed, args.batch_size, results)
-        else:
+        if not listed:
             speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-            groups = [(list(range(len(clips))), speakers, 0)]
         bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= args.batch_size or args.json)
+        groups = (each_listed_speaker(predictor, clips, listed, args.batch_size, results, bar) if listed
+                  else [(list(range(len(clips))), speakers, 0)])
         for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
             bar.update(unread)
             for start in range(0, len(indices), args.batch_size):
@@ -225,19 +224,22 @@ def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
 
 
 def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None]], groups: dict[str, list[int]],
-                        batch_size: int, results: list):
+                        batch_size: int, results: list, bar=None):
     """Yield ``(indices, speakers, unread)`` for one listed speaker at a time (from :func:`listed_enrolment`): the
     clips to predict, each keyed ``("left out", i)`` to the moments of the speaker's other readable clips (all
     of them, itself included, for a ``transductive`` checkpoint, as it was trained), and how many of the
     speaker's clips could not be read. Frames encoded for the moments are kept until the speaker's clips are
     predicted, then dropped, so memory holds one speaker's at a time. A clip that cannot be read gets its error
-    in ``results`` and counts for no one; so does the clip of a speaker left with a single readable one."""
+    in ``results`` and counts for no one; so does the clip of a speaker left with a single readable one. ``bar``
+    (a tqdm) shows which speaker is being enrolled."""
     from mmser.audio import AudioError
     from mmser.errors import MmserError
     from mmser.inference import combine_speaker, without_clip
 
     leave_out = predictor.features.speaker_norm.mode == "enrol"
     for who, rows in groups.items():
+        if bar is not None:
+            bar.set_postfix_str(f"speaker {who}: {len(rows)} clips' statistics")
         with predictor.keeping_frames():
             own = {}
             for start in range(0, len(rows), batch_size):  # a batch of clips read at a time
@@ -256,6 +258,8 @@ def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None
                                         "a clip never counts in its own statistics: give other clips of the speaker")
                 own = {}
             total = combine_speaker(list(own.values())) if own else {}
+            if bar is not None:
+                bar.set_postfix_str(f"speaker {who}: predicting")
             yield list(own), {("left out", i): without_clip(total, moments) if leave_out else total
                               for i, moments in own.items()}, len(rows) - len(own)
 
