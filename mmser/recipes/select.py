@@ -14,7 +14,8 @@ from mmser.data.splits import validation_group
 from mmser.distributed import say
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import run_cv
-from mmser.evaluation.selection import group_run, select_per_fold, selection_markdown, selection_table
+from mmser.evaluation.selection import (group_run, select_blind, select_per_fold, selection_markdown,
+                                       selection_table)
 from mmser.recipes.cv import cv_inputs
 
 
@@ -45,6 +46,7 @@ def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str 
             run_cv(cfg, protocol, store, run, blind=True, val_group=group)
     candidates = {name: out / name for name in configs}
     per_fold = select_per_fold(candidates, out, val_groups)
+    select_blind(candidates, out, val_groups)
     table = selection_table(candidates, out, val_groups)
     atomic_write_bytes(out / "selection.csv", table.to_csv(index=False, float_format="%.4f").encode())
     atomic_write_bytes(out / "selection_per_fold.csv", per_fold.to_csv(index=False, float_format="%.4f").encode())
