@@ -72,9 +72,10 @@ def test_every_results_folder_comes_from_one_yaml():
         corpus, part = run.relative_to(RESULTS).parts[:2]
         inside = run.relative_to(RESULTS / corpus / part).parts
         if any((RESULTS / corpus / part / f"{kind}.md").is_file() for kind in ("selection", "robustness")):
-            # `mmser select` / `mmser robustness` name each run after its YAML; "selected" holds the chosen
-            # candidates' predictions and noise_* the candidates' checkpoints on noisy clips (no config of their own)
-            if inside[0] == "selected" or inside[-1].startswith("noise_"):
+            # `mmser select` / `mmser robustness` name each run after its YAML; "selected" and "selected_blind" hold
+            # the chosen candidates' predictions and noise_* the candidates' checkpoints on noisy clips (no config of
+            # their own)
+            if inside[0] in ("selected", "selected_blind") or inside[-1].startswith("noise_"):
                 assert (RESULTS / corpus / part / inside[0]).is_dir(), run
                 continue
             if (RESULTS / corpus / part / inside[0] / AVERAGE_FILE).is_file():
@@ -158,6 +159,28 @@ def test_each_published_validation_ua_agrees_with_what_selection_read():
             assert abs(row["val_UA_mean"] - float(np.mean(stored))) < 1e-6, row["run"]
             checked += 1
     assert checked >= 8
+
+
+SELECTION_FOLDERS = sorted(p.parent for p in RESULTS.rglob("selection.csv"))
+
+
+@pytest.mark.parametrize("folder", SELECTION_FOLDERS, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_each_published_blind_choice_follows_from_the_stored_validation_predictions(folder, tmp_path):
+    """selected_blind/: chosen again from the committed val_predictions.csv, fold by fold, with the same result."""
+    import json
+
+    import pandas as pd
+
+    from mmser.evaluation.selection import select_blind
+
+    names = [r for r in pd.read_csv(folder / "selection.csv")["recipe"] if not r.endswith("(nested)")]
+    val_groups = 2 if (folder / names[0] / "val_group1").is_dir() else 1
+    select_blind({name: folder / name for name in names}, tmp_path, val_groups)
+    for record in sorted((folder / "selected_blind").glob("*/selection.json")):
+        again = json.loads((tmp_path / "selected_blind" / record.parent.name / "selection.json").read_text())
+        assert json.loads(record.read_text()) == again
+        assert (record.parent / "predictions.csv").read_bytes() == (folder / again["chosen"] / record.parent.name /
+                                                                    "predictions.csv").read_bytes()
 
 
 ROBUSTNESS_TABLES = sorted(RESULTS.rglob("robustness*.csv"))

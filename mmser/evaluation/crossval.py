@@ -151,7 +151,8 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
            val_group: int = 0) -> dict:
     """Every fold of the protocol for ``cfg.model.kind`` (``text_source``: the transcripts a text or fused
     model reads); returns a summary (per-fold metrics, timings) also written to ``summary.json``. Folds with a
-    ``metrics.json`` are kept; their ``train_seconds`` count in the summary's ``cv_seconds``.
+    ``metrics.json`` are kept; their ``train_seconds`` count in the summary's ``cv_seconds``, and a call that
+    trains no fold leaves an existing ``summary.json`` (its encoding time among it) as it is.
     ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
     watches it choosing does not see the test folds before the choice). ``val_group``: each fold validates on
     that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own).
@@ -173,7 +174,7 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
     if any(f.speaker_dependent for f in folds):
         say(f"{out_dir.name}: {SPEAKER_DEPENDENT_NOTE}; these numbers do not measure new speakers")
     run_label = out_dir.name if val_group == 0 else f"{out_dir.parent.name}/{out_dir.name}"  # names the recipe
-    results, start, earlier_seconds = [], time.perf_counter(), 0.0
+    results, start, earlier_seconds, trained = [], time.perf_counter(), 0.0, 0
     for fold in folds:
         fold_dir = out_dir / fold.name
         if (fold_dir / "metrics.json").is_file():
@@ -188,9 +189,12 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
             atomic_write_bytes(fold_dir / "config.yaml", resolved.encode())
         metrics = run_fold(protocol, fold, cfg, store, fold_dir, text_source, audio_init_dir)
         results.append(metrics)
+        trained += 1
         flag = "  [speaker-dependent]" if fold.speaker_dependent else ""
         say(f"  {run_label}/{fold.name}: {_fold_score(metrics, blind)}  ({metrics['train_seconds']:.0f} s){flag}",
             flush=True)
+    if not trained and (out_dir / "summary.json").is_file():  # nothing ran: the timings of the calls that did stay
+        return json.loads((out_dir / "summary.json").read_text())
     summary = {"model": kind, "text_source": text_source, "folds": len(folds),
                "speaker_independent": not any(f.speaker_dependent for f in folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),

@@ -123,7 +123,8 @@ def validation_lead(candidates: dict[str, Path], leader: str, n_boot: int = 1000
     return {name: float(np.mean(mean_ua[leader] > mean_ua[name])) for name in names if name != leader}
 
 
-def validation_tables(candidates: dict[str, Path], val_groups: int = 1) -> dict[tuple[str, int], dict[str, pd.DataFrame]]:
+def validation_tables(candidates: dict[str, Path],
+                      val_groups: int = 1) -> dict[tuple[str, int], dict[str, pd.DataFrame]]:
     """(fold, group) -> candidate name -> its ``val_predictions.csv`` (rows in utterance order), checked to hold
     the same validation utterances and labels for every candidate."""
     first = next(iter(candidates))

@@ -93,9 +93,15 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
 
     # resumable: a re-run skips finished folds; the table is rebuilt from predictions alone
     (out / "results.csv").unlink()
+    summary = (out / "audio_only" / "summary.json").read_bytes()
+    assert json.loads(summary)["encode_seconds"] > 0  # this run encoded its clips
     capsys.readouterr()
     assert main(args) == 0
     assert "done earlier" in capsys.readouterr().out
+    # a call that trained nothing leaves the summary of the call that did (its encoding time too)
+    assert (out / "audio_only" / "summary.json").read_bytes() == summary
+    (out / "audio_only" / "summary.json").unlink()  # as after a run killed before its summary
+    assert main(args) == 0
     # the summary keeps the skipped folds' training time (a resumed run used to write 0 over it)
     fold_seconds = sum(json.loads(p.read_text())["train_seconds"] for p in (out / "audio_only").glob("*/metrics.json"))
     cv_seconds = json.loads((out / "audio_only" / "summary.json").read_text())["cv_seconds"]
