@@ -183,6 +183,19 @@ def test_each_published_blind_choice_follows_from_the_stored_validation_predicti
                                                                     "predictions.csv").read_bytes()
 
 
+def test_the_blind_choice_script_gives_the_selection_tables_blind_row():
+    import subprocess
+    import sys
+
+    folder = RESULTS / "ravdess" / "select_enrol"
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "blind_choice.py"), str(folder)],
+                          capture_output=True, text=True, check=True)
+    row = (folder / "selection.md").read_text().splitlines()[-1].split(" | ")  # the blind row, as printed
+    assert "blind to its test speakers" in row[0]
+    assert done.stdout.splitlines()[-1] == f"test UA of the choices (mean over folds): {row[4]} %"
+    assert len(done.stdout.splitlines()) == 7  # six folds' choices, then the figure
+
+
 ROBUSTNESS_TABLES = sorted(RESULTS.rglob("robustness*.csv"))
 
 
