@@ -216,9 +216,9 @@ class Predictor:
         """Each audio encoder's pooled frames ``(L, T', D)`` (:meth:`FeatureSpec.pooled`) of a batch of 16 kHz
         windows, those :meth:`keeping_frames` holds taken from it; ``keep``: the others join it (while it has
         room)."""
-        memo = self._frame_memo
+        memo = self._frame_memo if self._frame_memo is not None and (keep or self._frame_memo) else None
         keys = [hashlib.blake2b(np.ascontiguousarray(w, np.float32).tobytes(), digest_size=16).digest()
-                for w in wavs] if memo is not None else []
+                for w in wavs] if memo is not None else []  # windows hashed only when a memo can serve or take them
         out = {}
         for spec, enc in self.audio_encoders.items():
             todo = [i for i in range(len(wavs)) if memo is None or (spec, keys[i]) not in memo]

@@ -136,15 +136,11 @@ def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]])
     speaker's when no clip names one), each fed its clips in the order given; ``{}`` for other checkpoints."""
     import sys
 
-    from mmser.errors import MmserError
-
     if not predictor.accumulates_speaker:
         return {}
     named = [who for _, _, who in clips]
     if any(who is None for who in named) and any(who is not None for who in named):
-        missing = [path for path, _, who in clips if who is None][:3]
-        raise MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
-                         "standardises each clip with its speaker's clips so far, so every clip needs one")
+        raise partly_named(clips, "its speaker's clips so far")
     if named and named[0] is None and len(clips) > 1:
         folders = dict.fromkeys(str(Path(path).parent) for path, _, _ in clips)
         across = (f" (they come from {len(folders)} folders: {', '.join(list(folders)[:3])}"
@@ -179,6 +175,16 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
     return {None: total, **{("left out", i): without_clip(total, parts[j]) for i, j in left_out.items()}}
 
 
+def partly_named(clips: list[tuple[str, str | None, str | None]], statistics: str, instead: str = ""):
+    """The error for a clip list that names some clips' speakers and not others', for a checkpoint that
+    standardises each clip with ``statistics``."""
+    from mmser.errors import MmserError
+
+    missing = [path for path, _, who in clips if who is None][:3]
+    return MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
+                      f"standardises each clip with {statistics}, so every clip needs one{instead}")
+
+
 def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
                      enrolment: list[str] | None) -> dict[str, list[int]]:
     """For a checkpoint trained with enrolment clips and a clip list whose ``speaker`` column names every clip,
@@ -203,10 +209,8 @@ def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
                              "--enrol to standardise each clip with its speaker's other listed clips")
         return {}
     if None in named:
-        missing = [path for path, _, who in clips if who is None][:3]
-        raise MmserError(f"some clips name a speaker and some do not (e.g. {', '.join(missing)}): this checkpoint "
-                         "standardises each clip with other clips of its speaker (features.speaker_norm.mode="
-                         f"{predictor.features.speaker_norm.mode}), so every clip needs one, or give --enrol")
+        raise partly_named(clips, f"other clips of its speaker (features.speaker_norm.mode="
+                                  f"{predictor.features.speaker_norm.mode})", ", or give --enrol")
     groups = rows_by_speaker(named)
     leave_out = predictor.features.speaker_norm.mode == "enrol"  # transductive: a clip's own statistics count
     single = [who for who, rows in groups.items() if len(rows) < 2 and leave_out]
