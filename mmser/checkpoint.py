@@ -9,6 +9,10 @@ speakers' running statistics start from (``speaker_prior{i}.total`` / ``.total_s
 trained model is such a file: ``mmser train`` writes one, and so does each fold of ``mmser cv``. Loading rebuilds the models from the file alone, refuses anything that is not
 such a file (a pickle/zip ``torch.save`` file, a plain safetensors file, another label space) and
 detects tampering with the weights.
+
+An *averaged* file (:func:`save_average`; ``mmser train`` given several configs) holds whole checkpoints as parts:
+part ``k``'s tensors are named ``part{k}.<tensor>`` and its document is ``parts[k]`` of the file's; a predictor
+averages the parts' probabilities (:func:`load_checkpoints`, :func:`mmser.ensemble.open_predictor`).
 """
 
 from __future__ import annotations
@@ -99,9 +103,9 @@ def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSp
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Rebuild the members of an mmser checkpoint; raises CheckpointError for anything else."""
-    path = Path(path)
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The mmser document and the tensors of the safetensors file ``path``; raises CheckpointError for anything
+    that is not an mmser checkpoint of this format version and label space."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -121,17 +125,88 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         meta = json.loads(metadata["mmser"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: refused: corrupt mmser metadata") from None
+    _check_header(path, meta)
+    return meta, tensors
+
+
+def _check_header(where: str | Path, meta: dict) -> None:
+    """Refuse a document of another format, version or label space."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: refused: its mmser metadata is not a JSON object")
     if meta.get("format") == FORMAT and meta.get("version") == 1:
-        raise CheckpointError(f"{path}: refused: written by an earlier mmser (format v1, untyped feature settings); "
+        raise CheckpointError(f"{where}: refused: written by an earlier mmser (format v1, untyped feature settings); "
                               f"this mmser reads v{VERSION}: train it again (mmser train / mmser cv)")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: refused: format {meta.get('format')} v{meta.get('version')}, "
+        raise CheckpointError(f"{where}: refused: format {meta.get('format')} v{meta.get('version')}, "
                               f"this mmser reads {FORMAT} v{VERSION}")
     if meta.get("labels") != list(EMOTIONS):
-        raise CheckpointError(f"{path}: refused: trained for labels {meta.get('labels')}, mmser's label space is "
+        raise CheckpointError(f"{where}: refused: trained for labels {meta.get('labels')}, mmser's label space is "
                               f"{list(EMOTIONS)}")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Rebuild the members of an mmser checkpoint; raises CheckpointError for anything else, and for a file that
+    holds several averaged checkpoints (:func:`load_checkpoints` reads those)."""
+    path = Path(path)
+    meta, tensors = _read(path)
+    if "parts" in meta:
+        raise CheckpointError(f"{path}: holds the average of {len(meta['parts'])} checkpoints (mmser train with "
+                              "several configs); open it with mmser.ensemble.open_predictor or Predictor.from_checkpoint")
+    return _rebuild(path, meta, tensors)
+
+
+def load_checkpoints(path: str | Path) -> list[Checkpoint]:
+    """The checkpoints of ``path``: itself, or each part of an averaged file (:func:`save_average`), in order.
+    Raises CheckpointError, naming the part, for anything :func:`load_checkpoint` refuses."""
+    path = Path(path)
+    meta, tensors = _read(path)
+    if "parts" not in meta:
+        return [_rebuild(path, meta, tensors)]
+    parts = meta["parts"]
+    if not isinstance(parts, list) or not parts:
+        raise CheckpointError(f"{path}: refused: its 'parts' is not a non-empty list of checkpoints")
+    prefixes = [f"part{k}." for k in range(len(parts))]
+    stray = sorted(name for name in tensors if not name.startswith(tuple(prefixes)))
+    if stray:
+        raise CheckpointError(f"{path}: refused: tensors outside its {len(parts)} parts ({', '.join(stray[:3])})")
+    checkpoints = []
+    for k, (prefix, part) in enumerate(zip(prefixes, parts)):
+        where = f"{path} (part {k})"
+        _check_header(where, part)
+        if "parts" in part:
+            raise CheckpointError(f"{where}: refused: a part holds parts of its own")
+        own = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+        checkpoints.append(_rebuild(where, part, own))
+    return checkpoints
+
+
+def save_average(path: str | Path, sources: list[str | Path]) -> Path:
+    """One file holding the checkpoints ``sources`` as parts (``part{k}.<tensor>``; the mmser document's
+    ``parts``, each a checkpoint's own document), whose probabilities a predictor averages equally, each part's
+    members first (:func:`mmser.ensemble.open_predictor`): what ``mmser predict --checkpoint A B ...`` does with
+    the separate files. Each source is checked as :func:`load_checkpoint` checks it; written atomically."""
+    if not sources:
+        raise CheckpointError(f"{path}: no checkpoint to hold")
+    tensors, documents = {}, []
+    for k, source in enumerate(sources):
+        meta, own = _read(Path(source))
+        if "parts" in meta:
+            raise CheckpointError(f"{source}: holds parts itself; name its own sources instead")
+        _rebuild(source, meta, own)  # refuses a tampered or unusable source
+        tensors.update({f"part{k}.{name}": t for name, t in own.items()})
+        documents.append(meta)
+    document = {"format": FORMAT, "version": VERSION, "labels": list(EMOTIONS), "parts": documents}
+    path = Path(path)
+    atomic_write_bytes(path, save(tensors, metadata={"mmser": json.dumps(document)}))
+    return path
+
+
+def _rebuild(path: str | Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Checkpoint:
+    """The :class:`Checkpoint` of one document and its tensors (names without a part prefix)."""
     if _tensor_digest(tensors) != meta.get("sha256"):
         raise CheckpointError(f"{path}: refused: the weights do not match the checksum stored with them (modified file)")
+    if not isinstance(meta.get("members"), list) or not meta["members"]:
+        raise CheckpointError(f"{path}: refused: its metadata lists no members")
     members = []
     for j, info in enumerate(meta["members"]):
         try:
@@ -152,7 +227,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(members, features, meta.get("text_fingerprint"), meta, _speaker_prior(path, meta, tensors, features))
 
 
-def _speaker_prior(path: Path, meta: dict, tensors: dict[str, torch.Tensor], features: FeatureSpec) -> dict[str, FrameMoments]:
+def _speaker_prior(path: str | Path, meta: dict, tensors: dict[str, torch.Tensor], features: FeatureSpec) -> dict[str, FrameMoments]:
     """The population moments stored for ``features.speaker_norm.prior_clips``, one per audio encoder the
     members read; raises CheckpointError when one is missing or malformed."""
     prior = {}

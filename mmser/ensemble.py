@@ -10,12 +10,13 @@ must standardise frames per speaker the same way (``features.speaker_norm``), si
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoints
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
 from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, Speaker, SpeakerMoments, frame_memo_bytes
@@ -29,6 +30,22 @@ def checkpoint_paths(paths: list[str | Path]) -> list[Path]:
     if len(set(paths)) != len(paths):
         raise MmserError(f"a checkpoint is named twice: {[str(p) for p in paths]}")
     return paths
+
+
+def named_checkpoints(paths: list[Path]) -> list[tuple[str, Checkpoint]]:
+    """Every checkpoint the files ``paths`` hold, named: a file's own path, or ``path[part k]`` for each part of an
+    averaged file (:func:`mmser.checkpoint.save_average`), which counts as that many checkpoints in the mean."""
+    named = []
+    for path in paths:
+        checkpoints = load_checkpoints(path)
+        named += ([(str(path), checkpoints[0])] if len(checkpoints) == 1
+                  else [(f"{path}[part {k}]", c) for k, c in enumerate(checkpoints)])
+    first_named: dict[str, str] = {}
+    for name, ckpt in named:  # one checkpoint twice (a part and its source file, or a copy) would count twice
+        twice = first_named.setdefault(json.dumps(ckpt.meta, sort_keys=True), name)
+        if twice != name:
+            raise MmserError(f"{twice} and {name} are the same checkpoint (identical weights and document); name it once")
+    return named
 
 
 def check_one_speaker_norm(named: list[tuple[str, FeatureSpec]]) -> None:
@@ -138,22 +155,21 @@ class EnsemblePredictor(Predictor):
 def open_predictor(paths: list[str | Path], device: str = "cpu", window_s: float = DEFAULT_WINDOW_S,
                    **kwargs) -> Predictor:
     """A :class:`Predictor` for one checkpoint, an :class:`EnsemblePredictor` for several (the mean of their
-    probabilities). Every checkpoint is loaded and checked before any encoder is opened."""
-    paths = checkpoint_paths(paths)
-    checkpoints = [load_checkpoint(p) for p in paths]
-    if len(checkpoints) == 1:
-        return Predictor(checkpoints[0], device=device, window_s=window_s, **kwargs)
-    check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, checkpoints)])
-    groups: list[list[Checkpoint]] = []
-    for ckpt in checkpoints:
-        group = next((g for g in groups if same_inputs(g[0], ckpt)), None)
-        group.append(ckpt) if group is not None else groups.append([ckpt])
+    probabilities; an averaged file counts as its parts). Every checkpoint is loaded and checked before any
+    encoder is opened."""
+    named = named_checkpoints(checkpoint_paths(paths))
+    if len(named) == 1:
+        return Predictor(named[0][1], device=device, window_s=window_s, **kwargs)
+    check_one_speaker_norm([(name, c.features) for name, c in named])
+    groups: list[list[tuple[str, Checkpoint]]] = []
+    for name, ckpt in named:
+        group = next((g for g in groups if same_inputs(g[0][1], ckpt)), None)
+        group.append((name, ckpt)) if group is not None else groups.append([(name, ckpt)])
     parts = []
     for group in groups:
-        ckpt, weights = merged(group)
+        ckpt, weights = merged([c for _, c in group])
         try:
             parts.append(Predictor(ckpt, device=device, window_s=window_s, member_weights=weights, **kwargs))
         except CheckpointError as err:
-            named = [str(p) for p, c in zip(paths, checkpoints) if any(c is g for g in group)]
-            raise CheckpointError(f"{', '.join(named)}: {err}") from None
+            raise CheckpointError(f"{', '.join(name for name, _ in group)}: {err}") from None
     return EnsemblePredictor(parts, [len(g) for g in groups], window_s, kwargs.get("asr"))

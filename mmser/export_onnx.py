@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from mmser.atomic import atomic_write_bytes
 from mmser.audio import SAMPLE_RATE
-from mmser.checkpoint import Checkpoint, load_checkpoint
+from mmser.checkpoint import Checkpoint
 from mmser.errors import MmserError
 from mmser.features.encoders.whisper_frames import SAMPLES_PER_FRAME
 from mmser.features.speaker_norm import EPS
@@ -221,15 +221,16 @@ def remove_previous_export(out_dir: Path) -> None:
 def export(checkpoints: str | Path | list[str | Path], out_dir: str | Path, progress: bool = False) -> dict:
     """Export one checkpoint's members into ``out_dir`` (:func:`_export_checkpoint`), or several checkpoints, each
     into its own ``out_dir/part<k>``, with an ``export.json`` that names the parts and how their probabilities
-    are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do). Every checkpoint
+    are averaged (equally, as ``mmser predict --checkpoint A B ...`` and ``mmser average`` do; an averaged file
+    counts as its parts). Every checkpoint
     is loaded and checked before any graph is written, and what an earlier export wrote into ``out_dir`` is
     removed first (:func:`remove_previous_export`); ``progress``: a bar over the graphs. Returns the top
     export.json's document."""
-    from mmser.ensemble import check_one_speaker_norm, checkpoint_paths
+    from mmser.ensemble import check_one_speaker_norm, checkpoint_paths, named_checkpoints
 
-    paths = checkpoint_paths([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints))
-    loaded = [load_checkpoint(p) for p in paths]
-    check_one_speaker_norm([(str(p), c.features) for p, c in zip(paths, loaded)])
+    named = named_checkpoints(checkpoint_paths([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)))
+    paths, loaded = [name for name, _ in named], [ckpt for _, ckpt in named]
+    check_one_speaker_norm([(name, c.features) for name, c in named])
     for path, ckpt in zip(paths, loaded):
         check_exportable(ckpt, path)
     out_dir = Path(out_dir)

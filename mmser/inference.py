@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mmser.audio import SAMPLE_RATE, AudioError, load_audio, to_waveform
-from mmser.checkpoint import CheckpointError, load_checkpoint
+from mmser.checkpoint import CheckpointError, load_checkpoints
 from mmser.errors import MmserError
 from mmser.features.batching import collate
 from mmser.features.speaker_norm import FrameMoments
@@ -147,7 +147,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
-        return cls(load_checkpoint(path), **kwargs)
+        """The predictor of one checkpoint file; for an averaged file (several parts), the
+        :class:`~mmser.ensemble.EnsemblePredictor` of its parts."""
+        checkpoints = load_checkpoints(path)
+        if len(checkpoints) > 1:
+            from mmser.ensemble import open_predictor  # it builds on this module
+
+            return open_predictor([path], **kwargs)
+        return cls(checkpoints[0], **kwargs)
 
     @property
     def needs_text(self) -> bool:

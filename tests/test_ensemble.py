@@ -149,3 +149,44 @@ def test_enrolment_clips_are_decoded_once_for_every_part(whisper_ckpt, tmp_path,
         for clip, want in zip(moments, single):
             (encoder, m), = want.items()
             np.testing.assert_allclose(clip[(k, encoder)].total, m.total, rtol=1e-6)
+
+
+def test_an_averaged_file_predicts_what_its_sources_predict_together(whisper_ckpt, tmp_path, capsys):
+    """save_average: one file holding whole checkpoints (other windows and member counts) as parts, each counted
+    once in the mean, through open_predictor, Predictor.from_checkpoint and the command line."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from mmser.checkpoint import CheckpointError, load_checkpoint, load_checkpoints, save_average
+
+    a = tiny_checkpoint(tmp_path / "a.safetensors", whisper_ckpt, seed=1, members=1)
+    b = tiny_checkpoint(tmp_path / "b.safetensors", whisper_ckpt, seed=2, members=3)
+    c = tiny_checkpoint(tmp_path / "c.safetensors", whisper_ckpt, seed=3, members=2, whisper_window="30s")
+    avg = save_average(tmp_path / "avg.safetensors", [a, b, c])
+    assert [len(ckpt.members) for ckpt in load_checkpoints(avg)] == [1, 3, 2]
+    clips = [write_tone(tmp_path / f"t{i}.wav", seconds=0.6 + 0.5 * i, freq=170 + 40 * i, seed=i) for i in range(2)]
+    want = [probs(p) for p in open_predictor([a, b, c]).predict_many([(x, None) for x in clips])]
+    for predictor in (open_predictor([avg]), Predictor.from_checkpoint(avg)):
+        assert isinstance(predictor, EnsemblePredictor) and predictor.member_count == 6
+        np.testing.assert_allclose([probs(p) for p in predictor.predict_many([(x, None) for x in clips])], want, atol=1e-6)
+    assert main(["predict", *map(str, clips), "--checkpoint", str(avg), "--json"]) == 0
+    rows = [row["probabilities"] for row in json.loads(capsys.readouterr().out)]
+    np.testing.assert_allclose([[row[e] for e in EMOTIONS] for row in rows], want, atol=1e-6)
+
+    with pytest.raises(CheckpointError, match="holds the average of 3 checkpoints"):
+        load_checkpoint(avg)
+    with pytest.raises(MmserError, match=r"avg.safetensors\[part 1\] are the same checkpoint"):
+        open_predictor([b, avg])  # b would count twice
+    with pytest.raises(CheckpointError, match="holds parts itself"):
+        save_average(tmp_path / "nested.safetensors", [a, avg])
+    with safe_open(str(avg), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(avg))
+    changed = dict(tensors, **{name: t + 1 for name, t in tensors.items() if name.startswith("part1.member2.")})
+    save_file(changed, str(tmp_path / "tampered.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match=r"tampered.safetensors \(part 1\): refused: the weights do not match"):
+        open_predictor([tmp_path / "tampered.safetensors"])
+    save_file(dict(tensors, stray=torch.zeros(3)), str(tmp_path / "stray.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="tensors outside its 3 parts"):
+        load_checkpoints(tmp_path / "stray.safetensors")

@@ -212,14 +212,16 @@ def test_export_json_says_a_checkpoint_averages_over_speed_copies(checkpoint, tm
     assert "test_time_speeds" not in json.loads((tmp_path / "plain" / "export.json").read_text())
 
 
+@pytest.mark.parametrize("given", ["files", "averaged_file"])
 def test_several_checkpoints_export_as_parts_whose_weighted_mean_is_what_they_predict_together(whisper_ckpt, tmp_path,
-                                                                                                 capsys):
-    """An averaged recipe (checkpoints of other windows and member counts) exports part by part; following the
-    top export.json and each part's with numpy and ONNX Runtime alone gives what ``mmser predict --checkpoint A B``
-    gives."""
+                                                                                                 capsys, given):
+    """An averaged recipe (checkpoints of other windows and member counts, as files or as one averaged file)
+    exports part by part; following the top export.json and each part's with numpy and ONNX Runtime alone gives
+    what ``mmser predict --checkpoint A B`` gives."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from mmser.audio import load_audio
+    from mmser.checkpoint import save_average
     from mmser.ensemble import open_predictor
     from mmser.features.encoders.registry import build_audio_encoder
     from mmser.labels import EMOTIONS
@@ -228,12 +230,14 @@ def test_several_checkpoints_export_as_parts_whose_weighted_mean_is_what_they_pr
     a = tiny_checkpoint(tmp_path / "a.safetensors", whisper_ckpt, seed=1, members=1)
     b = tiny_checkpoint(tmp_path / "b.safetensors", whisper_ckpt, seed=2, members=2, whisper_window="30s")
     out = tmp_path / "onnx"
-    assert main(["export", "onnx", "--checkpoint", str(a), str(b), "--out", str(out)]) == 0
+    given_files = [a, b] if given == "files" else [save_average(tmp_path / "avg.safetensors", [a, b])]
+    names = [str(a), str(b)] if given == "files" else [f"{given_files[0]}[part {k}]" for k in range(2)]
+    assert main(["export", "onnx", "--checkpoint", *map(str, given_files), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"{a} -> {out / 'part0'}" in printed and str(out / "part1" / "member1.onnx") in printed
+    assert f"{names[0]} -> {out / 'part0'}" in printed and str(out / "part1" / "member1.onnx") in printed
     top = json.loads((out / "export.json").read_text())
-    assert [(p["folder"], p["checkpoint"], p["weight"]) for p in top["parts"]] == [("part0", str(a), 0.5),
-                                                                                   ("part1", str(b), 0.5)]
+    assert [(p["folder"], p["checkpoint"], p["weight"]) for p in top["parts"]] == [("part0", names[0], 0.5),
+                                                                                   ("part1", names[1], 0.5)]
     clip = write_tone(tmp_path / "clip.wav", seconds=1.3, freq=180)
     wav = load_audio(clip)
     spec = f"whisper:{whisper_ckpt}"

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come anywhere after the subcommand (also after its options)
-    unknown = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    # key=value overrides (and `train`'s further YAMLs) may come anywhere after the subcommand, also after its options
+    unknown = [a for a in extra if a.startswith("-") or not ("=" in a or a.endswith((".yaml", ".yml")))
+               or not hasattr(args, "overrides")]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:

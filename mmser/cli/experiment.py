@@ -13,8 +13,9 @@ from pathlib import Path
 from mmser.distributed import say
 
 
-def experiment_config(args: argparse.Namespace):
-    """The validated config of ``CONFIG_FILE [--config ...] [key=value ...]``, its paths checked."""
+def experiment_config(args: argparse.Namespace, config_file: str | None = None, overrides: list[str] | None = None):
+    """The validated config of ``CONFIG_FILE [--config ...] [key=value ...]``, its paths checked (``config_file``,
+    ``overrides``: instead of the parsed ones)."""
     from mmser.config import check_paths, load_config
 
     placement = []
@@ -23,7 +24,8 @@ def experiment_config(args: argparse.Namespace):
 
         accelerator, devices = trainer_placement(args.device)
         placement = [f"features.device={args.device}", f"trainer.accelerator={accelerator}", f"trainer.devices={devices}"]
-    cfg = load_config([args.config_file] + list(args.config), placement + list(args.overrides))
+    cfg = load_config([config_file or args.config_file] + list(args.config),
+                      placement + list(args.overrides if overrides is None else overrides))
     check_paths(cfg)
     return cfg
 
@@ -61,12 +63,25 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from mmser.recipes.train import train_checkpoint
+    from mmser.errors import MmserError
+    from mmser.recipes.train import parts_folder, train_average, train_checkpoint
 
-    cfg = experiment_config(args)
-    out = Path(args.out or Path(cfg.output_dir) / "model.safetensors")
-    path, _ = train_checkpoint(cfg, out)
-    say(f"wrote checkpoint {path}")
+    files = [args.config_file] + [a for a in args.overrides if "=" not in a]
+    overrides = [a for a in args.overrides if "=" in a]
+    if len(files) == 1:
+        cfg = experiment_config(args)
+        path, _ = train_checkpoint(cfg, Path(args.out or Path(cfg.output_dir) / "model.safetensors"))
+        return say(f"wrote checkpoint {path}")
+    if not args.out:
+        raise MmserError("train: several configs make one averaged checkpoint; name it with --out")
+    configs = {}
+    for file in files:  # every config validated, its paths checked, before any training
+        name = Path(file).stem
+        if name in configs:
+            raise MmserError(f"train: two configs named {name!r}")
+        configs[name] = experiment_config(args, file, overrides)
+    path = train_average(configs, Path(args.out))
+    say(f"wrote checkpoint {path}: the average of {len(configs)} trained checkpoints (each kept in {parts_folder(path)})")
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
@@ -163,7 +178,8 @@ def cmd_table(args: argparse.Namespace) -> None:
     say(to_markdown(rebuild_tables(args.results_dir)))
 
 
-def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argparse.ArgumentParser:
+def _experiment_parser(add, name: str, func, text: str, out_help: str,
+                       overrides_help: str = "key=value overrides") -> argparse.ArgumentParser:
     """A subcommand run on an experiment YAML: CONFIG_FILE [--out] [--config ...] [key=value ...]."""
     p = add(name, func, text)
     p.add_argument("config_file", help="experiment YAML (configs/experiment/*.yaml)")
@@ -171,7 +187,7 @@ def _experiment_parser(add, name: str, func, text: str, out_help: str) -> argpar
     p.add_argument("--config", action="append", default=[], help="more YAMLs merged on top")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto: encoders and training (default: the config's "
                                     "features.device and trainer.*)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("overrides", nargs="*", help=overrides_help)
     return p
 
 
@@ -185,8 +201,11 @@ def register(add) -> None:
                              ("ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table")):
         _experiment_parser(add, name, func, text, "results folder (default: the config's output_dir)")
 
-    _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) -> checkpoint",
-                       "checkpoint path (.safetensors); default <output_dir>/model.safetensors")
+    _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) "
+                                                "-> checkpoint; several configs -> one checkpoint averaging them",
+                       "checkpoint path (.safetensors); default <output_dir>/model.safetensors (one config)",
+                       "more experiment YAMLs (each trained, kept in <out>.parts/, resumable; the checkpoint averages "
+                       "them), then key=value overrides applied to each")
     _experiment_parser(add, "baseline", cmd_baseline, "classical baselines (classical.model: logreg | svm_rbf | random_forest on classical.features: egemaps_mfcc | librosa) on the same folds",
                        "results folder (default: the config's output_dir)")
     p = _experiment_parser(add, "curve", cmd_curve, "data-efficiency curve: UA against training examples per class",

@@ -390,7 +390,22 @@ def print_export(document: dict, out: Path) -> None:
               "audio_frames says how" + (f", with {frames['speaker_prior_file']}" if frames["speaker_prior_file"] else ""))
 
 
+def cmd_info(args: argparse.Namespace) -> None:
+    import json
+
+    from mmser.checkpoint_info import describe_file, info_text
+
+    documents = [describe_file(path) for path in args.checkpoint]  # every file read before anything is printed
+    print(json.dumps(documents if len(documents) > 1 else documents[0], indent=2) if args.json
+          else "\n".join(info_text(d) for d in documents))
+
+
 def register(add) -> None:
+    p = add("info", cmd_info, "what a checkpoint holds (its parts, members, frames, training data) and what "
+                              "predicting with it takes (enrolment clips, a speaker's clips in order, transcripts)")
+    p.add_argument("checkpoint", nargs="+", help="checkpoint files (mmser train, or <run>/<fold>/model.safetensors)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
     p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript][,speaker] (the "
                                             "speaker column, for checkpoints that standardise per speaker: "
@@ -398,8 +413,9 @@ def register(add) -> None:
                                             "mode=enrol without --enrol standardises each clip with its "
                                             "speaker's other listed clips)")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
-                   help="an mmser checkpoint: from `mmser train`, or any fold of a run (<run>/<fold>/model.safetensors); "
-                        "several: the mean of their probabilities (what `mmser average` scores of their recipes)")
+                   help="an mmser checkpoint: from `mmser train` (given several configs, one file averaging them), or any "
+                        "fold of a run (<run>/<fold>/model.safetensors); several: the mean of their probabilities "
+                        "(what `mmser average` scores of their recipes); `mmser info` says what one needs")
     p.add_argument("--transcript", help="transcript of the clip (fused / text models)")
     p.add_argument("--transcribe", action="store_true", help="transcribe with Whisper when no transcript is given")
     p.add_argument("--enrol", nargs="+", metavar="CLIP",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmser.checkpoint import Member, save_checkpoint
+from mmser.audio import file_sha256
+from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_average, save_checkpoint
 from mmser.config import ConfigError
 from mmser.data.protocol import load_protocol
 from mmser.data.splits import holdout_validation
@@ -31,11 +34,13 @@ def check_trainable(cfg: DictConfig) -> None:
                           "cross-validation only; a checkpoint is trained with features.speaker_norm.labels")
 
 
-def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) -> tuple[Path, list[dict]]:
+def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True,
+                     extra: dict | None = None) -> tuple[Path, list[dict]]:
     """Train ``cfg.model`` on every speaker of the protocol but the validation speakers; write one checkpoint.
 
     With ``model.init_from_audio_only`` each fused member starts from an audio-only member trained first
-    on the same split. Returns the checkpoint path and each member's training summary.
+    on the same split. ``extra``: more facts for the checkpoint's document. Returns the checkpoint path and each
+    member's training summary.
     """
     check_trainable(cfg)
     kind = cfg.model.kind
@@ -70,8 +75,71 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True) ->
     if is_main():  # several training processes: one writes
         save_checkpoint(out, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
-                        {"val_speakers": list(split.val_speakers)}, store.speaker_prior)
+                        {"val_speakers": list(split.val_speakers), **(extra or {})}, store.speaker_prior)
     return Path(out), summaries
+
+
+def parts_folder(out: str | Path) -> Path:
+    """Where :func:`train_average` keeps the part checkpoints of ``out``: ``<out>.parts/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+# keys that say where the work runs or where its files go, not what is trained: a part trained under other values
+# of these is reused
+WHERE_IT_RUNS = ("output_dir", "features.cache_dir", "features.num_threads", "features.store",
+                 "features.memory_budget_gb", "train.num_workers", "trainer.enable_progress_bar")
+
+
+def recipe_key(cfg: DictConfig) -> str:
+    """What makes a trained part reusable: the resolved config but :data:`WHERE_IT_RUNS`, and the manifest's bytes
+    (SHA-256, hex)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in WHERE_IT_RUNS:
+        *parents, leaf = key.split(".")
+        section = resolved
+        for parent in parents:
+            section = section.get(parent, {})
+        section.pop(leaf, None)
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
+    digest.update(file_sha256(cfg.data.manifest).encode())
+    return digest.hexdigest()
+
+
+def train_average(configs: dict[str, DictConfig], out: str | Path, progress: bool = True) -> Path:
+    """Train each of ``configs`` (name -> config) as :func:`train_checkpoint` does, then write ``out``: one file
+    holding the trained checkpoints as parts, whose probabilities a predictor averages (each part's members
+    first, then the parts), as ``mmser predict --checkpoint A B ...`` does with separate files.
+
+    Each part is written to ``<out>.parts/<k>_<name>.safetensors`` as soon as it is trained and kept there; a
+    part found there, trained from the same resolved config on the same manifest bytes (:func:`recipe_key`), is
+    not trained again, so a stopped run resumes with the part it was training. Every config is checked
+    (trainable, one way of standardising per speaker) before any is trained."""
+    from mmser.ensemble import check_one_speaker_norm
+    from mmser.features.spec import FeatureSpec
+
+    if len(configs) < 2:
+        raise ConfigError(f"an averaged checkpoint needs at least 2 configs, got {len(configs)}")
+    for cfg in configs.values():
+        check_trainable(cfg)
+    check_one_speaker_norm([(name, FeatureSpec.from_config(cfg.features)) for name, cfg in configs.items()])
+    folder = parts_folder(out)
+    parts = []
+    for k, (name, cfg) in enumerate(configs.items()):
+        part, key = folder / f"{k}_{name}.safetensors", recipe_key(cfg)
+        try:
+            done = part.is_file() and load_checkpoint(part).meta.get("recipe_key") == key
+        except CheckpointError:
+            done = False  # unreadable: trained again
+        if done:
+            say(f"part {k + 1}/{len(configs)} {name}: kept {part} (trained earlier from this config and manifest)")
+        else:
+            say(f"part {k + 1}/{len(configs)} {name}: training", flush=True)
+            train_checkpoint(cfg, part, progress, {"recipe": name, "recipe_key": key})
+        parts.append(part)
+    if is_main():
+        save_average(out, parts)
+    return Path(out)
 
 
 def validation_text(summary: dict) -> str:

@@ -93,7 +93,7 @@ def test_every_readme_command_runs(tmp_path):
         done = subprocess.run([MMSER, *args[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         ran.append(args[1])
-    assert {"prepare", "transcribe", "extract", "cv", "ablate", "baseline", "table", "average", "train", "predict", "export",
+    assert {"prepare", "transcribe", "extract", "cv", "ablate", "baseline", "table", "average", "train", "predict", "export", "info",
             "doctor", "labels", "folds"} <= set(ran)
     code = "\n".join(readme_block("python", "## Using it"))
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
