@@ -86,9 +86,11 @@ def parts_folder(out: str | Path) -> Path:
 
 
 # keys that say where the work runs or where its files go, not what is trained: a part trained under other values
-# of these is reused
-WHERE_IT_RUNS = ("output_dir", "features.cache_dir", "features.num_threads", "features.store",
-                 "features.memory_budget_gb", "train.num_workers", "trainer.enable_progress_bar")
+# of these is reused (as the feature cache reuses frames whatever the encoding device and batch); the trainer's
+# accelerator and precision change the arithmetic of training, and stay in the key
+WHERE_IT_RUNS = ("output_dir", "features.cache_dir", "features.device", "features.num_threads", "features.batch_size",
+                 "features.shard_size", "features.store", "features.memory_budget_gb", "train.num_workers",
+                 "trainer.enable_progress_bar")
 
 
 def recipe_key(cfg: DictConfig) -> str:
