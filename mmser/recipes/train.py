@@ -113,7 +113,7 @@ def train_average(configs: dict[str, DictConfig], out: str | Path, progress: boo
     holding the trained checkpoints as parts, whose probabilities a predictor averages (each part's members
     first, then the parts), as ``mmser predict --checkpoint A B ...`` does with separate files.
 
-    Each part is written to ``<out>.parts/<k>_<name>.safetensors`` as soon as it is trained and kept there; a
+    Each part is written to ``<out>.parts/<name>.safetensors`` as soon as it is trained and kept there; a
     part found there, trained from the same resolved config on the same manifest bytes (:func:`recipe_key`), is
     not trained again, so a stopped run resumes with the part it was training. Every config is checked
     (trainable, one way of standardising per speaker) before any is trained."""
@@ -128,7 +128,7 @@ def train_average(configs: dict[str, DictConfig], out: str | Path, progress: boo
     folder = parts_folder(out)
     parts = []
     for k, (name, cfg) in enumerate(configs.items()):
-        part, key = folder / f"{k}_{name}.safetensors", recipe_key(cfg)
+        part, key = folder / f"{name}.safetensors", recipe_key(cfg)  # by name: another order or subset reuses it
         try:
             done = part.is_file() and load_checkpoint(part).meta.get("recipe_key") == key
         except CheckpointError:

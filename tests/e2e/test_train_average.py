@@ -35,7 +35,7 @@ def test_several_configs_train_into_one_averaged_checkpoint_and_resume_part_by_p
 
     assert main(["train", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml"), *common, "--out", str(out)]) == 0
     assert "the average of 2 trained checkpoints" in capsys.readouterr().out
-    made = [parts / "0_first.safetensors", parts / "1_second.safetensors"]
+    made = [parts / "first.safetensors", parts / "second.safetensors"]
     assert sorted(parts.iterdir()) == made
     loaded = load_checkpoints(out)
     assert [c.features.frame_stride for c in loaded] == [2, 1] and loaded[1].members[0].model.dims.hidden_dim == 8
@@ -69,3 +69,8 @@ def test_several_configs_train_into_one_averaged_checkpoint_and_resume_part_by_p
     assert main(["train", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml"), *common, "train.max_epochs=1",
                  "--out", str(out)]) == 0
     assert calls == [made[1]] and len(load_checkpoints(out)) == 2
+    # another order reuses the parts by name: nothing is trained, and the file lists them in the new order
+    calls.clear()
+    assert main(["train", str(tmp_path / "second.yaml"), str(tmp_path / "first.yaml"), *common, "train.max_epochs=1",
+                 "--out", str(out)]) == 0
+    assert calls == [] and [c.meta["recipe"] for c in load_checkpoints(out)] == ["second", "first"]
