@@ -1,6 +1,6 @@
 """Two training processes (DDP over gloo, on CPU): `mmser cv` writes each output once, scores every
 validation utterance exactly once, every rank reaches the same decisions, and UA stays within noise of one
-process; `mmser train` writes one checkpoint."""
+process; `mmser train` writes one checkpoint, and one averaged file from several configs."""
 
 import json
 import os
@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmser.checkpoint import load_checkpoints
 from mmser.cli import main
 from tests.e2e.test_cv_smoke import _csv_experiment, _prepared_csv
 
@@ -77,3 +78,12 @@ def test_cv_and_train_on_two_processes(corpus):
     trained = mmser(corpus, "train", *common, *ddp, "--out", str(corpus / "m.safetensors"))
     assert trained.returncode == 0, trained.stderr
     assert trained.stdout.count("wrote checkpoint") == 1 and (corpus / "m.safetensors").is_file()
+
+    # several configs on two processes: each part trained on both ranks and written once, then one averaged file
+    (corpus / "exp2.yaml").write_text((corpus / "exp.yaml").read_text().replace("max_epochs: 20", "max_epochs: 5"))
+    assert "max_epochs: 5" in (corpus / "exp2.yaml").read_text()
+    averaged = mmser(corpus, "train", *common, str(corpus / "exp2.yaml"), *ddp, "--out", str(corpus / "avg.safetensors"))
+    assert averaged.returncode == 0, averaged.stderr
+    assert averaged.stdout.count("wrote checkpoint") == 1 and averaged.stdout.count("part 2/2 exp2: training") == 1
+    assert [c.meta["recipe"] for c in load_checkpoints(corpus / "avg.safetensors")] == ["exp", "exp2"]
+    assert list(corpus.rglob("*.tmp")) == []
