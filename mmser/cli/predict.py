@@ -401,11 +401,6 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def register(add) -> None:
-    p = add("info", cmd_info, "what a checkpoint holds (its parts, members, frames, training data) and what "
-                              "predicting with it takes (enrolment clips, a speaker's clips in order, transcripts)")
-    p.add_argument("checkpoint", nargs="+", help="checkpoint files (mmser train, or <run>/<fold>/model.safetensors)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
     p = add("predict", cmd_predict, "label + 8 probabilities for clips, folders or a clip-list CSV")
     p.add_argument("clips", nargs="+", help="audio files, folders, or a CSV with path[,transcript][,speaker] (the "
                                             "speaker column, for checkpoints that standardise per speaker: "
@@ -450,3 +445,8 @@ def register(add) -> None:
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
                    help="one checkpoint, or several whose probabilities are averaged (each exported to OUT/part<k>)")
     p.add_argument("--out", required=True, help="output folder")
+
+    p = add("info", cmd_info, "what a checkpoint holds (its parts, members, frames, training data) and what "
+                              "predicting with it takes (enrolment clips, a speaker's clips in order, transcripts)")
+    p.add_argument("checkpoint", nargs="+", help="checkpoint files (mmser train, or <run>/<fold>/model.safetensors)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
