@@ -45,8 +45,13 @@ def cmd_cv(args: argparse.Namespace) -> None:
 
     cfg = experiment_config(args)
     out = args.out or cfg.output_dir
-    summary = cross_validate(cfg, out)
+    summary = cross_validate(cfg, out, blind=args.blind)
     flag = "" if summary["speaker_independent"] else " [SPEAKER-DEPENDENT: random utterances]"
+    if args.blind:
+        val = summary.get("val_UA_mean")
+        return say(f"{summary['model']}: validation UA {'n/a' if val is None else f'{100 * val:.1f} %'} over "
+                   f"{summary['folds']} folds{flag}; test UA not shown (--blind: {Path(out) / 'summary.json'} and "
+                   f"`mmser table` have it) -> {out}")
     say(f"{summary['model']}: UA {100 * summary['UA_mean']:.1f} ± {100 * summary['UA_std']:.1f} %, "
           f"WA {100 * summary['WA_mean']:.1f} % over {summary['folds']} folds{flag} -> {out}")
 
@@ -197,9 +202,12 @@ def register(add) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("overrides", nargs="*", help="key=value overrides for the ablation")
 
-    for name, func, text in (("cv", cmd_cv, "cross-validate one model over the configured speaker-independent folds"),
-                             ("ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table")):
-        _experiment_parser(add, name, func, text, "results folder (default: the config's output_dir)")
+    p = _experiment_parser(add, "cv", cmd_cv, "cross-validate one model over the configured speaker-independent folds",
+                           "results folder (default: the config's output_dir)")
+    p.add_argument("--blind", action="store_true", help="print each fold's validation UA, never its test UA (a run "
+                                                        "whose recipe is still to be chosen; mmser select does this)")
+    _experiment_parser(add, "ablate", cmd_ablate, "audio / text / concat / cross-attention x transcript sources, with a table",
+                       "results folder (default: the config's output_dir)")
 
     _experiment_parser(add, "train", cmd_train, "train one model on a whole manifest (validation speakers held out) "
                                                 "-> checkpoint; several configs -> one checkpoint averaging them",

