@@ -29,6 +29,7 @@ def describe(ckpt: Checkpoint) -> dict:
     """A JSON-able summary of one checkpoint: its recipe (the config's name when ``mmser train`` was given several),
     model kind, members' encoders, how frames are made, what prediction needs and what it was trained on."""
     config = ckpt.meta.get("config") or {}
+    data = config.get("data") or {}
     spec = ckpt.features
     return {
         "recipe": ckpt.meta.get("recipe"),
@@ -38,9 +39,7 @@ def describe(ckpt: Checkpoint) -> dict:
                    "speaker_norm": spec.speaker_norm.mode, "finetuned_top_layers": spec.finetune_top_layers,
                    "test_time_speeds": list(spec.test_time_speeds)},
         "needs": what_prediction_needs(ckpt),
-        "trained_on": {"data": (config.get("data") or {}).get("name"),
-                       "manifest": (config.get("data") or {}).get("manifest"),
-                       "classes": (config.get("data") or {}).get("classes"),
+        "trained_on": {"data": data.get("name"), "manifest": data.get("manifest"), "classes": data.get("classes"),
                        "val_speakers": ckpt.meta.get("val_speakers"),
                        "fold": ckpt.meta.get("fold"), "test_speakers": ckpt.meta.get("test_speakers")},
     }

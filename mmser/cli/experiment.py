@@ -71,20 +71,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from mmser.errors import MmserError
     from mmser.recipes.train import parts_folder, train_average, train_checkpoint
 
-    files = [args.config_file] + [a for a in args.overrides if "=" not in a]
-    overrides = [a for a in args.overrides if "=" in a]
-    if len(files) == 1:
+    if all("=" in a for a in args.overrides):  # one config
         cfg = experiment_config(args)
         path, _ = train_checkpoint(cfg, Path(args.out or Path(cfg.output_dir) / "model.safetensors"))
         return say(f"wrote checkpoint {path}")
     if not args.out:
         raise MmserError("train: several configs make one averaged checkpoint; name it with --out")
-    configs = {}
-    for file in files:  # every config validated, its paths checked, before any training
-        name = Path(file).stem
-        if name in configs:
-            raise MmserError(f"train: two configs named {name!r}")
-        configs[name] = experiment_config(args, file, overrides)
+    # every config validated (with --config and --device, as one config is), its paths checked, before any training
+    configs, _, _ = named_configs([args.config_file, *args.overrides], "train",
+                                  lambda file, overrides: experiment_config(args, file, overrides))
     path = train_average(configs, Path(args.out))
     say(f"wrote checkpoint {path}: the average of {len(configs)} trained checkpoints (each kept in {parts_folder(path)})")
 
@@ -115,8 +110,9 @@ def cmd_curve(args: argparse.Namespace) -> None:
     say(f"-> {out / 'curve.png'}")
 
 
-def named_configs(items: list[str], command: str) -> tuple[dict, list[str], list[str]]:
-    """``YAML ... key=value ...`` -> (config stem -> validated config with its paths checked, files, overrides)."""
+def named_configs(items: list[str], command: str, load=None) -> tuple[dict, list[str], list[str]]:
+    """``YAML ... key=value ...`` -> (config stem -> validated config with its paths checked, files, overrides).
+    ``load(file, overrides)``: how each config is loaded (default: the file and the overrides alone)."""
     from mmser.config import check_paths, load_config
     from mmser.errors import MmserError
 
@@ -126,8 +122,11 @@ def named_configs(items: list[str], command: str) -> tuple[dict, list[str], list
         raise MmserError(f"{command}: name at least one experiment YAML")
     configs = {}
     for file in files:
-        cfg = load_config([file], overrides)
-        check_paths(cfg)
+        if load is None:
+            cfg = load_config([file], overrides)
+            check_paths(cfg)
+        else:
+            cfg = load(file, overrides)
         name = Path(file).stem
         if name in configs:
             raise MmserError(f"{command}: two configs named {name!r}")
