@@ -103,22 +103,17 @@ def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSp
     return path
 
 
-def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The mmser document and the tensors of the safetensors file ``path``; raises CheckpointError for anything
-    that is not an mmser checkpoint of this format version and label space."""
+def read_document(path: str | Path) -> dict:
+    """The mmser document of the checkpoint ``path``, from the file's header alone (no tensor is read); raises
+    CheckpointError for anything that is not an mmser checkpoint of this format version and label space."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-        if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip
-            raise CheckpointError(f"{path}: refused: this is a pickle/zip (torch.save) file; mmser never unpickles "
-                                  "checkpoints and loads only its own safetensors checkpoints (mmser train)") from None
-        raise CheckpointError(f"{path}: refused: not a readable safetensors checkpoint ({err})") from None
+        raise _unreadable(path, err) from None
     if "mmser" not in metadata:
         raise CheckpointError(f"{path}: refused: a safetensors file without mmser metadata (not written by mmser train)")
     try:
@@ -126,7 +121,27 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: refused: corrupt mmser metadata") from None
     _check_header(path, meta)
+    return meta
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The mmser document (:func:`read_document`) and the tensors of the safetensors file ``path``."""
+    meta = read_document(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _unreadable(path, err) from None
     return meta, tensors
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    """The refusal of a file safetensors cannot read, naming a pickle (torch.save) file as such."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip
+        return CheckpointError(f"{path}: refused: this is a pickle/zip (torch.save) file; mmser never unpickles "
+                               "checkpoints and loads only its own safetensors checkpoints (mmser train)")
+    return CheckpointError(f"{path}: refused: not a readable safetensors checkpoint ({err})")
 
 
 def _check_header(where: str | Path, meta: dict) -> None:

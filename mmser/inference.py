@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mmser.audio import SAMPLE_RATE, AudioError, load_audio, to_waveform
-from mmser.checkpoint import CheckpointError, load_checkpoints
+from mmser.checkpoint import CheckpointError, load_checkpoint, read_document
 from mmser.errors import MmserError
 from mmser.features.batching import collate
 from mmser.features.speaker_norm import FrameMoments
@@ -149,12 +149,11 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
         """The predictor of one checkpoint file; for an averaged file (several parts), the
         :class:`~mmser.ensemble.EnsemblePredictor` of its parts."""
-        checkpoints = load_checkpoints(path)
-        if len(checkpoints) > 1:
+        if "parts" in read_document(path):  # the header alone says so: the file is read once, by the reader
             from mmser.ensemble import open_predictor  # it builds on this module
 
             return open_predictor([path], **kwargs)
-        return cls(checkpoints[0], **kwargs)
+        return cls(load_checkpoint(path), **kwargs)
 
     @property
     def needs_text(self) -> bool:

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from mmser.checkpoint import CheckpointError, load_checkpoint
+from mmser.checkpoint import CheckpointError, load_checkpoint, read_document
 from mmser.labels import EMOTIONS
 
 
@@ -15,24 +15,30 @@ def test_checkpoint_roundtrip_rebuilds_models(checkpoint):
     ckpt = load_checkpoint(checkpoint)
     assert len(ckpt.members) == 2 and ckpt.meta["labels"] == list(EMOTIONS)
     assert ckpt.members[0].model.dims.kind == "audio_only"
+    assert read_document(checkpoint) == ckpt.meta  # from the header alone
 
 
-def test_pickle_and_foreign_checkpoints_are_refused(tmp_path, checkpoint):
+@pytest.mark.parametrize("reader", [load_checkpoint, read_document])
+
+
+def test_pickle_and_foreign_checkpoints_are_refused(tmp_path, checkpoint, reader):
     evil = tmp_path / "evil.safetensors"
     evil.write_bytes(pickle.dumps({"x": 1}))
     with pytest.raises(CheckpointError, match="pickle"):
-        load_checkpoint(evil)
+        reader(evil)
     torch.save({"x": torch.zeros(2)}, tmp_path / "torch.pt")
     with pytest.raises(CheckpointError, match="never unpickles"):
-        load_checkpoint(tmp_path / "torch.pt")
+        reader(tmp_path / "torch.pt")
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(CheckpointError, match="without mmser metadata"):
-        load_checkpoint(tmp_path / "plain.safetensors")
+        reader(tmp_path / "plain.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(tmp_path / "junk.safetensors")
+        reader(tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="missing.safetensors: checkpoint not found"):
+        reader(tmp_path / "missing.safetensors")
 
 
 def _rewrite(src, dst, change_meta=None, change_tensor=False):

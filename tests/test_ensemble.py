@@ -167,7 +167,16 @@ def test_an_averaged_file_predicts_what_its_sources_predict_together(whisper_ckp
     assert [len(ckpt.members) for ckpt in load_checkpoints(avg)] == [1, 3, 2]
     clips = [write_tone(tmp_path / f"t{i}.wav", seconds=0.6 + 0.5 * i, freq=170 + 40 * i, seed=i) for i in range(2)]
     want = [probs(p) for p in open_predictor([a, b, c]).predict_many([(x, None) for x in clips])]
-    for predictor in (open_predictor([avg]), Predictor.from_checkpoint(avg)):
+    import mmser.checkpoint
+
+    reads, read = [], mmser.checkpoint.load_file
+    mmser.checkpoint.load_file = lambda name: (reads.append(name), read(name))[1]
+    try:
+        from_file = Predictor.from_checkpoint(avg)
+    finally:
+        mmser.checkpoint.load_file = read
+    assert reads == [str(avg)]  # the header says it has parts; its tensors are read once
+    for predictor in (open_predictor([avg]), from_file):
         assert isinstance(predictor, EnsemblePredictor) and predictor.member_count == 6
         np.testing.assert_allclose([probs(p) for p in predictor.predict_many([(x, None) for x in clips])], want, atol=1e-6)
     assert main(["predict", *map(str, clips), "--checkpoint", str(avg), "--json"]) == 0

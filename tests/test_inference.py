@@ -50,7 +50,19 @@ def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys)
     assert "broken.wav" in capsys.readouterr().err
     import pandas as pd
 
-    assert len(pd.read_csv(out)) == 3
+    table = pd.read_csv(out, keep_default_na=False)  # a row per clip in name order, the failed one with its error
+    assert [Path(p).name for p in table["path"]] == ["broken.wav", "c0.wav", "c1.wav", "c2.wav"]
+    assert "broken.wav" in table["error"][0] and table["label"][0] == "" and table["prob_happy"][0] == ""
+    assert (table["error"][1:] == "").all() and set(table["label"][1:]) <= set(EMOTIONS)
+    assert main(["predict", str(tmp_path / "clips"), "--checkpoint", str(checkpoint), "--json"]) == 2
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(rows[0]) == ["error", "path"] and all("error" not in row and "label" in row for row in rows[1:])
+    assert [row["probabilities"] for row in rows[1:]] == [r.to_dict()["probabilities"] for r in
+                                                         Predictor.from_checkpoint(checkpoint).predict_many(
+                                                             [(tmp_path / "clips" / f"c{i}.wav", None)
+                                                              for i in range(3)])]
+    assert main(["predict", str(tmp_path / "clips" / "broken.wav"), "--checkpoint", str(checkpoint), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"].startswith(str(tmp_path / "clips" / "broken.wav"))
 
 
 def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
@@ -271,8 +283,11 @@ def test_a_clip_list_of_several_speakers_enrols_each_clip_on_its_speakers_other_
                                                                            encode(self, batch))[1])
     assert main(["predict", str(table), "--checkpoint", str(path), "--json"]) == 2  # the unreadable clips fail
     printed = capsys.readouterr()
-    got = {Path(row["path"]).name: [row["probabilities"][e] for e in EMOTIONS] for row in json.loads(printed.out)}
+    rows = json.loads(printed.out)  # every listed clip in order, the failed ones with their errors
+    assert [Path(row["path"]).name for row in rows] == [path.name for path, _ in listed]
+    got = {Path(row["path"]).name: [row["probabilities"][e] for e in EMOTIONS] for row in rows if "error" not in row}
     assert set(got) == {"a0.wav", "a1.wav", "a2.wav", "b0.wav", "b1.wav"}
+    assert "speaker 'C' has no other readable clip" in rows[6]["error"]
     assert "3 of 8 clip(s) failed" in printed.err and "speaker 'C' has no other readable clip" in printed.err
     assert "8 clips of 3 speaker(s): each clip is standardised with its speaker's other listed clips" in printed.err
     assert sum(windows) == 6  # the six readable clips, each encoded once (for its moments, kept for its prediction)

@@ -106,25 +106,24 @@ def cmd_predict(args: argparse.Namespace) -> None:
                         results[i] = result
                 bar.update(len(chunk))
     bar.close()
-    rows, failed = [], []
-    for (clip, _, _), result in zip(clips, results):
-        if isinstance(result, Exception):
-            failed.append(str(result))
-        else:
-            rows.append({"path": clip, **result.to_dict()})
+    rows = [{"path": clip, "error": str(result)} if isinstance(result, Exception) else {"path": clip, **result.to_dict()}
+            for (clip, _, _), result in zip(clips, results)]  # every clip in input order, a failed one with its error
+    failed = [row["error"] for row in rows if "error" in row]
     if args.json:
-        print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
+        print(json.dumps(rows if len(clips) != 1 else rows[0], indent=2))
     else:
         for row in rows:
-            probs = "  ".join(f"{e} {row['probabilities'][e]:.3f}" for e in EMOTIONS)
-            print(f"{row['path']}: {row['label']}\n  {probs}")
+            if "error" not in row:
+                probs = "  ".join(f"{e} {row['probabilities'][e]:.3f}" for e in EMOTIONS)
+                print(f"{row['path']}: {row['label']}\n  {probs}")
     if args.out:
         import pandas as pd
 
         from mmser.data.manifest import write_table
 
-        table = pd.DataFrame([{"path": r["path"], "label": r["label"],
-                               **{f"prob_{e}": r["probabilities"][e] for e in EMOTIONS}} for r in rows])
+        table = pd.DataFrame([{"path": r["path"], "label": r.get("label", ""),
+                               **{f"prob_{e}": r["probabilities"][e] if "error" not in r else None for e in EMOTIONS},
+                               "error": r.get("error", "")} for r in rows])
         write_table(table, args.out)
     if failed:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
@@ -419,8 +418,11 @@ def register(add) -> None:
                         "span emotions as the training's enrolment clips did (calm speech only: train with "
                         "features.speaker_norm.labels=[neutral,calm]); a predicted clip that is among them is "
                         "standardised with the others only, as in training")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--out", help="also write predictions to this CSV")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: a list of one object per clip in input order (a clip that failed "
+                        "has 'error' in place of label and probabilities); one clip given: its object alone")
+    p.add_argument("--out", help="also write predictions to this CSV: a row per clip in input order, with an 'error' "
+                                 "column (empty for a clip predicted)")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
