@@ -63,6 +63,10 @@ def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys)
                                                               for i in range(3)])]
     assert main(["predict", str(tmp_path / "clips" / "broken.wav"), "--checkpoint", str(checkpoint), "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"].startswith(str(tmp_path / "clips" / "broken.wav"))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "c0.wav").write_bytes((tmp_path / "clips" / "c0.wav").read_bytes())
+    assert main(["predict", str(tmp_path / "one"), "--checkpoint", str(checkpoint), "--json"]) == 0
+    assert [row["probabilities"] for row in json.loads(capsys.readouterr().out)] == [rows[1]["probabilities"]]
 
 
 def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
@@ -311,7 +315,8 @@ def test_a_clip_list_of_several_speakers_enrols_each_clip_on_its_speakers_other_
     table.write_text("path,speaker\na0.wav,A\n")  # one speaker named: --enrol serves it, as before
     assert main(["predict", str(table), "--checkpoint", str(path), "--enrol", str(a[1]), str(a[2]), "--json"]) == 0
     want = predictor.predict(a[0], enrolment=a[1:]).probabilities
-    assert json.loads(capsys.readouterr().out)["probabilities"] == want
+    (row,) = json.loads(capsys.readouterr().out)  # a list, as for any clip list, though it lists one clip
+    assert row["probabilities"] == want
 
 
 def test_each_clip_with_its_own_speakers_moments_in_one_batch_and_kept_frames(checkpoint, tmp_path):

@@ -110,7 +110,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
             for (clip, _, _), result in zip(clips, results)]  # every clip in input order, a failed one with its error
     failed = [row["error"] for row in rows if "error" in row]
     if args.json:
-        print(json.dumps(rows if len(clips) != 1 else rows[0], indent=2))
+        one_clip = len(args.clips) == 1 and len(clips) == 1 and clips[0][0] == str(Path(args.clips[0]))  # not a folder
+        print(json.dumps(rows[0] if one_clip else rows, indent=2))
     else:
         for row in rows:
             if "error" not in row:
@@ -420,7 +421,7 @@ def register(add) -> None:
                         "standardised with the others only, as in training")
     p.add_argument("--json", action="store_true",
                    help="machine-readable output: a list of one object per clip in input order (a clip that failed "
-                        "has 'error' in place of label and probabilities); one clip given: its object alone")
+                        "has 'error' in place of label and probabilities); one clip file given: its object alone")
     p.add_argument("--out", help="also write predictions to this CSV: a row per clip in input order, with an 'error' "
                                  "column (empty for a clip predicted)")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
