@@ -212,7 +212,7 @@ def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
         raise partly_named(clips, f"other clips of its speaker (features.speaker_norm.mode="
                                   f"{predictor.features.speaker_norm.mode})", ", or give --enrol")
     groups = rows_by_speaker(named)
-    leave_out = predictor.features.speaker_norm.mode == "enrol"  # transductive: a clip's own statistics count
+    leave_out = predictor.features.speaker_norm.leaves_clip_out
     single = [who for who, rows in groups.items() if len(rows) < 2 and leave_out]
     if single:
         raise MmserError(f"speaker(s) {', '.join(single[:3])}{', ...' if len(single) > 3 else ''} have a single clip "
@@ -240,7 +240,7 @@ def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None
     from mmser.errors import MmserError
     from mmser.inference import combine_speaker, without_clip
 
-    leave_out = predictor.features.speaker_norm.mode == "enrol"
+    leave_out = predictor.features.speaker_norm.leaves_clip_out
     for who, rows in groups.items():
         if bar is not None:
             bar.set_postfix_str(f"speaker {who}: {len(rows)} clips' statistics")

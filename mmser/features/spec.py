@@ -40,6 +40,12 @@ class SpeakerNorm:
         return self.mode in ENROLMENT_MODES
 
     @property
+    def leaves_clip_out(self) -> bool:
+        """A clip never counts in its own speaker statistics (``enrol``: other clips of the speaker); a
+        transductive model counts it, as it was trained."""
+        return self.mode == "enrol"
+
+    @property
     def test_enrolment_labels(self) -> tuple[str, ...] | None:
         """The labels a test speaker's enrolment clips are drawn among: ``test_labels`` when given, else
         ``labels`` (None: any)."""
