@@ -295,8 +295,10 @@ def test_a_clip_list_of_several_speakers_enrols_each_clip_on_its_speakers_other_
     assert "3 of 8 clip(s) failed" in printed.err and "speaker 'C' has no other readable clip" in printed.err
     assert "8 clips of 3 speaker(s): each clip is standardised with its speaker's other listed clips" in printed.err
     assert sum(windows) == 6  # the six readable clips, each encoded once (for its moments, kept for its prediction)
-    assert main(["predict", str(table), "--checkpoint", str(path), "--batch-size", "2"]) == 2  # with a progress bar
-    assert "speaker A: 3 clips' statistics" in capsys.readouterr().err
+    assert main(["predict", str(table), "--checkpoint", str(path), "--batch-size", "2", "--json"]) == 2  # with a bar
+    printed = capsys.readouterr()
+    assert "speaker A: 3 clips' statistics" in printed.err and "predict: 100%" in printed.err
+    assert [row["path"] for row in json.loads(printed.out)] == [row["path"] for row in rows]  # stdout: the JSON alone
     monkeypatch.undo()
     for clips in (a, b):
         for clip in clips:

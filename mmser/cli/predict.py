@@ -90,7 +90,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
             return print_timeline(predictor, clips, args, speaker)
         if not listed:
             speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= args.batch_size or args.json)
+        # on stderr, with --json too: stdout holds the JSON alone
+        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= args.batch_size)
         groups = (each_listed_speaker(predictor, clips, listed, args.batch_size, results, bar) if listed
                   else [(list(range(len(clips))), speakers, 0)])
         for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
