@@ -156,6 +156,13 @@ class Predictor:
         return cls(load_checkpoint(path), **kwargs)
 
     @property
+    def trained_classes(self) -> list[str]:
+        """The classes some member was trained on, in :data:`~mmser.labels.EMOTIONS` order (the others'
+        probabilities are 0)."""
+        masks = [member.model.dims.class_mask for member in self.ckpt.members]
+        return [e for i, e in enumerate(EMOTIONS) if any(mask[i] for mask in masks)]
+
+    @property
     def needs_text(self) -> bool:
         return self.text_encoder is not None
 

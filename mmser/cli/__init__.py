@@ -1,7 +1,7 @@
 """``mmser``: one entry point, one subcommand per job (``mmser --help`` lists them).
 
-One module per command group (``data``, ``features``, ``experiment``, ``predict``, ``doctor``); each parses its
-arguments, calls a recipe or the library, and prints. Every expected failure is an
+One module per command group (``data``, ``features``, ``experiment``, ``predict``, ``evaluate``, ``doctor``);
+each parses its arguments, calls a recipe or the library, and prints. Every expected failure is an
 :class:`~mmser.errors.MmserError` (bad config, manifest, audio, labels, splits, checkpoints): it is
 printed as one ``mmser: error: ...`` line naming the input and the reason, with exit code 2 — never a
 traceback. Configs are validated whole before any work starts.
@@ -20,7 +20,7 @@ AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmser.cli import data, doctor, experiment, features, predict
+    from mmser.cli import data, doctor, evaluate, experiment, features, predict
 
     parser = argparse.ArgumentParser(prog="mmser", description="Multimodal speech + text emotion recognition.")
     parser.add_argument("--version", action="version", version=f"mmser {__version__}")
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (data, features, experiment, predict, doctor):
+    for group in (data, features, experiment, predict, evaluate, doctor):
         group.register(add)
     return parser
 

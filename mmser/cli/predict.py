@@ -67,8 +67,7 @@ def check_predict_args(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
+    from mmser.devices import resolve_device
     from mmser.ensemble import open_predictor
     from mmser.errors import MmserError
     from mmser.inference import combine_speaker
@@ -77,36 +76,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_predict_args(args)
     clips = clip_inputs(args.clips)
     enrolment = [c for c, _, _ in clip_inputs(args.enrol)] if args.enrol else None
-    from mmser.devices import resolve_device
-
-    device = resolve_device(args.device)
-    predictor = open_predictor(args.checkpoint, device=device, window_s=args.window)
-    listed = None if args.timeline else listed_enrolment(predictor, clips, enrolment)
-    results: list = [None] * len(clips)
-    with predictor.keeping_frames():  # an enrolment clip that is also predicted is encoded once
-        enrolment_parts = predictor.enrol_parts(enrolment, args.batch_size) if enrolment else None
-        speaker = combine_speaker(enrolment_parts) if enrolment else None
-        if args.timeline:
+    predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
+    if args.timeline:
+        with predictor.keeping_frames():
+            speaker = combine_speaker(predictor.enrol_parts(enrolment, args.batch_size)) if enrolment else None
             return print_timeline(predictor, clips, args, speaker)
-        if not listed:
-            speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-        # on stderr, with --json too: stdout holds the JSON alone
-        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= args.batch_size)
-        groups = (each_listed_speaker(predictor, clips, listed, args.batch_size, results, bar) if listed
-                  else [(list(range(len(clips))), speakers, 0)])
-        for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
-            bar.update(unread)
-            for start in range(0, len(indices), args.batch_size):
-                chunk = indices[start:start + args.batch_size]
-                for part, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
-                    pairs = [(clips[i][0], args.transcript if args.transcript is not None else clips[i][1])
-                             for i in part]
-                    predicted = predictor.predict_many(pairs, args.batch_size, transcribe=args.transcribe,
-                                                       speaker=given)
-                    for i, result in zip(part, predicted):
-                        results[i] = result
-                bar.update(len(chunk))
-    bar.close()
+    results = predict_listed(predictor, clips, args.batch_size, args.transcript, args.transcribe, enrolment)
     rows = [{"path": clip, "error": str(result)} if isinstance(result, Exception) else {"path": clip, **result.to_dict()}
             for (clip, _, _), result in zip(clips, results)]  # every clip in input order, a failed one with its error
     failed = [row["error"] for row in rows if "error" in row]
@@ -129,6 +104,42 @@ def cmd_predict(args: argparse.Namespace) -> None:
         write_table(table, args.out)
     if failed:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
+
+
+def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], batch_size: int,
+                   transcript: str | None = None, transcribe: bool = False,
+                   enrolment: list[str] | None = None) -> list:
+    """Each of ``clips`` (path, transcript, speaker) predicted as ``mmser predict`` does: a
+    :class:`~mmser.inference.Prediction` or the clip's error, in input order. ``transcript`` (one for every
+    clip) overrides the listed ones; ``enrolment``: one speaker's enrolment clips (``--enrol``). A checkpoint
+    trained with speaker statistics takes them from ``enrolment``, else from each listed speaker's other clips
+    (``enrol``) or clips so far (``running``). Shows a progress bar (stderr) beyond one batch."""
+    from tqdm import tqdm
+
+    from mmser.inference import combine_speaker
+
+    listed = listed_enrolment(predictor, clips, enrolment)
+    results: list = [None] * len(clips)
+    with predictor.keeping_frames():  # an enrolment clip that is also predicted is encoded once
+        enrolment_parts = predictor.enrol_parts(enrolment, batch_size) if enrolment else None
+        speaker = combine_speaker(enrolment_parts) if enrolment else None
+        if not listed:
+            speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
+        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= batch_size)
+        groups = (each_listed_speaker(predictor, clips, listed, batch_size, results, bar) if listed
+                  else [(list(range(len(clips))), speakers, 0)])
+        for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
+            bar.update(unread)
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                for part, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
+                    pairs = [(clips[i][0], transcript if transcript is not None else clips[i][1]) for i in part]
+                    predicted = predictor.predict_many(pairs, batch_size, transcribe=transcribe, speaker=given)
+                    for i, result in zip(part, predicted):
+                        results[i] = result
+                bar.update(len(chunk))
+    bar.close()
+    return results
 
 
 def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]]) -> dict:

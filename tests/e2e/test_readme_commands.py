@@ -72,6 +72,9 @@ def corpora(tmp: Path) -> dict[str, str]:
         for i in range(3)))
     for i in range(3):  # one speaker's clips for a checkpoint with running speaker statistics
         write_tone(tmp / "speaker_a" / f"{i:03d}.wav", seed=350 + i)
+    for seed, (actor, emo) in enumerate(itertools.product(("19", "20"), ("01", "03", "05", "04"))):  # unseen actors
+        write_tone(tmp / "unseen_actors" / f"Actor_{actor}" / f"03-01-{emo}-01-01-01-{actor}.wav", seed=400 + seed,
+                   freq=115 + 20 * int(emo) + 3 * int(actor), seconds=0.8)
     write_tone(tmp / "clip.wav", seed=330)
     write_tone(tmp / "call.wav", seconds=4.0, seed=340)  # the timeline's long recording
     return {"/data/RAVDESS": str(tmp / "RAVDESS"), "/data/IEMOCAP_full_release": str(tmp / "IEMOCAP_full_release"), "/data/TESS": str(tmp / "TESS"),
@@ -93,8 +96,10 @@ def test_every_readme_command_runs(tmp_path):
         done = subprocess.run([MMSER, *args[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         ran.append(args[1])
+        if args[1] == "evaluate":  # a score over every clip of the two unseen actors
+            assert json.loads((tmp_path / args[args.index("--out") + 1] / "metrics.json").read_text())["n"] == 8
     assert {"prepare", "transcribe", "extract", "cv", "ablate", "baseline", "table", "average", "train", "predict", "export", "info",
-            "doctor", "labels", "folds"} <= set(ran)
+            "evaluate", "doctor", "labels", "folds"} <= set(ran)
     code = "\n".join(readme_block("python", "## Using it"))
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -1,0 +1,37 @@
+"""Scoring trained checkpoints on a labelled manifest of speakers they never saw (``mmser evaluate``): the
+check of a recipe on held-out speakers or another corpus, stored as cross-validation stores a fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmser.errors import MmserError
+from mmser.evaluation.crossval import prediction_table
+from mmser.labels import EMOTIONS
+from mmser.training.metrics import bootstrap_ci, classification_metrics, unweighted_accuracy
+
+
+def check_scorable(df: pd.DataFrame, trained_classes: list[str], where: str) -> None:
+    """Refuse a manifest with labels no checkpoint member was trained on (its recall would be 0 by
+    construction), naming them and their counts."""
+    counts = df["label"].value_counts()
+    unknown = sorted(set(counts.index) - set(trained_classes), key=EMOTIONS.index)
+    if unknown:
+        raise MmserError(f"{where}: label(s) {', '.join(f'{c} ({counts[c]} clips)' for c in unknown)} are not among "
+                         f"the classes the checkpoint was trained on ({', '.join(trained_classes)}); leave those rows "
+                         "out of the manifest: a model cannot be scored on a class it never learnt")
+
+
+def held_out_scores(df: pd.DataFrame, probs: np.ndarray, trained_classes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Per-utterance predictions of every row of ``df`` (probabilities ``probs`` (N, 8), in ``df``'s order) in
+    cross-validation's ``predictions.csv`` columns, and their metrics: WA, UA (mean recall over the classes
+    present), F1, per class and confusion over ``trained_classes``, a 95 % bootstrap interval of UA over
+    utterances, and each speaker's UA."""
+    table = prediction_table(df, tuple(df["utt_id"]), probs)
+    metrics = classification_metrics(table["true"].values, table["pred"].values, trained_classes)
+    low, high = bootstrap_ci(table["true"].values, table["pred"].values)
+    metrics["UA_ci95"] = [low, high]
+    metrics["speakers"] = {str(who): {"UA": unweighted_accuracy(rows["true"], rows["pred"]), "n": len(rows)}
+                           for who, rows in table.groupby("speaker", sort=True)}
+    return table, metrics

@@ -1,0 +1,106 @@
+"""mmser evaluate: checkpoints scored on a labelled manifest, each clip predicted as mmser predict predicts a
+clip list; refusals before any work, and nothing predicted lost when a clip fails."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmser.checkpoint import load_checkpoint, save_checkpoint
+from mmser.cli import main
+from mmser.features.spec import SpeakerNorm
+from mmser.inference import Predictor
+from mmser.labels import EMOTIONS
+from mmser.training.metrics import unweighted_accuracy
+from tests.conftest import tiny_features, write_tone
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+
+
+def corpus(folder, speakers=("A", "B"), per_speaker=4):
+    """A manifest of tones: each speaker's clips cycle through the checkpoint's 4 classes."""
+    rows = []
+    for s, who in enumerate(speakers):
+        for i in range(per_speaker):
+            path = write_tone(folder / f"{who}{i}.wav", seconds=0.5 + 0.15 * i, freq=140 + 60 * i + 25 * s, seed=10 * s + i)
+            rows.append({"utt_id": f"{who}_{i}", "path": path.name, "speaker": who, "label": LABELS[i % 4],
+                         "corpus": "tones", "gender": "F"})
+    manifest = folder / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest, rows
+
+
+def test_scores_every_clip_as_predict_does(checkpoint, tmp_path, capsys):
+    manifest, rows = corpus(tmp_path)
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ev")]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "ev" / "predictions.csv")
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert list(table["utt_id"]) == [r["utt_id"] for r in rows] and list(table["true"]) == [r["label"] for r in rows]
+    want = Predictor.from_checkpoint(checkpoint).predict_many([(tmp_path / r["path"], None) for r in rows])
+    np.testing.assert_allclose(table[[f"prob_{e}" for e in EMOTIONS]].values,
+                               [[p.probabilities[e] for e in EMOTIONS] for p in want], atol=1e-6)
+    assert list(table["pred"]) == [p.label for p in want]
+    assert metrics["UA"] == pytest.approx(unweighted_accuracy(table["true"], table["pred"]))
+    assert metrics["confusion"]["labels"] == LABELS and metrics["n"] == 8 and metrics["speakers_n"] == 2
+    low, high = metrics["UA_ci95"]
+    assert 0 <= low <= metrics["UA"] <= high <= 1
+    for who in ("A", "B"):
+        mine = table[table["speaker"] == who]
+        assert metrics["speakers"][who] == {"UA": pytest.approx(unweighted_accuracy(mine["true"], mine["pred"])), "n": 4}
+    assert f"UA {100 * metrics['UA']:.1f} %" in printed and "A: UA" in printed
+
+
+def test_trained_classes_of_a_checkpoint_and_of_several(checkpoint, tmp_path):
+    from mmser.ensemble import open_predictor
+    from mmser.labels import class_mask
+    from mmser.models.builders import ModelDims, build_model
+
+    assert Predictor.from_checkpoint(checkpoint).trained_classes == LABELS
+    other = load_checkpoint(checkpoint).members[0]
+    member = replace(other, model=build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16,
+                                                        class_mask=tuple(class_mask(["calm", "sad"])))))
+    calm = save_checkpoint(tmp_path / "calm.safetensors", [member], tiny_features(), None, {})
+    assert Predictor.from_checkpoint(calm).trained_classes == ["calm", "sad"]
+    assert open_predictor([checkpoint, calm]).trained_classes == ["neutral", "calm", "happy", "sad", "angry"]
+
+
+def test_an_enrolment_checkpoint_standardises_each_clip_with_its_speakers_other_clips(checkpoint, tmp_path):
+    path = save_checkpoint(tmp_path / "enrolled.safetensors", load_checkpoint(checkpoint).members,
+                           replace(tiny_features(), speaker_norm=SpeakerNorm("enrol", 3)), None, {})
+    manifest, rows = corpus(tmp_path)
+    assert main(["evaluate", str(manifest), "--checkpoint", str(path), "--out", str(tmp_path / "ev")]) == 0
+    table = pd.read_csv(tmp_path / "ev" / "predictions.csv").set_index("utt_id")
+    predictor = Predictor.from_checkpoint(path)
+    for row in rows:
+        others = [tmp_path / r["path"] for r in rows if r["speaker"] == row["speaker"] and r is not row]
+        want = predictor.predict(tmp_path / row["path"], enrolment=others).probabilities
+        np.testing.assert_allclose(table.loc[row["utt_id"], [f"prob_{e}" for e in EMOTIONS]].values.astype(float),
+                                   [want[e] for e in EMOTIONS], atol=1e-6)
+
+
+def test_refused_before_any_work_and_a_failed_clip_keeps_the_others(checkpoint, tmp_path, capsys, monkeypatch):
+    import mmser.ensemble
+
+    manifest, rows = corpus(tmp_path)
+    table = pd.read_csv(manifest)
+    opened = []
+    monkeypatch.setattr(mmser.ensemble, "open_predictor",
+                        lambda *a, _open=mmser.ensemble.open_predictor, **k: (opened.append(a), _open(*a, **k))[1])
+    out = tmp_path / "ev"
+    table.assign(path=table["path"].where(table.index != 2, "gone.wav")).to_csv(tmp_path / "missing.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "missing.csv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "1 audio file(s) not found" in capsys.readouterr().err and not opened  # before the checkpoint is read
+    table.assign(label=table["label"].where(table.index != 1, "calm")).to_csv(tmp_path / "calm.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "calm.csv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "label(s) calm (1 clips) are not among the classes the checkpoint was trained on" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "B3.wav").write_bytes(b"RIFF....WAVE")  # readable as a file, not as audio
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 8 clip(s) failed; no metrics written" in err and "B_3: " in err
+    kept = pd.read_csv(out / "predictions.csv")
+    assert list(kept["utt_id"]) == [r["utt_id"] for r in rows if r["utt_id"] != "B_3"]
+    assert not (out / "metrics.json").exists()
