@@ -236,6 +236,14 @@ def test_a_folds_enrolment_checkpoint_predicts_its_test_speakers_clip_list_as_th
     assert list(got["path"]) == list(paths[pred["utt_id"]])
     np.testing.assert_allclose(got[PROB_COLUMNS].to_numpy(float), pred[PROB_COLUMNS].to_numpy(float),
                                atol=5e-3)  # the cache holds float16 frames; predict float32
+    # mmser evaluate on the fold's test rows of the manifest: the fold's predictions.csv again, in its columns
+    manifest = pd.read_csv(tmp_path / "a.csv")
+    manifest[manifest["utt_id"].isin(pred["utt_id"])].to_csv(tmp_path / "test_rows.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "test_rows.csv"), "--checkpoint",
+                 str(tmp_path / "cv" / "fold0" / "model.safetensors"), "--out", str(tmp_path / "ev")]) == 0
+    scored = pd.read_csv(tmp_path / "ev" / "predictions.csv").set_index("utt_id").loc[pred["utt_id"]]
+    assert list(scored.columns[:3]) == ["speaker", "true", "pred"] and list(scored["true"]) == list(pred["true"])
+    np.testing.assert_allclose(scored[PROB_COLUMNS].to_numpy(float), pred[PROB_COLUMNS].to_numpy(float), atol=5e-3)
 
 
 def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_path):
