@@ -97,6 +97,8 @@ def test_refused_before_any_work_and_a_failed_clip_keeps_the_others(checkpoint, 
     assert main(["evaluate", str(tmp_path / "calm.csv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
     assert "label(s) calm (1 clips) are not among the classes the checkpoint was trained on" in capsys.readouterr().err
     assert not out.exists()
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert (out / "metrics.json").is_file()  # an earlier run's, gone when a later run into the folder fails
     (tmp_path / "B3.wav").write_bytes(b"RIFF....WAVE")  # readable as a file, not as audio
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -34,11 +34,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     done = [i for i, result in enumerate(results) if not isinstance(result, Exception)]
     probs = np.array([[results[i].probabilities[e] for e in EMOTIONS] for i in done]).reshape(len(done), len(EMOTIONS))
     table, metrics = held_out_scores(df.iloc[done], probs, predictor.trained_classes) if done else (None, None)
+    (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside these predictions
     if table is not None:
         write_table(table, out / "predictions.csv")  # kept even when some clips failed
     if failed:
         raise MmserError(f"{len(failed)} of {len(df)} clip(s) failed; no metrics written (a score over part of "
                          f"{args.manifest} is not its score): mend or leave out these rows and run again"
+                         + (" (the first 20)" if len(failed) > 20 else "")
                          + "".join(f"\n  {df['utt_id'].iloc[i]}: {err}" for i, err in failed[:20]))
     metrics.update({"manifest": str(args.manifest), "checkpoints": [str(c) for c in args.checkpoint],
                     "speakers_n": int(df["speaker"].nunique())})

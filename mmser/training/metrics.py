@@ -48,14 +48,22 @@ def resampled_ua(y_true: np.ndarray, preds: list[np.ndarray], idx: np.ndarray) -
     return out
 
 
+BOOTSTRAP_INDICES = 20_000_000  # utterance indices drawn per pass of bootstrap_ci (int64: about 160 MB)
+
+
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, seed: int = 0,
                  alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of UA over utterances (resamples drawn one at a time, in order, from
     ``seed``)."""
     rng = np.random.default_rng(seed)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    idx = np.stack([rng.integers(0, len(y_true), len(y_true)) for _ in range(n_boot)])  # (B, N)
-    stats = resampled_ua(y_true, [y_pred], idx)[0]
+    n = len(y_true)
+    per_pass = max(1, BOOTSTRAP_INDICES // max(n, 1))  # resamples at a time, however large N is
+    stats = []
+    for start in range(0, n_boot, per_pass):  # the same draws, in the same order, as all at once
+        idx = np.stack([rng.integers(0, n, n) for _ in range(min(per_pass, n_boot - start))])  # (b, N)
+        stats.append(resampled_ua(y_true, [y_pred], idx)[0])
+    stats = np.concatenate(stats)
     return float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))
 
 

@@ -98,6 +98,19 @@ def test_metrics_known_case():
     assert lo <= 0.5 <= hi
 
 
+def test_bootstrap_in_passes_draws_what_one_pass_draws(monkeypatch):
+    """A large manifest's resamples are drawn a few at a time (bounded memory), the same draws in the same order."""
+    import mmser.training.metrics as metrics
+
+    rng = np.random.default_rng(3)
+    y_true = rng.choice(["angry", "sad", "happy"], 60)
+    y_pred = np.where(rng.random(60) < 0.7, y_true, "sad")
+    whole = bootstrap_ci(y_true, y_pred, n_boot=50, seed=1)
+    monkeypatch.setattr(metrics, "BOOTSTRAP_INDICES", 7 * 60)  # 7 resamples a pass: 8 passes, the last of 1
+    assert bootstrap_ci(y_true, y_pred, n_boot=50, seed=1) == whole
+    assert bootstrap_ci(y_true, y_pred, n_boot=50, seed=2) != whole
+
+
 def test_member_summary_reads_as_a_percentage_and_an_epoch_from_one():
     from mmser.recipes.train import validation_text
 
