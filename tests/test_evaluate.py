@@ -36,8 +36,8 @@ def test_scores_every_clip_as_predict_does(checkpoint, tmp_path, capsys):
     manifest, rows = corpus(tmp_path)
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ev")]) == 0
     printed = capsys.readouterr().out
-    table = pd.read_csv(tmp_path / "ev" / "predictions.csv")
-    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    table = pd.read_csv(tmp_path / "ev" / "held_out" / "predictions.csv")
+    metrics = json.loads((tmp_path / "ev" / "held_out" / "metrics.json").read_text())
     assert list(table["utt_id"]) == [r["utt_id"] for r in rows] and list(table["true"]) == [r["label"] for r in rows]
     want = Predictor.from_checkpoint(checkpoint).predict_many([(tmp_path / r["path"], None) for r in rows])
     np.testing.assert_allclose(table[[f"prob_{e}" for e in EMOTIONS]].values,
@@ -51,6 +51,13 @@ def test_scores_every_clip_as_predict_does(checkpoint, tmp_path, capsys):
         mine = table[table["speaker"] == who]
         assert metrics["speakers"][who] == {"UA": pytest.approx(unweighted_accuracy(mine["true"], mine["pred"])), "n": 4}
     assert f"UA {100 * metrics['UA']:.1f} %" in printed and "A: UA" in printed
+    # a second evaluation beside it; `mmser table` on the folder above tabulates both from their predictions
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ev2"),
+                 "--window", "0.4"]) == 0
+    assert main(["table", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "results.csv").set_index("run").loc[["ev", "ev2"]]  # and their gender=F rows
+    assert (rows["folds"] == 1).all() and (rows["utterances"] == 8).all()
+    assert [rows.loc["ev", k] for k in ("UA_pooled", "UA_ci_low", "UA_ci_high")] == pytest.approx([metrics["UA"], low, high], abs=1e-4)
 
 
 def test_trained_classes_of_a_checkpoint_and_of_several(checkpoint, tmp_path):
@@ -72,7 +79,7 @@ def test_an_enrolment_checkpoint_standardises_each_clip_with_its_speakers_other_
                            replace(tiny_features(), speaker_norm=SpeakerNorm("enrol", 3)), None, {})
     manifest, rows = corpus(tmp_path)
     assert main(["evaluate", str(manifest), "--checkpoint", str(path), "--out", str(tmp_path / "ev")]) == 0
-    table = pd.read_csv(tmp_path / "ev" / "predictions.csv").set_index("utt_id")
+    table = pd.read_csv(tmp_path / "ev" / "held_out" / "predictions.csv").set_index("utt_id")
     predictor = Predictor.from_checkpoint(path)
     for row in rows:
         others = [tmp_path / r["path"] for r in rows if r["speaker"] == row["speaker"] and r is not row]
@@ -89,18 +96,18 @@ def test_refused_before_any_work_and_a_failed_clip_keeps_the_others(checkpoint, 
     opened = []
     monkeypatch.setattr(mmser.ensemble, "open_predictor",
                         lambda *a, _open=mmser.ensemble.open_predictor, **k: (opened.append(a), _open(*a, **k))[1])
-    out = tmp_path / "ev"
+    out = tmp_path / "ev" / "held_out"
     table.assign(path=table["path"].where(table.index != 2, "gone.wav")).to_csv(tmp_path / "missing.csv", index=False)
-    assert main(["evaluate", str(tmp_path / "missing.csv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert main(["evaluate", str(tmp_path / "missing.csv"), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 2
     assert "1 audio file(s) not found" in capsys.readouterr().err and not opened  # before the checkpoint is read
     table.assign(label=table["label"].where(table.index != 1, "calm")).to_csv(tmp_path / "calm.csv", index=False)
-    assert main(["evaluate", str(tmp_path / "calm.csv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert main(["evaluate", str(tmp_path / "calm.csv"), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 2
     assert "label(s) calm (1 clips) are not among the classes the checkpoint was trained on" in capsys.readouterr().err
     assert not out.exists()
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 0
     assert (out / "metrics.json").is_file()  # an earlier run's, gone when a later run into the folder fails
     (tmp_path / "B3.wav").write_bytes(b"RIFF....WAVE")  # readable as a file, not as audio
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 2
     err = capsys.readouterr().err
     assert "1 of 8 clip(s) failed; no metrics written" in err and "B_3: " in err
     kept = pd.read_csv(out / "predictions.csv")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 
+HELD_OUT = "held_out"  # the one "fold" of an evaluation run: <out>/held_out/{predictions.csv,metrics.json}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
     from pathlib import Path
@@ -29,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     check_scorable(df, predictor.trained_classes, args.manifest)
     clips = [(path, text or None, who) for path, text, who in zip(df["path"], df["transcript"], df["speaker"])]
     results = predict_listed(predictor, clips, args.batch_size)
-    out = Path(args.out)
+    out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
     failed = [(i, result) for i, result in enumerate(results) if isinstance(result, Exception)]
     done = [i for i, result in enumerate(results) if not isinstance(result, Exception)]
     probs = np.array([[results[i].probabilities[e] for e in EMOTIONS] for i in done]).reshape(len(done), len(EMOTIONS))
@@ -62,7 +65,9 @@ def register(add) -> None:
     p.add_argument("manifest", help="a manifest from mmser prepare (label, speaker; transcript for fused models)")
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one or more checkpoints (several, or an averaged file: the mean of their probabilities)")
-    p.add_argument("--out", required=True, help="folder for predictions.csv and metrics.json")
+    p.add_argument("--out", required=True,
+                   help="a run folder: held_out/predictions.csv and held_out/metrics.json go in it (`mmser table` "
+                        "on the folder above tabulates several such runs, as cross-validation runs)")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")

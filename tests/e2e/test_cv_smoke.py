@@ -241,7 +241,7 @@ def test_a_folds_enrolment_checkpoint_predicts_its_test_speakers_clip_list_as_th
     manifest[manifest["utt_id"].isin(pred["utt_id"])].to_csv(tmp_path / "test_rows.csv", index=False)
     assert main(["evaluate", str(tmp_path / "test_rows.csv"), "--checkpoint",
                  str(tmp_path / "cv" / "fold0" / "model.safetensors"), "--out", str(tmp_path / "ev")]) == 0
-    scored = pd.read_csv(tmp_path / "ev" / "predictions.csv").set_index("utt_id").loc[pred["utt_id"]]
+    scored = pd.read_csv(tmp_path / "ev" / "held_out" / "predictions.csv").set_index("utt_id").loc[pred["utt_id"]]
     assert list(scored.columns[:3]) == ["speaker", "true", "pred"] and list(scored["true"]) == list(pred["true"])
     np.testing.assert_allclose(scored[PROB_COLUMNS].to_numpy(float), pred[PROB_COLUMNS].to_numpy(float), atol=5e-3)
 

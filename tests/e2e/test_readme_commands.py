@@ -97,7 +97,7 @@ def test_every_readme_command_runs(tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         ran.append(args[1])
         if args[1] == "evaluate":  # a score over every clip of the two unseen actors
-            assert json.loads((tmp_path / args[args.index("--out") + 1] / "metrics.json").read_text())["n"] == 8
+            assert json.loads((tmp_path / args[args.index("--out") + 1] / "held_out" / "metrics.json").read_text())["n"] == 8
     assert {"prepare", "transcribe", "extract", "cv", "ablate", "baseline", "table", "average", "train", "predict", "export", "info",
             "evaluate", "doctor", "labels", "folds"} <= set(ran)
     code = "\n".join(readme_block("python", "## Using it"))
