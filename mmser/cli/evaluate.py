@@ -85,8 +85,9 @@ def register(add) -> None:
             "checkpoints scored on a labelled manifest of speakers they never saw (UA, WA, F1, per speaker), "
             "each clip predicted as `mmser predict` predicts a clip list with a speaker column (an enrolment "
             "checkpoint: with its speaker's other clips; running statistics: a speaker's clips in manifest order)")
-    p.add_argument("manifest", help="a manifest from mmser prepare (label, speaker; for fused checkpoints the transcripts they were "
-                        "trained on: transcript (gold) or an ASR column from mmser transcribe)")
+    p.add_argument("manifest", help="a manifest from mmser prepare (label, speaker; for fused checkpoints the "
+                                    "transcripts they were trained on: transcript (gold) or an ASR column from "
+                                    "mmser transcribe)")
     p.add_argument("--checkpoint", required=True, nargs="+",
                    help="one or more checkpoints (several, or an averaged file: the mean of their probabilities)")
     p.add_argument("--out", required=True,
