@@ -150,3 +150,13 @@ def test_a_fused_checkpoint_reads_the_transcripts_it_was_trained_on(whisper_ckpt
     err = capsys.readouterr().err
     assert "1 row(s) without a gold transcript" in err and "A_0" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_many_speakers_print_the_weakest_and_keep_every_speaker_in_the_metrics(checkpoint, tmp_path, capsys):
+    manifest, _ = corpus(tmp_path, speakers=[f"s{k:02d}" for k in range(21)], per_speaker=2)
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ev")]) == 0
+    printed = capsys.readouterr().out
+    speakers = json.loads((tmp_path / "ev" / "held_out" / "metrics.json").read_text())["speakers"]
+    assert len(speakers) == 21 and "the 10 speakers with the lowest UA of 21" in printed
+    shown = [line.split(":")[0].strip() for line in printed.splitlines() if line.startswith("  s")]
+    assert len(shown) == 10 and [speakers[s]["UA"] for s in shown] == sorted(v["UA"] for v in speakers.values())[:10]

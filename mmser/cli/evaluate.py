@@ -25,7 +25,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmser.cli.predict import predict_listed
     from mmser.devices import resolve_device
     from mmser.ensemble import open_predictor
-    from mmser.evaluation.held_out import check_scorable, held_out_scores
+    from mmser.evaluation.held_out import check_scorable, held_out_scores, transcripts
     from mmser.labels import EMOTIONS
 
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
@@ -53,31 +53,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"{args.manifest}: {len(df)} clips of {metrics['speakers_n']} speaker(s): UA {100 * metrics['UA']:.1f} % "
           f"(95 % interval over clips {100 * low:.1f}-{100 * high:.1f}), WA {100 * metrics['WA']:.1f} %, "
           f"macro F1 {100 * metrics['macro_F1']:.1f} %")
-    for who, row in metrics["speakers"].items():
+    speakers = sorted(metrics["speakers"].items(), key=lambda item: item[1]["UA"])
+    if len(speakers) > 20:  # a large corpus: the weakest, the rest in metrics.json
+        print(f"  the 10 speakers with the lowest UA of {len(speakers)} (each speaker's in metrics.json):")
+    for who, row in speakers[:10] if len(speakers) > 20 else metrics["speakers"].items():
         print(f"  {who}: UA {100 * row['UA']:.1f} % ({row['n']} clips)")
     print(f"predictions: {out / 'predictions.csv'}; metrics: {out / 'metrics.json'}")
-
-
-def transcripts(df, sources: list[str], where) -> list[str | None]:
-    """Each row's transcript from the column the checkpoints' fused members were trained on (``gold``: the
-    ``transcript`` column; an ASR source: its column, from ``mmser transcribe``); None for audio-only ones."""
-    from mmser.data.protocol import text_column
-    from mmser.errors import MmserError
-
-    if not sources:
-        return [None] * len(df)
-    if len(sources) > 1:
-        raise MmserError(f"the checkpoints' members read transcripts from {', '.join(sources)}: evaluate checkpoints "
-                         "of one text source at a time")
-    try:
-        texts = text_column(df, sources[0])
-    except MmserError as err:
-        raise MmserError(f"{where}: {err}") from None
-    empty = list(df["utt_id"][texts.str.strip() == ""])
-    if empty:
-        raise MmserError(f"{where}: {len(empty)} row(s) without a {sources[0]} transcript, which the checkpoints' "
-                         f"fused members read (e.g. {', '.join(empty[:5])})")
-    return list(texts)
 
 
 def register(add) -> None:

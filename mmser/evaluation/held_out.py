@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmser.data.protocol import text_column
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import prediction_table
 from mmser.labels import EMOTIONS
@@ -35,3 +36,22 @@ def held_out_scores(df: pd.DataFrame, probs: np.ndarray, trained_classes: list[s
     metrics["speakers"] = {str(who): {"UA": unweighted_accuracy(rows["true"], rows["pred"]), "n": len(rows)}
                            for who, rows in table.groupby("speaker", sort=True)}
     return table, metrics
+
+
+def transcripts(df: pd.DataFrame, sources: list[str], where: str) -> list[str | None]:
+    """Each row's transcript from the column the checkpoints' fused members were trained on (``gold``: the
+    ``transcript`` column; an ASR source: its column, from ``mmser transcribe``); None for audio-only ones."""
+    if not sources:
+        return [None] * len(df)
+    if len(sources) > 1:
+        raise MmserError(f"the checkpoints' members read transcripts from {', '.join(sources)}: evaluate checkpoints "
+                         "of one text source at a time")
+    try:
+        texts = text_column(df, sources[0])
+    except MmserError as err:
+        raise MmserError(f"{where}: {err}") from None
+    empty = list(df["utt_id"][texts.str.strip() == ""])
+    if empty:
+        raise MmserError(f"{where}: {len(empty)} row(s) without a {sources[0]} transcript, which the checkpoints' "
+                         f"fused members read (e.g. {', '.join(empty[:5])})")
+    return list(texts)

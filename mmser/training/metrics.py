@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from mmser.labels import EMOTIONS
 
@@ -27,8 +27,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
 
 
 def unweighted_accuracy(y_true, y_pred) -> float:
-    """UA: mean recall over the classes present in ``y_true``."""
-    return float(balanced_accuracy_score(y_true, y_pred))
+    """UA: mean recall over the classes present in ``y_true`` (sklearn's balanced accuracy, without its warning
+    when ``y_pred`` holds a class ``y_true`` lacks, as one speaker's predictions often do)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
 
 
 def resampled_ua(y_true: np.ndarray, preds: list[np.ndarray], idx: np.ndarray) -> list[np.ndarray]:
