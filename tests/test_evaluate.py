@@ -160,3 +160,45 @@ def test_many_speakers_print_the_weakest_and_keep_every_speaker_in_the_metrics(c
     assert len(speakers) == 21 and "the 10 speakers with the lowest UA of 21" in printed
     shown = [line.split(":")[0].strip() for line in printed.splitlines() if line.startswith("  s")]
     assert len(shown) == 10 and [speakers[s]["UA"] for s in shown] == sorted(v["UA"] for v in speakers.values())[:10]
+
+
+def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, tmp_path, capsys, monkeypatch):
+    """Each speaker's predictions are written as soon as its group is done; a re-run predicts only the others, and
+    a speaker whose audio changed is predicted again."""
+    import mmser.cli.evaluate
+    import mmser.cli.predict
+
+    manifest, rows = corpus(tmp_path, speakers=("A", "B", "C"))
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "whole")]) == 0
+    whole = pd.read_csv(tmp_path / "whole" / "held_out" / "predictions.csv")
+    monkeypatch.setattr(mmser.cli.evaluate, "GROUP_CLIPS", 4)  # one speaker a call
+    predicted, predict = [], mmser.cli.predict.predict_listed
+
+    def stopping(predictor, clips, *args, **kwargs):
+        if stop and len(predicted) == 4:
+            raise KeyboardInterrupt
+        predicted.extend(speaker for _, _, speaker in clips)
+        return predict(predictor, clips, *args, **kwargs)
+
+    monkeypatch.setattr(mmser.cli.predict, "predict_listed", stopping)
+    out = tmp_path / "run"
+    stop = True
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 130
+    assert predicted == ["A"] * 4 and len(list((out / "held_out" / "partial").glob("*.csv"))) == 1
+    assert not (out / "held_out" / "predictions.csv").exists()
+    stop, predicted[:] = False, []
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert predicted == ["B"] * 4 + ["C"] * 4 and "1 of 3 speaker(s) kept" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)
+    assert not (out / "held_out" / "partial").exists()  # every prediction is in predictions.csv
+    # a failed clip keeps the speakers' files; mending its audio re-predicts its speaker alone
+    good = (tmp_path / "C1.wav").read_bytes()
+    (tmp_path / "C1.wav").write_bytes(b"RIFF....WAVE")
+    predicted[:] = []
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert sorted(set(predicted)) == ["A", "B", "C"] and "C_1: " in capsys.readouterr().err
+    (tmp_path / "C1.wav").write_bytes(good)
+    predicted[:] = []
+    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert predicted == ["C"] * 4
+    pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)

@@ -10,6 +10,7 @@ HELD_OUT = "held_out"  # the one "fold" of an evaluation run: <out>/held_out/{pr
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
+    import shutil
     from pathlib import Path
 
     from mmser.data.manifest import read_manifest, write_table
@@ -19,26 +20,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise MmserError(f"--batch-size {args.batch_size}: must be >= 1")
     df = read_manifest(args.manifest, check_files=True)  # every file and label checked before any work
 
-    import numpy as np
-
     from mmser.atomic import atomic_write_bytes
-    from mmser.cli.predict import predict_listed
     from mmser.devices import resolve_device
     from mmser.ensemble import open_predictor
     from mmser.evaluation.held_out import check_scorable, held_out_scores, transcripts
-    from mmser.labels import EMOTIONS
 
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     check_scorable(df, predictor.trained_classes, args.manifest)
     texts = transcripts(df, predictor.text_sources, args.manifest)
-    clips = [(path, text, who) for path, text, who in zip(df["path"], texts, df["speaker"])]
-    results = predict_listed(predictor, clips, args.batch_size)
     out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
-    failed = [(i, result) for i, result in enumerate(results) if isinstance(result, Exception)]
-    done = [i for i, result in enumerate(results) if not isinstance(result, Exception)]
-    probs = np.array([[results[i].probabilities[e] for e in EMOTIONS] for i in done]).reshape(len(done), len(EMOTIONS))
-    table, metrics = held_out_scores(df.iloc[done], probs, predictor.trained_classes) if done else (None, None)
-    (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside these predictions
+    (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside new predictions
+    probs, errors = predicted_by_speaker(predictor, df, texts, out / "partial", args)
+    failed = [(i, error) for i, error in enumerate(errors) if error]
+    done = [i for i, error in enumerate(errors) if not error]
+    table, metrics = held_out_scores(df.iloc[done], probs[done], predictor.trained_classes) if done else (None, None)
     if table is not None:
         write_table(table, out / "predictions.csv")  # kept even when some clips failed
     if failed:
@@ -49,6 +44,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics.update({"manifest": str(args.manifest), "checkpoints": [str(c) for c in args.checkpoint],
                     "speakers_n": int(df["speaker"].nunique())})
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    shutil.rmtree(out / "partial", ignore_errors=True)  # every prediction is in predictions.csv now
     low, high = metrics["UA_ci95"]
     print(f"{args.manifest}: {len(df)} clips of {metrics['speakers_n']} speaker(s): UA {100 * metrics['UA']:.1f} % "
           f"(95 % interval over clips {100 * low:.1f}-{100 * high:.1f}), WA {100 * metrics['WA']:.1f} %, "
@@ -59,6 +55,67 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for who, row in speakers[:10] if len(speakers) > 20 else metrics["speakers"].items():
         print(f"  {who}: UA {100 * row['UA']:.1f} % ({row['n']} clips)")
     print(f"predictions: {out / 'predictions.csv'}; metrics: {out / 'metrics.json'}")
+
+
+GROUP_CLIPS = 1024  # clips predicted per call: whole speakers, each written out as soon as its group is done
+
+
+def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
+    """Every row's probabilities ``(N, 8)`` and error ("" when predicted), whole speakers at a time. Each
+    speaker's predictions go to ``partial/<key>.csv`` (:func:`~mmser.evaluation.held_out.speaker_keys`) when its
+    group is done, and a speaker whose file is there is not predicted again: a stopped evaluation resumes."""
+    import sys
+
+    import numpy as np
+    import pandas as pd
+    from tqdm import tqdm
+
+    from mmser.audio import file_sha256
+    from mmser.cli.predict import predict_listed
+    from mmser.data.manifest import write_table
+    from mmser.evaluation.held_out import speaker_keys
+    from mmser.features.speaker_norm import rows_by_speaker
+    from mmser.labels import EMOTIONS
+
+    columns = [f"prob_{e}" for e in EMOTIONS]
+    checkpoints_key = repr(([file_sha256(c) for c in args.checkpoint], args.window))
+    keys = speaker_keys(df, texts, checkpoints_key)
+    probs, errors = np.full((len(df), len(EMOTIONS)), np.nan), [""] * len(df)
+    pending = []
+    for who, rows in rows_by_speaker(list(df["speaker"])).items():
+        kept = partial / f"{keys[who]}.csv"
+        if kept.is_file():
+            table = pd.read_csv(kept, keep_default_na=False).set_index("utt_id").loc[df["utt_id"].iloc[rows]]
+            probs[rows] = table[columns].replace("", np.nan).to_numpy(float)
+            for i, error in zip(rows, table["error"]):
+                errors[i] = error
+        else:
+            pending.append((who, rows))
+    if len(pending) < len(keys):
+        print(f"note: {len(keys) - len(pending)} of {len(keys)} speaker(s) kept from {partial} (an earlier run)",
+              file=sys.stderr)
+    groups, group = [], []
+    for who, rows in pending:  # whole speakers, about GROUP_CLIPS clips a call
+        group.append((who, rows))
+        if sum(len(r) for _, r in group) >= GROUP_CLIPS:
+            groups.append(group)
+            group = []
+    groups += [group] if group else []
+    with tqdm(total=sum(len(rows) for _, rows in pending), desc="predict", unit="clip",
+              disable=not pending or len(df) <= args.batch_size) as bar:
+        for group in groups:
+            index = [i for _, rows in group for i in rows]
+            clips = [(df["path"].iloc[i], texts[i], df["speaker"].iloc[i]) for i in index]
+            for i, result in zip(index, predict_listed(predictor, clips, args.batch_size, bar=bar)):
+                if isinstance(result, Exception):
+                    errors[i] = str(result)
+                else:
+                    probs[i] = [result.probabilities[e] for e in EMOTIONS]
+            for who, rows in group:
+                kept = pd.DataFrame(probs[rows], columns=columns).assign(error=[errors[i] for i in rows])
+                kept.insert(0, "utt_id", list(df["utt_id"].iloc[rows]))
+                write_table(kept, partial / f"{keys[who]}.csv")
+    return probs, errors
 
 
 def register(add) -> None:

@@ -108,12 +108,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], batch_size: int,
                    transcript: str | None = None, transcribe: bool = False,
-                   enrolment: list[str] | None = None) -> list:
+                   enrolment: list[str] | None = None, bar=None) -> list:
     """Each of ``clips`` (path, transcript, speaker) predicted as ``mmser predict`` does: a
     :class:`~mmser.inference.Prediction` or the clip's error, in input order. ``transcript`` (one for every
     clip) overrides the listed ones; ``enrolment``: one speaker's enrolment clips (``--enrol``). A checkpoint
     trained with speaker statistics takes them from ``enrolment``, else from each listed speaker's other clips
-    (``enrol``) or clips so far (``running``). Shows a progress bar (stderr) beyond one batch."""
+    (``enrol``) or clips so far (``running``). Shows a progress bar (stderr) beyond one batch, or advances
+    ``bar`` (a tqdm of a longer job) when given."""
     from tqdm import tqdm
 
     from mmser.inference import combine_speaker
@@ -125,7 +126,9 @@ def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], b
         speaker = combine_speaker(enrolment_parts) if enrolment else None
         if not listed:
             speakers = running_speakers(predictor, clips) or enrolled_speakers(clips, enrolment, enrolment_parts)
-        bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= batch_size)
+        own_bar = bar is None
+        if own_bar:
+            bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= batch_size)
         groups = (each_listed_speaker(predictor, clips, listed, batch_size, results, bar) if listed
                   else [(list(range(len(clips))), speakers, 0)])
         for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
@@ -138,7 +141,8 @@ def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], b
                     for i, result in zip(part, predicted):
                         results[i] = result
                 bar.update(len(chunk))
-    bar.close()
+    if own_bar:
+        bar.close()
     return results
 
 
