@@ -94,12 +94,13 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
     if len(pending) < len(keys):
         print(f"note: {len(keys) - len(pending)} of {len(keys)} speaker(s) kept from {partial} (an earlier run)",
               file=sys.stderr)
-    groups, group = [], []
+    groups, group, size = [], [], 0
     for who, rows in pending:  # whole speakers, about GROUP_CLIPS clips a call
         group.append((who, rows))
-        if sum(len(r) for _, r in group) >= GROUP_CLIPS:
+        size += len(rows)
+        if size >= GROUP_CLIPS:
             groups.append(group)
-            group = []
+            group, size = [], 0
     groups += [group] if group else []
     with tqdm(total=sum(len(rows) for _, rows in pending), desc="predict", unit="clip",
               disable=not pending or len(df) <= args.batch_size) as bar:
