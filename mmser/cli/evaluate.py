@@ -73,11 +73,11 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
     from mmser.audio import file_sha256
     from mmser.cli.predict import predict_listed
     from mmser.data.manifest import write_table
+    from mmser.evaluation.crossval import PROB_COLUMNS
     from mmser.evaluation.held_out import speaker_keys
     from mmser.features.speaker_norm import rows_by_speaker
     from mmser.labels import EMOTIONS
 
-    columns = [f"prob_{e}" for e in EMOTIONS]
     checkpoints_key = repr(([file_sha256(c) for c in args.checkpoint], args.window))
     keys = speaker_keys(df, texts, checkpoints_key)
     probs, errors = np.full((len(df), len(EMOTIONS)), np.nan), [""] * len(df)
@@ -86,7 +86,7 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
         kept = partial / f"{keys[who]}.csv"
         if kept.is_file():
             table = pd.read_csv(kept, keep_default_na=False).set_index("utt_id").loc[df["utt_id"].iloc[rows]]
-            probs[rows] = table[columns].replace("", np.nan).to_numpy(float)
+            probs[rows] = table[PROB_COLUMNS].replace("", np.nan).to_numpy(float)
             for i, error in zip(rows, table["error"]):
                 errors[i] = error
         else:
@@ -113,7 +113,7 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
                 else:
                     probs[i] = [result.probabilities[e] for e in EMOTIONS]
             for who, rows in group:
-                kept = pd.DataFrame(probs[rows], columns=columns).assign(error=[errors[i] for i in rows])
+                kept = pd.DataFrame(probs[rows], columns=PROB_COLUMNS).assign(error=[errors[i] for i in rows])
                 kept.insert(0, "utt_id", list(df["utt_id"].iloc[rows]))
                 write_table(kept, partial / f"{keys[who]}.csv")
     return probs, errors
