@@ -60,10 +60,17 @@ class Checkpoint:
     # audio encoder spec -> the population frame moments a speaker's running statistics start from
     # (features.speaker_norm.prior_clips; empty otherwise)
     speaker_prior: dict[str, FrameMoments] = field(default_factory=dict)
+    # the documents of the checkpoints merged into this one (:func:`mmser.ensemble.merged`); None: ``meta`` alone
+    merged_documents: list[dict] | None = None
 
     @property
     def uses_text(self) -> bool:
         return any(m.text_source for m in self.members)
+
+    @property
+    def documents(self) -> list[dict]:
+        """The document of each checkpoint whose members this one holds."""
+        return self.merged_documents or [self.meta]
 
 
 def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -101,6 +108,20 @@ def save_checkpoint(path: str | Path, members: list[Member], features: FeatureSp
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata={"mmser": json.dumps(meta)}))
     return path
+
+
+def heard_speakers(documents: list[dict]) -> dict[str, str] | None:
+    """The speakers the training of the checkpoints ``documents`` heard (their ``train_speakers`` and
+    ``val_speakers``), each with its part: "training", or "validation" (early stopping and any choice read them);
+    "training" when both. None when a checkpoint was written before its training speakers were recorded."""
+    heard: dict[str, str] = {}
+    for meta in documents:
+        if "train_speakers" not in meta:
+            return None
+        for who in meta.get("val_speakers") or []:
+            heard.setdefault(str(who), "validation")
+        heard.update({str(who): "training" for who in meta["train_speakers"]})
+    return heard
 
 
 def read_document(path: str | Path) -> dict:

@@ -40,7 +40,7 @@ def describe(ckpt: Checkpoint) -> dict:
                    "test_time_speeds": list(spec.test_time_speeds)},
         "needs": what_prediction_needs(ckpt),
         "trained_on": {"data": data.get("name"), "manifest": data.get("manifest"), "classes": data.get("classes"),
-                       "val_speakers": ckpt.meta.get("val_speakers"),
+                       "train_speakers": ckpt.meta.get("train_speakers"), "val_speakers": ckpt.meta.get("val_speakers"),
                        "fold": ckpt.meta.get("fold"), "test_speakers": ckpt.meta.get("test_speakers")},
     }
 
@@ -69,7 +69,9 @@ def info_text(document: dict) -> str:
                      f"speaker statistics {frames['speaker_norm']}{tuned}{speeds}")
         fold = (f"; cross-validation {trained['fold']}, test speakers {trained['test_speakers']}"
                 if trained["fold"] else "")
-        lines.append(f"    trained on {trained['data']} ({trained['manifest']}), classes {trained['classes']}, "
+        speakers = (f", {len(trained['train_speakers'])} training speakers" if trained["train_speakers"] is not None
+                    else "")
+        lines.append(f"    trained on {trained['data']} ({trained['manifest']}){speakers}, classes {trained['classes']}, "
                      f"validation speakers {trained['val_speakers']}{fold}")
     needs = list(dict.fromkeys(n for part in parts for n in part["needs"]))
     lines.append("  predicting takes the clip" + "".join(f"; {n}" for n in needs))

@@ -2,7 +2,7 @@
 
 import json
 
-from mmser.checkpoint import save_average
+from mmser.checkpoint import load_checkpoint, save_average, save_checkpoint
 from mmser.checkpoint_info import describe_file
 from mmser.cli import main
 from mmser.features.spec import SpeakerNorm
@@ -33,6 +33,11 @@ def test_info_names_each_part_and_what_prediction_needs(whisper_ckpt, tmp_path, 
     assert "in the order they came" in both[0]["parts"][0]["needs"][0] and both[1]["parts"][0]["needs"] == []
     assert main(["info", str(plain)]) == 0
     assert capsys.readouterr().out.rstrip().endswith("predicting takes the clip")
+    ckpt = load_checkpoint(plain)  # a checkpoint that records the speakers it was trained on
+    recorded = save_checkpoint(tmp_path / "recorded.safetensors", ckpt.members, ckpt.features, None, {},
+                               {"train_speakers": ["a", "b", "c"], "val_speakers": ["d"]})
+    assert main(["info", str(recorded)]) == 0
+    assert ", 3 training speakers, classes None, validation speakers ['d']" in capsys.readouterr().out
 
 
 def test_info_refuses_what_is_not_a_checkpoint_by_name(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmser.checkpoint import load_checkpoint, save_checkpoint
+from mmser.checkpoint import load_checkpoint, save_average, save_checkpoint
 from mmser.cli import main
 from mmser.features.spec import SpeakerNorm
 from mmser.inference import Predictor
@@ -202,3 +202,37 @@ def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, 
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert predicted == ["C"] * 4
     pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)
+
+
+def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allowed(checkpoint, tmp_path, capsys):
+    from mmser.ensemble import open_predictor
+
+    manifest, _ = corpus(tmp_path, speakers=("A", "B", "C"))
+    ckpt = load_checkpoint(checkpoint)
+    heard = save_checkpoint(tmp_path / "heard.safetensors", ckpt.members, ckpt.features, None, {},
+                            {"train_speakers": ["A", "Z"], "val_speakers": ["C"]})
+    other = save_checkpoint(tmp_path / "other.safetensors", ckpt.members, ckpt.features, None, {},
+                            {"train_speakers": ["C"], "val_speakers": ["Y"]})
+    assert Predictor.from_checkpoint(heard).heard_speakers == {"A": "training", "Z": "training", "C": "validation"}
+    # several checkpoints: every one's speakers, training over validation; unknown when one does not record them
+    assert open_predictor([heard, other]).heard_speakers == {"A": "training", "Z": "training", "C": "training",
+                                                            "Y": "validation"}
+    assert open_predictor([heard, checkpoint]).heard_speakers is None
+    averaged = save_average(tmp_path / "averaged.safetensors", [heard, other])  # one file, the same union
+    assert Predictor.from_checkpoint(averaged).heard_speakers == open_predictor([heard, other]).heard_speakers
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of its 3 speaker(s) (8 clips) were heard by the checkpoint(s) in training or validation: " \
+           "A (training), C (validation)" in err and not out.exists()
+    assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out), "--allow-heard-speakers"]) == 0
+    assert json.loads((out / "held_out" / "metrics.json").read_text())["heard_speakers"] == ["A", "C"]
+    # a manifest of new speakers alone is scored; a checkpoint without the record is scored with a note
+    table = pd.read_csv(manifest)
+    table[table["speaker"] == "B"].to_csv(tmp_path / "new.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "new.csv"), "--checkpoint", str(heard), "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "held_out" / "metrics.json").read_text())["heard_speakers"] == []
+    assert "does not record the speakers" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "new.csv"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "c")]) == 0
+    assert "nothing checks that the manifest's speakers are new to it" in capsys.readouterr().err
+    assert json.loads((tmp_path / "c" / "held_out" / "metrics.json").read_text())["heard_speakers"] is None

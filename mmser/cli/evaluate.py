@@ -11,6 +11,7 @@ HELD_OUT = "held_out"  # the one "fold" of an evaluation run: <out>/held_out/{pr
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
     import shutil
+    import sys
     from pathlib import Path
 
     from mmser.data.manifest import read_manifest, write_table
@@ -23,10 +24,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmser.atomic import atomic_write_bytes
     from mmser.devices import resolve_device
     from mmser.ensemble import open_predictor
-    from mmser.evaluation.held_out import check_scorable, held_out_scores, transcripts
+    from mmser.evaluation.held_out import check_scorable, heard_in_manifest, held_out_scores, transcripts
 
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     check_scorable(df, predictor.trained_classes, args.manifest)
+    heard = heard_in_manifest(df, predictor.heard_speakers, args.manifest, args.allow_heard_speakers)
+    if heard is None:
+        print("note: a checkpoint does not record the speakers it was trained on (written before mmser recorded "
+              "them): nothing checks that the manifest's speakers are new to it", file=sys.stderr)
     texts = transcripts(df, predictor.text_sources, args.manifest)
     out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
     (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside new predictions
@@ -42,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                          + (" (the first 20)" if len(failed) > 20 else "")
                          + "".join(f"\n  {df['utt_id'].iloc[i]}: {err}" for i, err in failed[:20]))
     metrics.update({"manifest": str(args.manifest), "checkpoints": [str(c) for c in args.checkpoint],
-                    "speakers_n": int(df["speaker"].nunique())})
+                    "speakers_n": int(df["speaker"].nunique()), "heard_speakers": heard})
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     shutil.rmtree(out / "partial", ignore_errors=True)  # every prediction is in predictions.csv now
     low, high = metrics["UA_ci95"]
@@ -134,4 +139,7 @@ def register(add) -> None:
                         "on the folder above tabulates several such runs, as cross-validation runs)")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
+    p.add_argument("--allow-heard-speakers", action="store_true",
+                   help="score speakers the checkpoints heard in training or validation (refused by default; "
+                        "metrics.json lists them)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")

@@ -42,6 +42,11 @@ class Fold:
     speaker_dependent: bool = False  # random utterances: the test speakers are also training speakers
 
 
+def speakers_of(df: pd.DataFrame, utt_ids) -> list[str]:
+    """The speakers, sorted, of the rows of ``df`` whose ``utt_id`` is in ``utt_ids``."""
+    return sorted(set(df.loc[df["utt_id"].isin(set(utt_ids)), "speaker"]))
+
+
 def assert_speaker_disjoint(df: pd.DataFrame, fold: Fold) -> None:
     """Raise SpeakerLeakError if any speaker is in two parts of ``fold``, or parts share utterances."""
     speaker = df.set_index("utt_id")["speaker"]

@@ -24,7 +24,7 @@ from mmser.checkpoint import Member, load_checkpoint, save_checkpoint
 from mmser.config import stored_yaml_under_schema, to_yaml
 from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import Protocol, limit_per_class, make_folds, sentence_overlap
-from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold, validation_group
+from mmser.data.splits import SPEAKER_DEPENDENT_NOTE, Fold, speakers_of, validation_group
 from mmser.distributed import is_main, say
 from mmser.errors import MmserError
 from mmser.features.store import FeatureStore
@@ -108,7 +108,8 @@ def run_fold(protocol: Protocol, fold: Fold, cfg: DictConfig, store: FeatureStor
         save_checkpoint(fold_dir / FOLD_CHECKPOINT, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(stored_cfg, resolve=True),
                         {"fold": fold.name, "test_speakers": list(fold.test_speakers),
-                         "val_speakers": list(fold.val_speakers)}, store.speaker_prior)
+                         "val_speakers": list(fold.val_speakers), "train_speakers": speakers_of(df, fold.train)},
+                        store.speaker_prior)
     table = prediction_table(df, fold.test, np.mean(probs, axis=0))  # ensemble average
     metrics = classification_metrics(table["true"].values, table["pred"].values, list(protocol.classes))
     metrics.update({

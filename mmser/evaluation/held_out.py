@@ -27,6 +27,24 @@ def check_scorable(df: pd.DataFrame, trained_classes: list[str], where: str) -> 
                          "out of the manifest: a model cannot be scored on a class it never learnt")
 
 
+def heard_in_manifest(df: pd.DataFrame, heard: dict[str, str] | None, where: str, allow: bool) -> list[str] | None:
+    """The manifest's speakers that the checkpoints heard in training or validation (``heard``:
+    :attr:`~mmser.inference.Predictor.heard_speakers`), sorted; None when the checkpoints do not record theirs.
+    Refuses any unless ``allow``: a score on speakers a model learnt from or was stopped on is not a score on
+    new speakers."""
+    if heard is None:
+        return None
+    seen = sorted(set(df["speaker"]) & set(heard))
+    if seen and not allow:
+        clips = int(df["speaker"].isin(seen).sum())
+        shown = ", ".join(f"{who} ({heard[who]})" for who in seen[:10]) + (" ..." if len(seen) > 10 else "")
+        raise MmserError(f"{where}: {len(seen)} of its {df['speaker'].nunique()} speaker(s) ({clips} clips) were heard "
+                         f"by the checkpoint(s) in training or validation: {shown}. Leave them out of the manifest "
+                         "for a score on new speakers, or pass --allow-heard-speakers (e.g. other people who share "
+                         "those ids); metrics.json then lists them")
+    return seen
+
+
 def held_out_scores(df: pd.DataFrame, probs: np.ndarray, trained_classes: list[str]) -> tuple[pd.DataFrame, dict]:
     """Per-utterance predictions of every row of ``df`` (probabilities ``probs`` (N, 8), in ``df``'s order) in
     cross-validation's ``predictions.csv`` columns, and their metrics: WA, UA (mean recall over the classes

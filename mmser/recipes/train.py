@@ -12,7 +12,7 @@ from mmser.audio import file_sha256
 from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_average, save_checkpoint
 from mmser.config import ConfigError
 from mmser.data.protocol import load_protocol
-from mmser.data.splits import holdout_validation
+from mmser.data.splits import holdout_validation, speakers_of
 from mmser.distributed import is_main, say
 from mmser.evaluation.crossval import FUSED_KINDS, run_config
 from mmser.features.store import store_for
@@ -75,7 +75,8 @@ def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True,
     if is_main():  # several training processes: one writes
         save_checkpoint(out, members, store.spec, text_fingerprint,
                         OmegaConf.to_container(run_config(cfg, protocol), resolve=True),
-                        {"val_speakers": list(split.val_speakers), **(extra or {})}, store.speaker_prior)
+                        {"val_speakers": list(split.val_speakers),
+                         "train_speakers": speakers_of(protocol.rows, split.train), **(extra or {})}, store.speaker_prior)
     return Path(out), summaries
 
 

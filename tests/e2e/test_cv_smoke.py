@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from mmser.checkpoint import load_checkpoint
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.evaluation.crossval import PROB_COLUMNS
@@ -86,8 +87,6 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
         assert main(["predict", clip, "--checkpoint", str(ckpt), "--json", *extra]) == 0
         pred = json.loads(capsys.readouterr().out)
         assert pred["label"] in ("neutral", "angry") and sum(pred["probabilities"].values()) == pytest.approx(1, abs=1e-4)
-    from mmser.checkpoint import load_checkpoint
-
     fold = load_checkpoint(out / "audio_only" / "session3" / "model.safetensors")
     assert fold.meta["test_speakers"] == metrics["test_speakers"] and fold.features.whisper_window == "clip"
 
@@ -117,7 +116,9 @@ def test_prepare_ablate_table(tiny_sessions, tmp_path, capsys):
     assert "audio-only start for whisper-ct2:tiny.en" in printed
     assert re.search(r"member whisper-ct2:tiny.en seed \d+: best validation UA \d+\.\d %"
                      r"( at epoch \d+ of \d+|, the starting model's)", printed), printed
-    assert (tmp_path / "fused.safetensors").is_file()
+    trained = load_checkpoint(tmp_path / "fused.safetensors").meta  # it records every speaker it heard, and where
+    assert set(trained["train_speakers"]) | set(trained["val_speakers"]) == set(df["speaker"])
+    assert len(trained["val_speakers"]) == 1 and not set(trained["train_speakers"]) & set(trained["val_speakers"])
 
 
 def _csv_corpus(root, prefix, labels, n_speakers=3, per=4, varied=False):
@@ -244,6 +245,15 @@ def test_a_folds_enrolment_checkpoint_predicts_its_test_speakers_clip_list_as_th
     scored = pd.read_csv(tmp_path / "ev" / "held_out" / "predictions.csv").set_index("utt_id").loc[pred["utt_id"]]
     assert list(scored.columns[:3]) == ["speaker", "true", "pred"] and list(scored["true"]) == list(pred["true"])
     np.testing.assert_allclose(scored[PROB_COLUMNS].to_numpy(float), pred[PROB_COLUMNS].to_numpy(float), atol=5e-3)
+    # the fold's checkpoint records the speakers it heard; the whole manifest holds them, so it is refused
+    document = load_checkpoint(tmp_path / "cv" / "fold0" / "model.safetensors").meta
+    test = set(manifest.loc[manifest["utt_id"].isin(pred["utt_id"]), "speaker"])
+    assert set(document["train_speakers"]) == set(manifest["speaker"]) - test - set(document["val_speakers"])
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "a.csv"), "--checkpoint", str(tmp_path / "cv" / "fold0" / "model.safetensors"),
+                 "--out", str(tmp_path / "ev_all")]) == 2
+    assert "were heard by the checkpoint(s) in training or validation" in capsys.readouterr().err
+    assert not (tmp_path / "ev_all").exists()
 
 
 def test_cv_cache_benchmark_refuses_an_empty_cache_then_reports_both_times(tmp_path):
