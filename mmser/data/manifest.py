@@ -51,7 +51,9 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
     df = _read_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise ManifestError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
+        hint = (f" (a corpus CSV of path,label,speaker becomes a manifest with `mmser prepare csv {path} --out "
+                "manifest.csv`)" if "utt_id" in missing and {"path", "label", "speaker"} <= set(df.columns) else "")
+        raise ManifestError(f"{path}: missing column(s) {missing}; has {list(df.columns)}{hint}")
     if df.empty:
         raise ManifestError(f"{path}: manifest has no rows")
     for col in STRING_COLUMNS:

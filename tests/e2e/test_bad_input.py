@@ -104,6 +104,7 @@ def test_odd_but_valid_audio_is_accepted_and_encoded(tmp_path, capsys, whisper_c
 
 @pytest.mark.parametrize("content, message", [
     ("utt_id,path,label\nu1,a.wav,angry\n", "missing column(s) ['speaker']"),
+    ("path,label,speaker\na.wav,angry,s1\n", "becomes a manifest with `mmser prepare csv "),  # a corpus CSV
     ("utt_id,path,speaker,label\nu1,a.wav,s1,angry\nu1,b.wav,s1,sad\n", "duplicate utt_id"),
     ("utt_id,path,speaker,label\nu1,a.wav,s1,joy\n", "outside the 8-class space"),
     ("utt_id,path,speaker,label\nu1,,s1,angry\n", "empty 'path'"),
