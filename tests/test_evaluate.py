@@ -236,3 +236,22 @@ def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allow
     assert main(["evaluate", str(tmp_path / "new.csv"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "c")]) == 0
     assert "nothing checks that the manifest's speakers are new to it" in capsys.readouterr().err
     assert json.loads((tmp_path / "c" / "held_out" / "metrics.json").read_text())["heard_speakers"] is None
+
+
+def test_manifest_labels_only_chooses_among_the_manifests_classes(checkpoint, tmp_path, capsys):
+    manifest, _ = corpus(tmp_path, per_speaker=8)
+    table = pd.read_csv(manifest)
+    table[table["label"].isin(["neutral", "happy"])].to_csv(tmp_path / "two.csv", index=False)  # a corpus of 2 classes
+    common = ["evaluate", str(tmp_path / "two.csv"), "--checkpoint", str(checkpoint)]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert main([*common, "--out", str(tmp_path / "two"), "--manifest-labels-only"]) == 0
+    assert "chosen among the manifest's classes: neutral, happy" in capsys.readouterr().out
+    every, two = (pd.read_csv(tmp_path / run / "held_out" / "predictions.csv") for run in ("all", "two"))
+    probs = [f"prob_{e}" for e in EMOTIONS]
+    kept = every[["prob_neutral", "prob_happy"]].to_numpy()
+    np.testing.assert_allclose(two[["prob_neutral", "prob_happy"]].to_numpy(), kept / kept.sum(1, keepdims=True), atol=2e-5)
+    assert (two[[p for p in probs if p not in ("prob_neutral", "prob_happy")]].to_numpy() == 0).all()
+    assert set(two["pred"]) <= {"neutral", "happy"} and set(every["pred"]) - {"neutral", "happy"}  # the others counted wrong
+    metrics = {run: json.loads((tmp_path / run / "held_out" / "metrics.json").read_text()) for run in ("all", "two")}
+    assert metrics["two"]["chosen_among"] == ["neutral", "happy"] and metrics["all"]["chosen_among"] == LABELS
+    assert metrics["two"]["UA"] == pytest.approx(unweighted_accuracy(two["true"], two["pred"]))

@@ -24,7 +24,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mmser.atomic import atomic_write_bytes
     from mmser.devices import resolve_device
     from mmser.ensemble import open_predictor
-    from mmser.evaluation.held_out import check_scorable, heard_in_manifest, held_out_scores, transcripts
+    from mmser.evaluation.held_out import check_scorable, heard_in_manifest, held_out_scores, over_labels, transcripts
 
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     check_scorable(df, predictor.trained_classes, args.manifest)
@@ -38,7 +38,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     probs, errors = predicted_by_speaker(predictor, df, texts, out / "partial", args)
     failed = [(i, error) for i, error in enumerate(errors) if error]
     done = [i for i, error in enumerate(errors) if not error]
-    table, metrics = held_out_scores(df.iloc[done], probs[done], predictor.trained_classes) if done else (None, None)
+    classes = predictor.trained_classes
+    if args.manifest_labels_only:  # chosen among the manifest's classes: the others' probabilities 0
+        classes = [c for c in classes if c in set(df["label"])]
+        probs = over_labels(probs, classes)
+    table, metrics = held_out_scores(df.iloc[done], probs[done], classes) if done else (None, None)
     if table is not None:
         write_table(table, out / "predictions.csv")  # kept even when some clips failed
     if failed:
@@ -47,10 +51,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                          + (" (the first 20)" if len(failed) > 20 else "")
                          + "".join(f"\n  {df['utt_id'].iloc[i]}: {err}" for i, err in failed[:20]))
     metrics.update({"manifest": str(args.manifest), "checkpoints": [str(c) for c in args.checkpoint],
-                    "speakers_n": int(df["speaker"].nunique()), "heard_speakers": heard})
+                    "speakers_n": int(df["speaker"].nunique()), "heard_speakers": heard,
+                    "chosen_among": classes})
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     shutil.rmtree(out / "partial", ignore_errors=True)  # every prediction is in predictions.csv now
     low, high = metrics["UA_ci95"]
+    if args.manifest_labels_only:
+        print(f"each clip's label chosen among the manifest's classes: {', '.join(classes)}")
     print(f"{args.manifest}: {len(df)} clips of {metrics['speakers_n']} speaker(s): UA {100 * metrics['UA']:.1f} % "
           f"(95 % interval over clips {100 * low:.1f}-{100 * high:.1f}), WA {100 * metrics['WA']:.1f} %, "
           f"macro F1 {100 * metrics['macro_F1']:.1f} %")
@@ -139,6 +146,10 @@ def register(add) -> None:
                         "on the folder above tabulates several such runs, as cross-validation runs)")
     p.add_argument("--window", type=float, default=30.0, help="seconds per window for long clips")
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder / model call")
+    p.add_argument("--manifest-labels-only", action="store_true",
+                   help="choose each clip's label among the manifest's classes only (another corpus with fewer "
+                        "classes: the other classes' probabilities set to 0, the rest renormalised); by default a "
+                        "prediction of a class the manifest lacks counts as an error")
     p.add_argument("--allow-heard-speakers", action="store_true",
                    help="score speakers the checkpoints heard in training or validation (refused by default; "
                         "metrics.json lists them)")

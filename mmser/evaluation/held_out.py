@@ -45,6 +45,14 @@ def heard_in_manifest(df: pd.DataFrame, heard: dict[str, str] | None, where: str
     return seen
 
 
+def over_labels(probs: np.ndarray, labels: list[str]) -> np.ndarray:
+    """``probs`` (N, 8) renormalised over ``labels``, every other class's probability 0: a model scored on a corpus
+    with fewer classes, choosing among that corpus's classes only (``mmser evaluate --manifest-labels-only``)."""
+    kept = np.where(np.isin(EMOTIONS, labels), probs, 0.0)  # (N, 8)
+    total = kept.sum(axis=1, keepdims=True)  # (N, 1)
+    return kept / np.where(total > 0, total, 1.0)
+
+
 def held_out_scores(df: pd.DataFrame, probs: np.ndarray, trained_classes: list[str]) -> tuple[pd.DataFrame, dict]:
     """Per-utterance predictions of every row of ``df`` (probabilities ``probs`` (N, 8), in ``df``'s order) in
     cross-validation's ``predictions.csv`` columns, and their metrics: WA, UA (mean recall over the classes
