@@ -227,6 +227,15 @@ def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allow
            "A (training), C (validation)" in err and not out.exists()
     assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out), "--allow-heard-speakers"]) == 0
     assert json.loads((out / "held_out" / "metrics.json").read_text())["heard_speakers"] == ["A", "C"]
+    # a checkpoint trained on several manifests names its speakers <corpus>:<speaker> (the file's name without a
+    # corpus column); both are found
+    for corpus_column, name in ((True, "tones:B"), (False, "manifest:B")):
+        several = save_checkpoint(tmp_path / "several.safetensors", ckpt.members, ckpt.features, None, {},
+                                  {"train_speakers": [name, "other:A"], "val_speakers": []})
+        (pd.read_csv(manifest) if corpus_column else pd.read_csv(manifest).drop(columns="corpus")).to_csv(manifest, index=False)
+        assert main(["evaluate", str(manifest), "--checkpoint", str(several), "--out", str(tmp_path / "s")]) == 2
+        assert "1 of its 3 speaker(s) (4 clips) were heard by the checkpoint(s) in training or validation: " \
+               "B (training)." in capsys.readouterr().err
     # a manifest of new speakers alone is scored; a checkpoint without the record is scored with a note
     table = pd.read_csv(manifest)
     table[table["speaker"] == "B"].to_csv(tmp_path / "new.csv", index=False)

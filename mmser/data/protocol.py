@@ -49,6 +49,17 @@ def text_column(df: pd.DataFrame, text_source: str) -> pd.Series:
     return df[col].fillna("").astype(str)
 
 
+def _corpus_of(df: pd.DataFrame, path: str | Path) -> pd.Series:
+    """Each row's corpus: the ``corpus`` column where set, else the manifest's file name (stem)."""
+    corpus = df["corpus"] if "corpus" in df.columns else pd.Series("", index=df.index)
+    return corpus.where(corpus != "", Path(path).stem)
+
+
+def corpus_qualified_speakers(df: pd.DataFrame, path: str | Path) -> pd.Series:
+    """Each row's speaker as :func:`combined_manifests` names it: ``<corpus>:<speaker>``."""
+    return _corpus_of(df, path) + ":" + df["speaker"]
+
+
 def combined_manifests(paths: list[str]) -> pd.DataFrame:
     """Several corpora's manifests as one: speaker ids qualified by corpus (``<corpus>:<speaker>``, so that two
     corpora's "spk01" stay two speakers), the corpus taken from the ``corpus`` column or the file name. Says how
@@ -56,10 +67,8 @@ def combined_manifests(paths: list[str]) -> pd.DataFrame:
     parts, seen = [], {}
     for path in paths:
         df = read_manifest(path)
-        if "corpus" not in df.columns:
-            df["corpus"] = ""
-        df["corpus"] = df["corpus"].where(df["corpus"] != "", Path(path).stem)
-        df["speaker"] = df["corpus"] + ":" + df["speaker"]
+        df["corpus"] = _corpus_of(df, path)
+        df["speaker"] = corpus_qualified_speakers(df, path)
         clash = set(df["utt_id"]) & set(seen)
         if clash:
             first = sorted(clash)[0]

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from mmser.data.protocol import text_column
+from mmser.data.protocol import corpus_qualified_speakers, text_column
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import prediction_table
 from mmser.labels import EMOTIONS
@@ -29,16 +29,18 @@ def check_scorable(df: pd.DataFrame, trained_classes: list[str], where: str) -> 
 
 def heard_in_manifest(df: pd.DataFrame, heard: dict[str, str] | None, where: str, allow: bool) -> list[str] | None:
     """The manifest's speakers that the checkpoints heard in training or validation (``heard``:
-    :attr:`~mmser.inference.Predictor.heard_speakers`), sorted; None when the checkpoints do not record theirs.
-    Refuses any unless ``allow``: a score on speakers a model learnt from or was stopped on is not a score on
-    new speakers."""
+    :attr:`~mmser.inference.Predictor.heard_speakers`; a checkpoint trained on several manifests names its speakers
+    ``<corpus>:<speaker>``), sorted; None when the checkpoints do not record theirs. Refuses any unless ``allow``:
+    a score on speakers a model learnt from or was stopped on is not a score on new speakers."""
     if heard is None:
         return None
-    seen = sorted(set(df["speaker"]) & set(heard))
+    qualified = dict(zip(df["speaker"], corpus_qualified_speakers(df, where)))
+    found = {who: heard.get(who) or heard.get(qualified[who]) for who in qualified}
+    seen = sorted(who for who, part in found.items() if part)
     if seen and not allow:
         clips = int(df["speaker"].isin(seen).sum())
-        shown = ", ".join(f"{who} ({heard[who]})" for who in seen[:10]) + (" ..." if len(seen) > 10 else "")
-        raise MmserError(f"{where}: {len(seen)} of its {df['speaker'].nunique()} speaker(s) ({clips} clips) were heard "
+        shown = ", ".join(f"{who} ({found[who]})" for who in seen[:10]) + (" ..." if len(seen) > 10 else "")
+        raise MmserError(f"{where}: {len(seen)} of its {len(qualified)} speaker(s) ({clips} clips) were heard "
                          f"by the checkpoint(s) in training or validation: {shown}. Leave them out of the manifest "
                          "for a score on new speakers, or pass --allow-heard-speakers (e.g. other people who share "
                          "those ids); metrics.json then lists them")
