@@ -34,13 +34,16 @@ def heard_in_manifest(df: pd.DataFrame, heard: dict[str, str] | None, where: str
     a score on speakers a model learnt from or was stopped on is not a score on new speakers."""
     if heard is None:
         return None
-    qualified = dict(zip(df["speaker"], corpus_qualified_speakers(df, where)))
-    found = {who: heard.get(who) or heard.get(qualified[who]) for who in qualified}
-    seen = sorted(who for who, part in found.items() if part)
+    found: dict[str, str] = {}
+    for who, qualified in set(zip(df["speaker"], corpus_qualified_speakers(df, where))):
+        part = heard.get(who) or heard.get(qualified)
+        if part and found.get(who) != "training":
+            found[who] = part
+    seen = sorted(found)
     if seen and not allow:
         clips = int(df["speaker"].isin(seen).sum())
         shown = ", ".join(f"{who} ({found[who]})" for who in seen[:10]) + (" ..." if len(seen) > 10 else "")
-        raise MmserError(f"{where}: {len(seen)} of its {len(qualified)} speaker(s) ({clips} clips) were heard "
+        raise MmserError(f"{where}: {len(seen)} of its {df['speaker'].nunique()} speaker(s) ({clips} clips) were heard "
                          f"by the checkpoint(s) in training or validation: {shown}. Leave them out of the manifest "
                          "for a score on new speakers, or pass --allow-heard-speakers (e.g. other people who share "
                          "those ids); metrics.json then lists them")
