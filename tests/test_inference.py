@@ -294,6 +294,8 @@ def test_a_clip_list_of_several_speakers_enrols_each_clip_on_its_speakers_other_
     assert "speaker 'C' has no other readable clip" in rows[6]["error"]
     assert "3 of 8 clip(s) failed" in printed.err and "speaker 'C' has no other readable clip" in printed.err
     assert "8 clips of 3 speaker(s): each clip is standardised with its speaker's other listed clips" in printed.err
+    assert "1 of 3 speaker(s) have fewer than the 2 clips per speaker this checkpoint's statistics were trained " \
+           "with, so theirs are noisier (fewest: C, 1)" in printed.err
     assert sum(windows) == 6  # the six readable clips, each encoded once (for its moments, kept for its prediction)
     assert main(["predict", str(table), "--checkpoint", str(path), "--batch-size", "2", "--json"]) == 2  # with a bar
     printed = capsys.readouterr()

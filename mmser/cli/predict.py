@@ -240,6 +240,13 @@ def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
              "listed clips, itself included, as this transductive checkpoint was trained")
           + (f"; this checkpoint was trained on enrolment clips of {', '.join(labels)} speech only, and the list's "
              "clips count whatever their emotion" if labels else ""), file=sys.stderr)
+    wanted = predictor.features.speaker_norm.clips
+    others = {who: len(rows) - leave_out for who, rows in groups.items()}  # the clips each clip's statistics get
+    few = sorted((n, who) for who, n in others.items() if wanted is not None and n < wanted)
+    if few:
+        print(f"note: {len(few)} of {len(groups)} speaker(s) have fewer than the {wanted} clips per speaker this "
+              f"checkpoint's statistics were trained with, so theirs are noisier (fewest: {few[0][1]}, "
+              f"{few[0][0]})", file=sys.stderr)
     return groups
 
 
