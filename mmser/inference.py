@@ -273,7 +273,8 @@ class Predictor:
         wanted = self.features.speaker_norm.clips
         if wanted is not None and len(clips) < wanted:
             warnings.warn(f"{len(clips)} enrolment clip(s) given; the checkpoint was trained with statistics of "
-                          f"{wanted} clips per speaker, so fewer make noisier statistics", stacklevel=2)
+                          f"{wanted} clips per speaker, so fewer make noisier statistics",
+                          stacklevel=3)  # the caller's line, past inference_mode's wrapper
         return self.clip_moments(clips, batch_size, sample_rate)
 
     @torch.inference_mode()
