@@ -124,6 +124,9 @@ class SpeakerNormConfig:
     # cross-validation only: the test speakers' enrolment pool when it differs from training's (a model
     # trained with enrolment of any emotion, enrolled with [neutral, calm] speech); None: as training
     test_labels: Optional[List[str]] = None
+    # cross-validation only: the test speakers' enrolment clips per speaker when it differs from training's `clips`
+    # (how a model trained with 59 does with 10 at test time); None: as training
+    test_clips: Optional[int] = None
     # running: each speaker's statistics start from the training speakers' (the population's), counted as this
     # many clips, so a speaker's first clips are standardised mostly as the population is (Kaldi's online CMVN
     # with global statistics); None: a speaker's first clip gets its own statistics alone
@@ -574,9 +577,10 @@ def test_time_problems(f: DictConfig) -> list[str]:
     if any(not 0.5 <= x <= 2.0 or x == 1.0 for x in speeds) or len(set(speeds)) != len(speeds):
         problems.append(f"{key}: {speeds} must be distinct factors in [0.5, 2] other than 1 (the clip itself is "
                         "always predicted)")
-    if speeds and f.speaker_norm.test_labels is not None:
-        problems.append(f"{key}: not with features.speaker_norm.test_labels (the copies are standardised with the "
-                        "training pool's enrolment statistics)")
+    for other in ("test_labels", "test_clips"):
+        if speeds and f.speaker_norm.get(other) is not None:
+            problems.append(f"{key}: not with features.speaker_norm.{other} (the copies are standardised with the "
+                            "training draw's enrolment statistics)")
     return problems
 
 
@@ -589,9 +593,11 @@ def speaker_norm_problems(sn: DictConfig) -> list[str]:
     if sn.mode == "enrol":
         if sn.clips is None or sn.clips < 1:
             problems.append(f"{key}.clips: mode=enrol standardises with K enrolment clips; set clips >= 1 (got {sn.clips})")
+        if sn.get("test_clips") is not None and sn.test_clips < 1:
+            problems.append(f"{key}.test_clips: {sn.test_clips} must be >= 1 (leave it unset for training's clips)")
     else:
-        for sub in ("clips", "labels", "test_labels"):
-            if sn[sub] is not None:
+        for sub in ("clips", "labels", "test_labels", "test_clips"):
+            if sn.get(sub) is not None:
                 problems.append(f"{key}.{sub}: only for mode=enrol (mode is {sn.mode})")
     if sn.prior_clips is not None:
         if sn.mode != "running":

@@ -108,3 +108,19 @@ def test_test_time_speeds_round_trip_and_older_checkpoints_read_without_them(che
     older = ckpt.features.to_dict()
     del older["test_time_speeds"]  # written before the key existed
     assert FeatureSpec.from_dict(older).test_time_speeds == ()
+
+
+def test_test_enrolment_clips_round_trip_and_older_checkpoints_read_without_them(checkpoint, tmp_path):
+    from dataclasses import replace
+
+    from mmser.checkpoint import save_checkpoint
+    from mmser.features.spec import FeatureSpec, SpeakerNorm
+
+    ckpt = load_checkpoint(checkpoint)
+    norm = SpeakerNorm("enrol", 5, test_clips=2)
+    assert norm.test_enrolment_clips == 2 and norm.test_differs and not SpeakerNorm("enrol", 5).test_differs
+    path = save_checkpoint(tmp_path / "k.safetensors", ckpt.members, replace(ckpt.features, speaker_norm=norm), None, {})
+    assert load_checkpoint(path).features.speaker_norm == norm
+    older = replace(ckpt.features, speaker_norm=SpeakerNorm("enrol", 5)).to_dict()
+    del older["speaker_norm"]["test_clips"]  # written before the key existed
+    assert FeatureSpec.from_dict(older).speaker_norm.test_enrolment_clips == 5

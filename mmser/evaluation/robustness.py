@@ -84,10 +84,11 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
     desc = f"{run.name}/{fold} noisy{'' if split == 'test' else ' ' + split}"
     if predictor.needs_enrolment:
-        # the enrolment pool training drew from: test speakers' (speaker_norm.test_labels), or everyone else's
+        # the enrolment draw cross-validation made: test speakers' (speaker_norm.test_labels, test_clips), or training's
         sn = predictor.features.speaker_norm
         pool = enrolment_rows(rows, sn.test_enrolment_labels if split == "test" else sn.labels)
-        probs = _enrolled_probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress, pool)
+        clips = sn.test_enrolment_clips if split == "test" else sn.clips
+        probs = _enrolled_probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress, pool, clips)
     else:
         probs = _probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress)
     for snr in todo:
@@ -139,10 +140,10 @@ def _probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcrip
 
 def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None,
                             kind: str, snrs: list[float], desc: str, progress: bool,
-                            pool: list[bool] | None, batch: int = 8) -> dict[float, np.ndarray]:
+                            pool: list[bool] | None, clips: int, batch: int = 8) -> dict[float, np.ndarray]:
     """As :func:`_probabilities`, for models standardised with enrolment clips: each clip of ``clean`` gets the
     enrolment clips cross-validation drew for it (the same draw, :func:`enrolment_draws` over the protocol's
-    rows, ``pool``: the rows it could draw from), all with noise at the clip's SNR (a speaker enrolled in the same
+    rows, ``pool``: the rows it could draw from, ``clips`` per clip), all with noise at the clip's SNR (a speaker enrolled in the same
     noisy room), predicted through :meth:`Predictor.predict_many` with their statistics
     (:meth:`Predictor.clip_moments`).
 
@@ -151,7 +152,6 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
     of ``batch`` clips."""
     from mmser.inference import combine_speaker
 
-    sn = predictor.features.speaker_norm
     ids = rows["utt_id"].astype(str).tolist()
     speakers = rows["speaker"].astype(str).tolist()
     position = {u: i for i, u in enumerate(clean["utt_id"])}
@@ -161,7 +161,7 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
         raise MmserError("robustness: the fold's scored clips are not their speakers' rows of the protocol (was the "
                          "manifest changed after cross-validation?)")
     # other speakers' rows only keep the draw's order (one seeded draw over every row, as in training)
-    draws = enrolment_draws(speakers, sn.clips, may_enrol=pool)
+    draws = enrolment_draws(speakers, clips, may_enrol=pool)
     by_speaker: dict[str, list[int]] = {}
     for j in needed:
         by_speaker.setdefault(speakers[j], []).append(j)

@@ -32,6 +32,7 @@ class SpeakerNorm:
     labels: tuple[str, ...] | None = None  # enrol: labels the enrolment clips are drawn among (None: any)
     test_labels: tuple[str, ...] | None = None  # cross-validation only: the test speakers' pool, when it differs
     prior_clips: float | None = None  # running: the training population's statistics start each speaker's, as this many clips
+    test_clips: int | None = None  # cross-validation only: the test speakers' enrolment clips, when it differs
 
     @property
     def needs_enrolment(self) -> bool:
@@ -50,6 +51,18 @@ class SpeakerNorm:
         """The labels a test speaker's enrolment clips are drawn among: ``test_labels`` when given, else
         ``labels`` (None: any)."""
         return self.test_labels if self.test_labels is not None else self.labels
+
+    @property
+    def test_enrolment_clips(self) -> int | None:
+        """How many enrolment clips a test speaker's clip is standardised with: ``test_clips`` when given, else
+        ``clips``."""
+        return self.test_clips if self.test_clips is not None else self.clips
+
+    @property
+    def test_differs(self) -> bool:
+        """Cross-validation standardises test clips with another draw than training's (``test_labels``,
+        ``test_clips``)."""
+        return self.test_enrolment_labels != self.labels or self.test_enrolment_clips != self.clips
 
     @property
     def per_speaker(self) -> bool:
@@ -93,7 +106,8 @@ class FeatureSpec:
             speaker_norm=SpeakerNorm(str(sn.mode), None if sn.clips is None else int(sn.clips),
                                      None if sn.labels is None else tuple(sn.labels),
                                      None if sn.test_labels is None else tuple(sn.test_labels),
-                                     None if sn.get("prior_clips") is None else float(sn.prior_clips)),
+                                     None if sn.get("prior_clips") is None else float(sn.prior_clips),
+                                     None if sn.get("test_clips") is None else int(sn.test_clips)),
             finetune_top_layers=int(finetune_top_layers),
             test_time_speeds=tuple(float(x) for x in features_cfg.get("test_time_speeds") or ()),
         )
@@ -112,7 +126,8 @@ class FeatureSpec:
         data = dict(data)
         sn = dict(data.pop("speaker_norm"))
         sn = SpeakerNorm(sn["mode"], sn["clips"], None if sn["labels"] is None else tuple(sn["labels"]),
-                         None if sn["test_labels"] is None else tuple(sn["test_labels"]), sn.get("prior_clips"))
+                         None if sn["test_labels"] is None else tuple(sn["test_labels"]), sn.get("prior_clips"),
+                         sn.get("test_clips"))
         return cls(**{**data, "audio_encoders": tuple(data["audio_encoders"]), "speaker_norm": sn,
                       "test_time_speeds": tuple(data.get("test_time_speeds", ()))})
 

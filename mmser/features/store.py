@@ -117,8 +117,8 @@ class FeatureStore:
     utt_ids: list[str] = field(default_factory=list)  # row order of every sequence below
     labels: list[str] = field(default_factory=list)
     audio: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)  # encoder spec -> (L, T, D) per row
-    # encoder spec -> (L, T, D) per row, standardised under the test speakers' enrolment pool where it
-    # differs (features.speaker_norm.test_labels); used for test rows only
+    # encoder spec -> (L, T, D) per row, standardised with the test speakers' enrolment draw where it differs
+    # (features.speaker_norm.test_labels, test_clips); used for test rows only
     test_audio: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)
     text: dict[str, Sequence[np.ndarray]] = field(default_factory=dict)  # text source -> (L, N, D) per row
     encode_seconds: float = 0.0  # time spent encoding (0 when everything was cached)
@@ -271,8 +271,9 @@ def load_store(df: pd.DataFrame, features_cfg, audio_specs: list[str], text_sour
             moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.labels))
         store.moments[name] = moments
         store.audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
-        if sn.test_enrolment_labels != sn.labels:
-            moments = speaker_moments_of(own, speakers, sn.clips, may_enrol=enrolment_rows(df, sn.test_enrolment_labels))
+        if sn.test_differs:  # test speakers enrolled otherwise (features.speaker_norm.test_labels / test_clips)
+            moments = speaker_moments_of(own, speakers, sn.test_enrolment_clips,
+                                         may_enrol=enrolment_rows(df, sn.test_enrolment_labels))
             store.test_audio[name] = _held(CachedRows(locations, row_spec, moments), store.in_memory)
     return store
 

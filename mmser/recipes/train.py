@@ -29,9 +29,10 @@ def check_trainable(cfg: DictConfig) -> None:
                           "checkpoint that standardises with K enrolment clips of the speaker (`mmser predict "
                           "--enrol`), mode=running (the speaker's clips so far, as they arrive), or mode=instance (each clip's "
                           "own statistics) or off")
-    if sn.test_labels is not None:
-        raise ConfigError("features.speaker_norm.test_labels sets the test speakers' enrolment clips in "
-                          "cross-validation only; a checkpoint is trained with features.speaker_norm.labels")
+    if sn.test_labels is not None or sn.get("test_clips") is not None:
+        raise ConfigError("features.speaker_norm.test_labels and test_clips set the test speakers' enrolment clips "
+                          "in cross-validation only; a checkpoint is trained with features.speaker_norm.labels and "
+                          "clips (`mmser predict` enrols with the clips it is given)")
 
 
 def train_checkpoint(cfg: DictConfig, out: str | Path, progress: bool = True,

@@ -204,10 +204,20 @@ def test_speaker_normalised_cv_runs_and_training_a_checkpoint_refuses_it(tmp_pat
     probs = [pd.concat([pd.read_csv(f) for f in sorted((tmp_path / run).glob("fold*/predictions.csv"))])
              for run in ("cv_enrol", "cv_t")]
     assert not np.allclose(probs[0][PROB_COLUMNS].values, probs[1][PROB_COLUMNS].values)
+    # test speakers enrolled with 1 clip instead of training's 2: the same training and validation, other test frames
+    assert main(["cv", *enrolled, "features.speaker_norm.test_clips=1", "--out", str(tmp_path / "cv_k")]) == 0
+    for fold in ("fold0", "fold1", "fold2"):
+        a, b = (load_file(str(tmp_path / run / fold / "model.safetensors")) for run in ("cv_k", "cv_enrol"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        val = [pd.read_csv(tmp_path / run / fold / "val_predictions.csv") for run in ("cv_k", "cv_enrol")]
+        pd.testing.assert_frame_equal(val[0], val[1])
+    probs = [pd.concat([pd.read_csv(f) for f in sorted((tmp_path / run).glob("fold*/predictions.csv"))])
+             for run in ("cv_enrol", "cv_k")]
+    assert not np.allclose(probs[0][PROB_COLUMNS].values, probs[1][PROB_COLUMNS].values)
     capsys.readouterr()
-    assert main(["train", *enrolled, "features.speaker_norm.test_labels=[angry]",
-                 "--out", str(tmp_path / "t.safetensors")]) == 2
-    assert "cross-validation only" in capsys.readouterr().err
+    for setting in ("test_labels=[angry]", "test_clips=1"):
+        assert main(["train", *enrolled, f"features.speaker_norm.{setting}", "--out", str(tmp_path / "t.safetensors")]) == 2
+        assert "cross-validation only" in capsys.readouterr().err
     assert main(["train", *enrolled, "--out", str(tmp_path / "m.safetensors")]) == 0
     clips = sorted((tmp_path / "a").rglob("*.wav"))
     capsys.readouterr()

@@ -118,6 +118,13 @@ def test_running_models_hear_each_speakers_noisy_clips_in_the_cv_arrival_order(t
     _inaudible_noise_gives_the_clean_predictions(tmp_path, "running", "features.speaker_norm.mode=running", *prior)
 
 
+def test_test_speakers_enrolled_with_fewer_clips_get_that_draw_under_noise(tmp_path):
+    # trained with 5 enrolment clips (all the others), test speakers enrolled with a seeded draw of 2: an inaudible
+    # SNR reproduces the clean test predictions only if each test clip gets the 2-clip draw cross-validation gave it
+    _inaudible_noise_gives_the_clean_predictions(tmp_path, "enrol", "features.speaker_norm.mode=enrol",
+                                                 "features.speaker_norm.clips=5", "features.speaker_norm.test_clips=2")
+
+
 @pytest.mark.parametrize("overrides", [
     ["features.speaker_norm.mode=enrol", "features.speaker_norm.clips=2", "features.speaker_norm.test_labels=[angry]"],
     ["features.speaker_norm.mode=running"]], ids=["enrol", "running"])
