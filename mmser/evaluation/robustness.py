@@ -143,9 +143,9 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
                             pool: list[bool] | None, clips: int, batch: int = 8) -> dict[float, np.ndarray]:
     """As :func:`_probabilities`, for models standardised with enrolment clips: each clip of ``clean`` gets the
     enrolment clips cross-validation drew for it (the same draw, :func:`enrolment_draws` over the protocol's
-    rows, ``pool``: the rows it could draw from, ``clips`` per clip), all with noise at the clip's SNR (a speaker enrolled in the same
-    noisy room), predicted through :meth:`Predictor.predict_many` with their statistics
-    (:meth:`Predictor.clip_moments`).
+    rows, ``pool``: the rows it could draw from, ``clips`` per clip), all with noise at the clip's SNR (a
+    speaker enrolled in the same noisy room), predicted through :meth:`Predictor.predict_many` with their
+    statistics (:meth:`Predictor.clip_moments`).
 
     Speaker by speaker (a draw never leaves the speaker) and SNR by SNR, each noisy clip is encoded once: its
     frames are kept (:meth:`Predictor.keeping_frames`) between taking its moments and predicting it, in batches
