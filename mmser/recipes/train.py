@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmser.audio import file_sha256
 from mmser.checkpoint import CheckpointError, Member, load_checkpoint, save_average, save_checkpoint
-from mmser.config import ConfigError
+from mmser.config import Config, ConfigError
 from mmser.data.protocol import load_protocol
 from mmser.data.splits import holdout_validation, speakers_of
 from mmser.distributed import is_main, say
@@ -95,9 +95,8 @@ WHERE_IT_RUNS = ("output_dir", "features.cache_dir", "features.device", "feature
                  "trainer.enable_progress_bar")
 
 
-def recipe_key(cfg: DictConfig) -> str:
-    """What makes a trained part reusable: the resolved config but :data:`WHERE_IT_RUNS`, and the manifest's bytes
-    (SHA-256, hex)."""
+def recipe_of(cfg: DictConfig) -> dict:
+    """What a trained part is trained from: the resolved config but :data:`WHERE_IT_RUNS` (JSON-able)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for key in WHERE_IT_RUNS:
         *parents, leaf = key.split(".")
@@ -105,9 +104,53 @@ def recipe_key(cfg: DictConfig) -> str:
         for parent in parents:
             section = section.get(parent, {})
         section.pop(leaf, None)
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
+    return resolved
+
+
+def recipe_key(cfg: DictConfig) -> str:
+    """What makes a trained part reusable: :func:`recipe_of` and the manifest's bytes (SHA-256, hex)."""
+    digest = hashlib.sha256(json.dumps(recipe_of(cfg), sort_keys=True).encode())
     digest.update(file_sha256(cfg.data.manifest).encode())
     return digest.hexdigest()
+
+
+def same_recipe(document: dict, cfg: DictConfig) -> bool:
+    """Whether the part whose document is ``document`` was trained from ``cfg``'s recipe on the same manifest bytes:
+    its ``recipe_key`` is :func:`recipe_key` of ``cfg``, or, for a part written before config keys were added to the
+    schema, of ``cfg`` without the keys its stored config lacks, each of which ``cfg`` leaves at its default (a new
+    key's default leaves a run as it ran)."""
+    stored, key = document.get("config"), document.get("recipe_key")
+    if key == recipe_key(cfg):
+        return True
+    if not isinstance(stored, dict) or not key:
+        return False
+    then, added = _within(recipe_of(cfg), stored)
+    schema = OmegaConf.structured(Config)
+    if any(_value(cfg, dotted) != _value(schema, dotted) for dotted in added):
+        return False  # a key the part's schema lacked, set otherwise than its default: another recipe
+    digest = hashlib.sha256(json.dumps(then, sort_keys=True).encode())
+    digest.update(file_sha256(cfg.data.manifest).encode())
+    return digest.hexdigest() == key
+
+
+def _value(cfg: DictConfig, dotted: str):
+    """The plain value of ``cfg`` at ``dotted`` (a section as a dict)."""
+    value = OmegaConf.select(cfg, dotted)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _within(values: dict, shape: dict, prefix: str = "") -> tuple[dict, list[str]]:
+    """``values`` restricted to the (nested) keys ``shape`` has, and the dotted keys of ``values`` left out."""
+    kept, left = {}, []
+    for name, value in values.items():
+        if name not in shape:
+            left.append(prefix + name)
+        elif isinstance(value, dict) and isinstance(shape[name], dict):
+            kept[name], deeper = _within(value, shape[name], f"{prefix}{name}.")
+            left += deeper
+        else:
+            kept[name] = value
+    return kept, left
 
 
 def train_average(configs: dict[str, DictConfig], out: str | Path, progress: bool = True) -> Path:
@@ -116,7 +159,7 @@ def train_average(configs: dict[str, DictConfig], out: str | Path, progress: boo
     first, then the parts), as ``mmser predict --checkpoint A B ...`` does with separate files.
 
     Each part is written to ``<out>.parts/<name>.safetensors`` as soon as it is trained and kept there; a
-    part found there, trained from the same resolved config on the same manifest bytes (:func:`recipe_key`), is
+    part found there, trained from the same resolved config on the same manifest bytes (:func:`same_recipe`), is
     not trained again, so a stopped run resumes with the part it was training. Every config is checked
     (trainable, one way of standardising per speaker) before any is trained."""
     from mmser.ensemble import check_one_speaker_norm
@@ -130,16 +173,16 @@ def train_average(configs: dict[str, DictConfig], out: str | Path, progress: boo
     folder = parts_folder(out)
     parts = []
     for k, (name, cfg) in enumerate(configs.items()):
-        part, key = folder / f"{name}.safetensors", recipe_key(cfg)  # by name: another order or subset reuses it
+        part = folder / f"{name}.safetensors"  # by name: another order or subset reuses it
         try:
-            done = part.is_file() and load_checkpoint(part).meta.get("recipe_key") == key
+            done = part.is_file() and same_recipe(load_checkpoint(part).meta, cfg)
         except CheckpointError:
             done = False  # unreadable: trained again
         if done:
             say(f"part {k + 1}/{len(configs)} {name}: kept {part} (trained earlier from this config and manifest)")
         else:
             say(f"part {k + 1}/{len(configs)} {name}: training", flush=True)
-            train_checkpoint(cfg, part, progress, {"recipe": name, "recipe_key": key})
+            train_checkpoint(cfg, part, progress, {"recipe": name, "recipe_key": recipe_key(cfg)})
         parts.append(part)
     if is_main():
         save_average(out, parts)

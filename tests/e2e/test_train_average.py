@@ -74,3 +74,42 @@ def test_several_configs_train_into_one_averaged_checkpoint_and_resume_part_by_p
     assert main(["train", str(tmp_path / "second.yaml"), str(tmp_path / "first.yaml"), *common, "train.max_epochs=1",
                  "--out", str(out)]) == 0
     assert calls == [] and [c.meta["recipe"] for c in load_checkpoints(out)] == ["second", "first"]
+    # parts written before config keys existed (their stored config lacks them; their key was made without them) are
+    # kept while this config leaves those keys at their defaults, and trained again when it sets one otherwise or
+    # when the recipe differs in a value
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from mmser.audio import file_sha256
+    from mmser.config import load_config
+    from mmser.recipes.train import recipe_of
+
+    def written_before(path, yaml, keys, change=lambda recipe: None):
+        recipe = recipe_of(load_config([yaml], [*common, "train.max_epochs=1"]))
+        document = load_checkpoints(path)[0].meta
+        for dotted in keys:
+            section, leaf = dotted.rsplit(".", 1)
+            for where in (recipe, document["config"]):
+                node = where
+                for name in section.split("."):
+                    node = node[name]
+                node.pop(leaf, None)  # a document rewritten before already lacks it
+        change(recipe)
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+        digest.update(file_sha256(manifest).encode())
+        document["recipe_key"] = digest.hexdigest()
+        save_file(load_file(str(path)), str(path), metadata={"mmser": json.dumps(document)})
+
+    added = ["features.speaker_norm.test_clips", "train.length_buckets"]
+    written_before(made[0], tmp_path / "first.yaml", added)
+    written_before(made[1], tmp_path / "second.yaml", added, lambda recipe: recipe["train"].update(seed=8))
+    calls.clear()
+    assert main(["train", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml"), *common, "train.max_epochs=1",
+                 "--out", str(out)]) == 0
+    assert calls == [made[1]]  # the first kept; the second's stored recipe had another seed
+    written_before(made[0], tmp_path / "first.yaml", added)
+    calls.clear()
+    assert main(["train", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml"), *common, "train.max_epochs=1",
+                 "train.length_buckets=2", "--out", str(out)]) == 0
+    assert made[0] in calls  # a key its schema lacked, now set: another recipe
