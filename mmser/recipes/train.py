@@ -109,8 +109,13 @@ def recipe_of(cfg: DictConfig) -> dict:
 
 def recipe_key(cfg: DictConfig) -> str:
     """What makes a trained part reusable: :func:`recipe_of` and the manifest's bytes (SHA-256, hex)."""
-    digest = hashlib.sha256(json.dumps(recipe_of(cfg), sort_keys=True).encode())
-    digest.update(file_sha256(cfg.data.manifest).encode())
+    return _keyed(recipe_of(cfg), file_sha256(cfg.data.manifest))
+
+
+def _keyed(recipe: dict, manifest_sha256: str) -> str:
+    """The SHA-256 (hex) of a recipe and its manifest's digest."""
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    digest.update(manifest_sha256.encode())
     return digest.hexdigest()
 
 
@@ -120,17 +125,16 @@ def same_recipe(document: dict, cfg: DictConfig) -> bool:
     schema, of ``cfg`` without the keys its stored config lacks, each of which ``cfg`` leaves at its default (a new
     key's default leaves a run as it ran)."""
     stored, key = document.get("config"), document.get("recipe_key")
-    if key == recipe_key(cfg):
+    recipe, manifest = recipe_of(cfg), file_sha256(cfg.data.manifest)
+    if key == _keyed(recipe, manifest):
         return True
     if not isinstance(stored, dict) or not key:
         return False
-    then, added = _within(recipe_of(cfg), stored)
+    then, added = _within(recipe, stored)
     schema = OmegaConf.structured(Config)
     if any(_value(cfg, dotted) != _value(schema, dotted) for dotted in added):
         return False  # a key the part's schema lacked, set otherwise than its default: another recipe
-    digest = hashlib.sha256(json.dumps(then, sort_keys=True).encode())
-    digest.update(file_sha256(cfg.data.manifest).encode())
-    return digest.hexdigest() == key
+    return _keyed(then, manifest) == key
 
 
 def _value(cfg: DictConfig, dotted: str):
