@@ -60,17 +60,10 @@ class Checkpoint:
     # audio encoder spec -> the population frame moments a speaker's running statistics start from
     # (features.speaker_norm.prior_clips; empty otherwise)
     speaker_prior: dict[str, FrameMoments] = field(default_factory=dict)
-    # the documents of the checkpoints merged into this one (:func:`mmser.ensemble.merged`); None: ``meta`` alone
-    merged_documents: list[dict] | None = None
 
     @property
     def uses_text(self) -> bool:
         return any(m.text_source for m in self.members)
-
-    @property
-    def documents(self) -> list[dict]:
-        """The document of each checkpoint whose members this one holds."""
-        return self.merged_documents or [self.meta]
 
 
 def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -122,6 +115,26 @@ def heard_speakers(documents: list[dict]) -> dict[str, str] | None:
             heard.setdefault(str(who), "validation")
         heard.update({str(who): "training" for who in meta["train_speakers"]})
     return heard
+
+
+def file_documents(path: str | Path) -> list[dict]:
+    """The document of each checkpoint the file ``path`` holds, from its header alone (no tensor is read): its own,
+    or each part's of an averaged file (:func:`save_average`). Refuses what :func:`read_document` refuses, and a
+    part of another format."""
+    meta = read_document(path)
+    return _parts(path, meta) if "parts" in meta else [meta]
+
+
+def _parts(path: str | Path, meta: dict) -> list[dict]:
+    """The parts' documents of the averaged file ``path`` (document ``meta``), each checked by its header."""
+    parts = meta["parts"]
+    if not isinstance(parts, list) or not parts:
+        raise CheckpointError(f"{path}: refused: its 'parts' is not a non-empty list of checkpoints")
+    for k, part in enumerate(parts):
+        _check_header(f"{path} (part {k})", part)
+        if "parts" in part:
+            raise CheckpointError(f"{path} (part {k}): refused: a part holds parts of its own")
+    return parts
 
 
 def read_document(path: str | Path) -> dict:
@@ -198,21 +211,15 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint]:
     meta, tensors = _read(path)
     if "parts" not in meta:
         return [_rebuild(path, meta, tensors)]
-    parts = meta["parts"]
-    if not isinstance(parts, list) or not parts:
-        raise CheckpointError(f"{path}: refused: its 'parts' is not a non-empty list of checkpoints")
+    parts = _parts(path, meta)
     prefixes = [f"part{k}." for k in range(len(parts))]
     stray = sorted(name for name in tensors if not name.startswith(tuple(prefixes)))
     if stray:
         raise CheckpointError(f"{path}: refused: tensors outside its {len(parts)} parts ({', '.join(stray[:3])})")
     checkpoints = []
     for k, (prefix, part) in enumerate(zip(prefixes, parts)):
-        where = f"{path} (part {k})"
-        _check_header(where, part)
-        if "parts" in part:
-            raise CheckpointError(f"{where}: refused: a part holds parts of its own")
         own = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
-        checkpoints.append(_rebuild(where, part, own))
+        checkpoints.append(_rebuild(f"{path} (part {k})", part, own))
     return checkpoints
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmser.checkpoint import Checkpoint, CheckpointError, heard_speakers, load_checkpoints
+from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoints
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
 from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, Speaker, SpeakerMoments, frame_memo_bytes
@@ -78,9 +78,7 @@ def merged(group: list[Checkpoint]) -> tuple[Checkpoint, list[float]]:
     first = group[0]
     members = [m for ckpt in group for m in ckpt.members]
     weights = [1.0 / len(ckpt.members) for ckpt in group for _ in ckpt.members]
-    documents = [doc for ckpt in group for doc in ckpt.documents]
-    return Checkpoint(members, first.features, first.text_fingerprint, first.meta, first.speaker_prior,
-                      documents), weights
+    return Checkpoint(members, first.features, first.text_fingerprint, first.meta, first.speaker_prior), weights
 
 
 class EnsembleSpeaker(RunningSpeaker):
@@ -119,10 +117,6 @@ class EnsemblePredictor(Predictor):
     @property
     def text_sources(self) -> list[str]:
         return sorted({source for part in self.parts for source in part.text_sources})
-
-    @property
-    def heard_speakers(self) -> dict[str, str] | None:
-        return heard_speakers([doc for part in self.parts for doc in part.ckpt.documents])
 
     @property
     def trained_classes(self) -> list[str]:

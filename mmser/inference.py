@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mmser.audio import SAMPLE_RATE, AudioError, load_audio, to_waveform
-from mmser.checkpoint import CheckpointError, heard_speakers, load_checkpoint, read_document
+from mmser.checkpoint import CheckpointError, load_checkpoint, read_document
 from mmser.errors import MmserError
 from mmser.features.batching import collate
 from mmser.features.speaker_norm import FrameMoments
@@ -161,12 +161,6 @@ class Predictor:
         probabilities are 0)."""
         masks = [member.model.dims.class_mask for member in self.ckpt.members]
         return [e for i, e in enumerate(EMOTIONS) if any(mask[i] for mask in masks)]
-
-    @property
-    def heard_speakers(self) -> dict[str, str] | None:
-        """:func:`~mmser.checkpoint.heard_speakers` of the checkpoint(s): speaker -> "training" / "validation";
-        None when one does not record them."""
-        return heard_speakers(self.ckpt.documents)
 
     @property
     def text_sources(self) -> list[str]:

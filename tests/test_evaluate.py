@@ -204,8 +204,13 @@ def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, 
     pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)
 
 
-def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allowed(checkpoint, tmp_path, capsys):
-    from mmser.ensemble import open_predictor
+def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allowed(checkpoint, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from mmser import ensemble
+    from mmser.checkpoint import file_documents, heard_speakers
+
+    def heard_by(*paths):
+        return heard_speakers([doc for path in paths for doc in file_documents(path)])
 
     manifest, _ = corpus(tmp_path, speakers=("A", "B", "C"))
     ckpt = load_checkpoint(checkpoint)
@@ -213,18 +218,22 @@ def test_speakers_the_checkpoints_heard_are_refused_before_any_work_unless_allow
                             {"train_speakers": ["A", "Z"], "val_speakers": ["C"]})
     other = save_checkpoint(tmp_path / "other.safetensors", ckpt.members, ckpt.features, None, {},
                             {"train_speakers": ["C"], "val_speakers": ["Y"]})
-    assert Predictor.from_checkpoint(heard).heard_speakers == {"A": "training", "Z": "training", "C": "validation"}
+    assert heard_by(heard) == {"A": "training", "Z": "training", "C": "validation"}
     # several checkpoints: every one's speakers, training over validation; unknown when one does not record them
-    assert open_predictor([heard, other]).heard_speakers == {"A": "training", "Z": "training", "C": "training",
-                                                            "Y": "validation"}
-    assert open_predictor([heard, checkpoint]).heard_speakers is None
+    assert heard_by(heard, other) == {"A": "training", "Z": "training", "C": "training", "Y": "validation"}
+    assert heard_by(heard, checkpoint) is None
     averaged = save_average(tmp_path / "averaged.safetensors", [heard, other])  # one file, the same union
-    assert Predictor.from_checkpoint(averaged).heard_speakers == open_predictor([heard, other]).heard_speakers
+    assert heard_by(averaged) == heard_by(heard, other)
     out = tmp_path / "ev"
-    assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out)]) == 2
+    with monkeypatch.context() as patched:  # refused from the headers: no predictor (weights, encoders) opened
+        patched.setattr(ensemble, "open_predictor", lambda *a, **k: pytest.fail("a predictor was opened"))
+        assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out)]) == 2
+        assert main(["evaluate", str(manifest), "--checkpoint", str(averaged), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "2 of its 3 speaker(s) (8 clips) were heard by the checkpoint(s) in training or validation: " \
            "A (training), C (validation)" in err and not out.exists()
+    assert "2 of its 3 speaker(s) (8 clips) were heard by the checkpoint(s) in training or validation: " \
+           "A (training), C (training)" in err  # the averaged file: both parts' speakers
     assert main(["evaluate", str(manifest), "--checkpoint", str(heard), "--out", str(out), "--allow-heard-speakers"]) == 0
     assert json.loads((out / "held_out" / "metrics.json").read_text())["heard_speakers"] == ["A", "C"]
     # a checkpoint trained on several manifests names its speakers <corpus>:<speaker> (the file's name without a

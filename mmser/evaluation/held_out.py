@@ -29,7 +29,7 @@ def check_scorable(df: pd.DataFrame, trained_classes: list[str], where: str) -> 
 
 def heard_in_manifest(df: pd.DataFrame, heard: dict[str, str] | None, where: str, allow: bool) -> list[str] | None:
     """The manifest's speakers that the checkpoints heard in training or validation (``heard``:
-    :attr:`~mmser.inference.Predictor.heard_speakers`; a checkpoint trained on several manifests names its speakers
+    :func:`~mmser.checkpoint.heard_speakers` of their documents; a checkpoint trained on several manifests names its speakers
     ``<corpus>:<speaker>``), sorted; None when the checkpoints do not record theirs. Refuses any unless ``allow``:
     a score on speakers a model learnt from or was stopped on is not a score on new speakers."""
     if heard is None:
