@@ -292,8 +292,9 @@ class Config:
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def _read_yaml(path: Path, included_from: Path | None = None) -> list[DictConfig]:
-    """The YAML at ``path`` preceded by its ``includes:`` (one level: an included file includes nothing)."""
+def _read_yaml(path: Path, included_from: Path | None = None) -> list[tuple[Path, DictConfig]]:
+    """The YAML at ``path`` preceded by its ``includes:`` (one level: an included file includes nothing), each
+    with its file."""
     path = path.resolve()
     if not path.is_file():
         where = f" (included from {included_from})" if included_from else ""
@@ -308,10 +309,10 @@ def _read_yaml(path: Path, included_from: Path | None = None) -> list[DictConfig
     if includes and included_from is not None:
         raise ConfigError(f"{path}: included from {included_from}, so it may not include others "
                           "(configs compose one level deep: base + data + model + experiment)")
-    layers: list[DictConfig] = []
+    layers: list[tuple[Path, DictConfig]] = []
     for inc in includes:
         layers += _read_yaml(path.parent / inc, path)
-    return layers + [node]
+    return layers + [(path, node)]
 
 
 def merge_overrides(cfg: DictConfig, overrides: list[str] | None) -> DictConfig:
@@ -321,10 +322,7 @@ def merge_overrides(cfg: DictConfig, overrides: list[str] | None) -> DictConfig:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"overrides must be key=value, got {bad}")
-    try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"invalid config: {_describe(err)}") from None
+    return _merged(cfg, OmegaConf.from_dotlist(list(overrides)), "overrides")
 
 
 def load_config(
@@ -332,21 +330,53 @@ def load_config(
 ) -> DictConfig:
     """Merge schema, local.yaml, ``files`` and ``overrides`` into one config, validated (:func:`validate`)."""
     schema = OmegaConf.structured(Config)
-    layers: list[DictConfig] = []
+    layers: list[tuple[Path, DictConfig]] = []
     if use_local and LOCAL_CONFIG.is_file():
         layers += _read_yaml(LOCAL_CONFIG)
     for file in files or []:
         layers += _read_yaml(Path(file))
-    try:
-        for layer in layers:
-            schema = OmegaConf.merge(schema, layer)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"invalid config: {_describe(err)}") from None
+    for file, layer in layers:
+        schema = _merged(schema, layer, str(file))
     cfg = merge_overrides(schema, overrides)
     if cfg.features.speaker_norm.mode == "False":  # YAML 1.1 reads a bare `off` (file or override) as false
         cfg.features.speaker_norm.mode = "off"
     validate(cfg)
     return cfg
+
+
+def _merged(cfg: DictConfig, layer: DictConfig, where: str) -> DictConfig:
+    """``layer`` (from ``where``: a file or the overrides) merged over ``cfg``; a ConfigError naming the key for
+    anything the schema refuses, including a mapping or list given where the other (or a single value) belongs."""
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except (OmegaConfBaseException, TypeError) as err:  # omegaconf raises a bare TypeError for list <-> mapping
+        mismatch = _shape_mismatch(OmegaConf.to_container(cfg, resolve=False),
+                                   OmegaConf.to_container(layer, resolve=False))
+        if mismatch:
+            key, want, value = mismatch
+            raise ConfigError(f"invalid config ({where}): key {key!r}: {want} expected, got {value!r}") from None
+        if isinstance(err, TypeError):
+            raise
+        raise ConfigError(f"invalid config ({where}): {_describe(err)}") from None
+
+
+def _shape_mismatch(base: dict, layer: dict, prefix: str = "") -> tuple[str, str, Any] | None:
+    """The first key of ``layer`` whose value is a mapping, a list or a single value where ``base``'s is another
+    of the three: (dotted key, the shape expected, the value given); None when there is none."""
+    def shape(value: Any) -> str:
+        return "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else "a single value"
+
+    for key, value in layer.items():
+        if not isinstance(base, dict) or base.get(key) is None or isinstance(base[key], str) and base[key] == "???":
+            continue  # unknown, optional or unset: the schema's own check names it
+        want = base[key]
+        if shape(want) != shape(value):
+            return f"{prefix}{key}", shape(want), value
+        if isinstance(value, dict):
+            found = _shape_mismatch(want, value, f"{prefix}{key}.")
+            if found:
+                return found
+    return None
 
 
 def _describe(err: OmegaConfBaseException) -> str:
@@ -673,5 +703,5 @@ def stored_yaml_under_schema(text: str) -> str | None:
     in :func:`to_yaml`'s form; None when it does not read under this schema."""
     try:
         return to_yaml(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text)))
-    except OmegaConfBaseException:
+    except (OmegaConfBaseException, TypeError):  # TypeError: a list where a mapping belongs, or the reverse
         return None

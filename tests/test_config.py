@@ -38,6 +38,19 @@ def test_overrides_and_types(tmp_path):
         load_config([], ["model.kind"], use_local=False)
 
 
+def test_a_mapping_list_or_value_in_the_wrong_place_is_named_with_its_key_and_file(tmp_path):
+    # omegaconf itself raises a bare TypeError ("Cannot merge incompatible container types") for these
+    for override, key, want in (("features.augment.noise.snr_db=[5]", "features.augment.noise", "a list"),
+                                ("ablation_overrides=[1]", "ablation_overrides", "a mapping"),
+                                ("features=[1]", "features", "a mapping")):
+        with pytest.raises(ConfigError, match=rf"\(overrides\): key '{key}': {want} expected"):
+            load_config([], [override], use_local=False)
+    (tmp_path / "a.yaml").write_text("features:\n  augment:\n    speed: {fast: 1.1}\n")
+    (tmp_path / "b.yaml").write_text("includes: [a.yaml]\ntrain:\n  max_epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"a.yaml\): key 'features.augment.speed': a list expected, got \{'fast'"):
+        load_config([tmp_path / "b.yaml"], use_local=False)
+
+
 def test_missing_required_value_named():
     cfg = load_config([CONFIG_DIR / "data" / "ravdess.yaml"], use_local=False)
     with pytest.raises(ConfigError, match="data.manifest"):
@@ -129,3 +142,4 @@ def test_a_stored_run_config_without_a_key_added_since_reads_as_the_same_config(
     assert stored_yaml_under_schema(older) == resolved
     assert stored_yaml_under_schema(resolved.replace("frame_stride: 1", "frame_stride: 4")) != resolved
     assert stored_yaml_under_schema("features:\n  no_such_key: 1\n") is None
+    assert stored_yaml_under_schema("features:\n  augment:\n    speed: {fast: 1.1}\n") is None  # a list's place
