@@ -92,8 +92,6 @@ def check_audio(path: str) -> dict[str, Any]:
         raise AudioError(path, f"unreadable audio ({err})") from None
     validate_waveform(data.mean(axis=1), path, sr)  # the one rule of mmser.audio
     peak = float(np.abs(data).max())
-    if peak == 0.0:
-        raise AudioError(path, "digital silence (all samples are zero)")
     return {
         "duration_s": round(info.frames / info.samplerate, 4), "sample_rate": int(info.samplerate),
         "audio_sha256": file_sha256(path), "peak_dbfs": round(20 * np.log10(peak), 2),

@@ -5,7 +5,8 @@ the Python API and HTTP uploads — so a clip gets the same waveform, and the sa
 way it arrives:
 
 - a file (:func:`load_audio`), uploaded bytes (:func:`decode_audio`) or an array with its rate
-  (:func:`to_waveform`) must hold finite samples and last at least :data:`MIN_DURATION_S`;
+  (:func:`to_waveform`) must hold finite samples, not all zero (digital silence carries no voice: a model
+  asked about it answers with its bias), and last at least :data:`MIN_DURATION_S`;
 - channels are averaged, the rate is converted to :data:`SAMPLE_RATE` (torchaudio), and samples are
   clipped to [-1, 1] (float files may exceed full scale).
 
@@ -65,11 +66,14 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.
 
 
 def validate_waveform(wav: np.ndarray, source: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
-    """Raise AudioError if ``wav`` (mono, float) is empty, non-finite or shorter than :data:`MIN_DURATION_S`."""
+    """Raise AudioError if ``wav`` (mono, float) is empty, non-finite, all zero or shorter than
+    :data:`MIN_DURATION_S`."""
     if wav.size == 0:
         raise AudioError(source, "no audio samples")
     if not np.isfinite(wav).all():
         raise AudioError(source, "NaN or infinite samples")
+    if not wav.any():
+        raise AudioError(source, "digital silence (all samples are zero)")
     duration = wav.shape[-1] / sample_rate
     if duration < MIN_DURATION_S:
         raise AudioError(source, f"too short: {duration:.3f} s < minimum {MIN_DURATION_S} s")

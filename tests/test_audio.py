@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmser.audio import SAMPLE_RATE, AudioError, decode_audio, file_sha256, load_audio
+from mmser.audio import SAMPLE_RATE, AudioError, decode_audio, file_sha256, load_audio, to_waveform
 from tests.conftest import write_tone
 
 
@@ -51,6 +51,14 @@ def test_errors_name_file_and_reason(tmp_path):
     sf.write(tmp_path / "nan.wav", bad, 16_000, subtype="FLOAT")
     with pytest.raises(AudioError, match="nan.wav: NaN"):
         load_audio(tmp_path / "nan.wav")
+    # digital silence: refused by every path (prepare, predict, uploads, arrays), not answered with the bias
+    sf.write(tmp_path / "silent.wav", np.zeros((16_000, 2), dtype=np.float32), 16_000)
+    with pytest.raises(AudioError, match=r"silent.wav: digital silence \(all samples are zero\)"):
+        load_audio(tmp_path / "silent.wav")
+    with pytest.raises(AudioError, match="up.wav: digital silence"):
+        decode_audio((tmp_path / "silent.wav").read_bytes(), "up.wav")
+    with pytest.raises(AudioError, match="<waveform>: digital silence"):
+        to_waveform(np.zeros(8_000, dtype=np.float32), 8_000)
 
 
 def test_truncated_file(tmp_path):
