@@ -37,6 +37,7 @@ from mmser.models.builders import EmotionModel, ModelDims, build_model
 
 FORMAT = "mmser-checkpoint"
 VERSION = 2  # 2: FeatureSpec (typed) replaces v1's untyped feature dict
+MEMBER_KEYS = ("dims", "audio_encoder", "audio_fingerprint", "text_source")  # each member's entry in the document
 
 
 class CheckpointError(MmserError):
@@ -117,12 +118,45 @@ def heard_speakers(documents: list[dict]) -> dict[str, str] | None:
     return heard
 
 
+def trained_classes(documents: list[dict]) -> list[str]:
+    """The classes some member of the checkpoints ``documents`` (:func:`file_documents`) was trained on, in
+    :data:`~mmser.labels.EMOTIONS` order (the others' probabilities are 0)."""
+    masks = [ModelDims.from_dict(info["dims"]).class_mask for meta in documents for info in meta["members"]]
+    return [e for i, e in enumerate(EMOTIONS) if any(mask[i] for mask in masks)]
+
+
+def text_sources(documents: list[dict]) -> list[str]:
+    """The transcript sources the members of the checkpoints ``documents`` were trained on ("gold", or a
+    manifest's ASR column), sorted."""
+    return sorted({info["text_source"] for meta in documents for info in meta["members"] if info["text_source"]})
+
+
 def file_documents(path: str | Path) -> list[dict]:
     """The document of each checkpoint the file ``path`` holds, from its header alone (no tensor is read): its own,
-    or each part's of an averaged file (:func:`save_average`). Refuses what :func:`read_document` refuses, and a
-    part of another format."""
+    or each part's of an averaged file (:func:`save_average`), each with its members' dims checked. Refuses what
+    :func:`read_document` refuses, a part of another format, and members without usable dims."""
     meta = read_document(path)
-    return _parts(path, meta) if "parts" in meta else [meta]
+    documents = _parts(path, meta) if "parts" in meta else [meta]
+    for k, document in enumerate(documents):
+        _member_dims(path if len(documents) == 1 else f"{path} (part {k})", document)
+    return documents
+
+
+def _member_dims(where: str | Path, meta: dict) -> list[ModelDims]:
+    """Each member's :class:`ModelDims` from the document ``meta``; CheckpointError naming ``where`` for a
+    document without members or a member without usable dims."""
+    if not isinstance(meta.get("members"), list) or not meta["members"]:
+        raise CheckpointError(f"{where}: refused: its metadata lists no members")
+    dims = []
+    for j, info in enumerate(meta["members"]):
+        missing = [key for key in MEMBER_KEYS if not isinstance(info, dict) or key not in info]
+        if missing:
+            raise CheckpointError(f"{where}: refused: member {j} lacks {', '.join(missing)}")
+        try:
+            dims.append(ModelDims.from_dict(info["dims"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: refused: member {j} has unusable dims ({err})") from None
+    return dims
 
 
 def _parts(path: str | Path, meta: dict) -> list[dict]:
@@ -248,12 +282,10 @@ def _rebuild(path: str | Path, meta: dict, tensors: dict[str, torch.Tensor]) -> 
     """The :class:`Checkpoint` of one document and its tensors (names without a part prefix)."""
     if _tensor_digest(tensors) != meta.get("sha256"):
         raise CheckpointError(f"{path}: refused: the weights do not match the checksum stored with them (modified file)")
-    if not isinstance(meta.get("members"), list) or not meta["members"]:
-        raise CheckpointError(f"{path}: refused: its metadata lists no members")
     members = []
-    for j, info in enumerate(meta["members"]):
+    for j, (info, dims) in enumerate(zip(meta["members"], _member_dims(path, meta))):
         try:
-            model = build_model(ModelDims.from_dict(info["dims"]))
+            model = build_model(dims)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: refused: member {j} has unusable dims ({err})") from None
         prefix = f"member{j}."

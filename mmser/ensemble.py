@@ -20,7 +20,6 @@ from mmser.checkpoint import Checkpoint, CheckpointError, load_checkpoints
 from mmser.errors import MmserError
 from mmser.features.spec import FeatureSpec
 from mmser.inference import DEFAULT_WINDOW_S, Predictor, RunningSpeaker, Speaker, SpeakerMoments, frame_memo_bytes
-from mmser.labels import EMOTIONS
 
 
 def checkpoint_paths(paths: list[str | Path]) -> list[Path]:
@@ -113,15 +112,6 @@ class EnsemblePredictor(Predictor):
     @property
     def member_count(self) -> int:
         return sum(p.member_count for p in self.parts)
-
-    @property
-    def text_sources(self) -> list[str]:
-        return sorted({source for part in self.parts for source in part.text_sources})
-
-    @property
-    def trained_classes(self) -> list[str]:
-        classes = {c for part in self.parts for c in part.trained_classes}
-        return [e for e in EMOTIONS if e in classes]
 
     def new_speaker(self) -> EnsembleSpeaker:
         return EnsembleSpeaker([p.new_speaker() for p in self.parts])

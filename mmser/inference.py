@@ -156,18 +156,6 @@ class Predictor:
         return cls(load_checkpoint(path), **kwargs)
 
     @property
-    def trained_classes(self) -> list[str]:
-        """The classes some member was trained on, in :data:`~mmser.labels.EMOTIONS` order (the others'
-        probabilities are 0)."""
-        masks = [member.model.dims.class_mask for member in self.ckpt.members]
-        return [e for i, e in enumerate(EMOTIONS) if any(mask[i] for mask in masks)]
-
-    @property
-    def text_sources(self) -> list[str]:
-        """The transcript sources the members were trained on ("gold", or a manifest's ASR column), sorted."""
-        return sorted({member.text_source for member in self.ckpt.members if member.text_source})
-
-    @property
     def needs_text(self) -> bool:
         return self.text_encoder is not None
 

@@ -65,6 +65,20 @@ def test_other_label_space_and_tampering_are_refused(checkpoint, tmp_path):
         load_checkpoint(tmp_path / "tampered.safetensors")
 
 
+def test_a_member_without_its_keys_or_usable_dims_is_refused_from_the_header_alone(checkpoint, tmp_path):
+    from mmser.checkpoint import file_documents
+
+    assert file_documents(checkpoint) == [read_document(checkpoint)]
+    _rewrite(checkpoint, tmp_path / "keys.safetensors", lambda m: m["members"][1].pop("text_source"))
+    _rewrite(checkpoint, tmp_path / "dims.safetensors", lambda m: m["members"][0]["dims"].update(no_such_dim=1))
+    _rewrite(checkpoint, tmp_path / "none.safetensors", lambda m: m.update(members=[]))
+    for name, reason in (("keys", "member 1 lacks text_source"), ("dims", "member 0 has unusable dims"),
+                         ("none", "its metadata lists no members")):
+        for reader in (file_documents, load_checkpoint):
+            with pytest.raises(CheckpointError, match=f"{name}.safetensors: refused: {reason}"):
+                reader(tmp_path / f"{name}.safetensors")
+
+
 def test_a_population_prior_round_trips_and_a_missing_one_is_refused(checkpoint, tmp_path):
     """features.speaker_norm.prior_clips: the population moments travel in the file, exactly; a checkpoint that
     claims the prior without them is refused rather than run with a speaker's first clip alone."""

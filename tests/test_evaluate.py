@@ -60,18 +60,21 @@ def test_scores_every_clip_as_predict_does(checkpoint, tmp_path, capsys):
     assert [rows.loc["ev", k] for k in ("UA_pooled", "UA_ci_low", "UA_ci_high")] == pytest.approx([metrics["UA"], low, high], abs=1e-4)
 
 
-def test_trained_classes_of_a_checkpoint_and_of_several(checkpoint, tmp_path):
-    from mmser.ensemble import open_predictor
+def test_trained_classes_of_a_checkpoint_and_of_several_from_their_headers(checkpoint, tmp_path):
+    from mmser.checkpoint import file_documents, trained_classes
     from mmser.labels import class_mask
     from mmser.models.builders import ModelDims, build_model
 
-    assert Predictor.from_checkpoint(checkpoint).trained_classes == LABELS
+    assert trained_classes(file_documents(checkpoint)) == LABELS
     other = load_checkpoint(checkpoint).members[0]
     member = replace(other, model=build_model(ModelDims("audio_only", audio_dim=32, num_audio_layers=2, hidden_dim=16,
                                                         class_mask=tuple(class_mask(["calm", "sad"])))))
     calm = save_checkpoint(tmp_path / "calm.safetensors", [member], tiny_features(), None, {})
-    assert Predictor.from_checkpoint(calm).trained_classes == ["calm", "sad"]
-    assert open_predictor([checkpoint, calm]).trained_classes == ["neutral", "calm", "happy", "sad", "angry"]
+    assert trained_classes(file_documents(calm)) == ["calm", "sad"]
+    both = file_documents(checkpoint) + file_documents(calm)
+    assert trained_classes(both) == ["neutral", "calm", "happy", "sad", "angry"]
+    assert trained_classes(file_documents(save_average(tmp_path / "avg.safetensors", [checkpoint, calm]))) == \
+        trained_classes(both)
 
 
 def test_an_enrolment_checkpoint_standardises_each_clip_with_its_speakers_other_clips(checkpoint, tmp_path):
@@ -103,7 +106,7 @@ def test_refused_before_any_work_and_a_failed_clip_keeps_the_others(checkpoint, 
     table.assign(label=table["label"].where(table.index != 1, "calm")).to_csv(tmp_path / "calm.csv", index=False)
     assert main(["evaluate", str(tmp_path / "calm.csv"), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 2
     assert "label(s) calm (1 clips) are not among the classes the checkpoint was trained on" in capsys.readouterr().err
-    assert not out.exists()
+    assert not out.exists() and not opened  # from the checkpoint's header
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out.parent)]) == 0
     assert (out / "metrics.json").is_file()  # an earlier run's, gone when a later run into the folder fails
     (tmp_path / "B3.wav").write_bytes(b"RIFF....WAVE")  # readable as a file, not as audio

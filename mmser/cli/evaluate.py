@@ -22,26 +22,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     df = read_manifest(args.manifest, check_files=True)  # every file and label checked before any work
 
     from mmser.atomic import atomic_write_bytes
-    from mmser.checkpoint import file_documents, heard_speakers
+    from mmser.checkpoint import file_documents, heard_speakers, text_sources, trained_classes
     from mmser.devices import resolve_device
     from mmser.ensemble import checkpoint_paths, open_predictor
     from mmser.evaluation.held_out import check_scorable, heard_in_manifest, held_out_scores, over_labels, transcripts
 
-    # from the checkpoints' headers, before any weights are checked or encoder opened
+    # every refusal from the checkpoints' headers, before any weights are read or encoder opened
     documents = [doc for path in checkpoint_paths(args.checkpoint) for doc in file_documents(path)]
+    classes = trained_classes(documents)
+    check_scorable(df, classes, args.manifest)
     heard = heard_in_manifest(df, heard_speakers(documents), args.manifest, args.allow_heard_speakers)
+    texts = transcripts(df, text_sources(documents), args.manifest)
     if heard is None:
         print("note: a checkpoint does not record the speakers it was trained on (written before mmser recorded "
               "them): nothing checks that the manifest's speakers are new to it", file=sys.stderr)
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
-    check_scorable(df, predictor.trained_classes, args.manifest)
-    texts = transcripts(df, predictor.text_sources, args.manifest)
     out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
     (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside new predictions
     probs, errors = predicted_by_speaker(predictor, df, texts, out / "partial", args)
     failed = [(i, error) for i, error in enumerate(errors) if error]
     done = [i for i, error in enumerate(errors) if not error]
-    classes = predictor.trained_classes
     if args.manifest_labels_only:  # chosen among the manifest's classes: the others' probabilities 0
         classes = [c for c in classes if c in set(df["label"])]
         probs = over_labels(probs, classes)
