@@ -39,7 +39,8 @@ class EmotionLitModule(L.LightningModule):
         self.frame_augment = frame_augment  # FrameAugment applied to training batches only (None: off)
         self._val_preds: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
-        self.history: list[dict] = []
+        self._train_loss = torch.zeros(2)  # this epoch's (sum of loss x clips, clips) on this rank, kept on device
+        self.history: list[dict] = []  # per validated epoch: epoch, val_ua, that epoch's mean training loss
 
     def model_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.forward_batch(batch)[:, self.valid]  # (B, C_valid)
@@ -49,8 +50,20 @@ class EmotionLitModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.model_step(self.frame_augment(batch) if self.frame_augment else batch)
-        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(batch["target"]))
+        n = len(batch["target"])
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False, sync_dist=True,  # mean over ranks
+                 batch_size=n)
+        self._train_loss = self._train_loss.to(loss.device) + torch.stack([loss.detach().float() * n,
+                                                                           loss.new_tensor(float(n))])
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """This epoch's mean training loss over every rank's clips, into its history entry (validation runs
+        before this hook, so the entry of this epoch is already there)."""
+        total = self.trainer.strategy.reduce(self._train_loss.to(self.device), reduce_op="sum")  # (2,)
+        self._train_loss = torch.zeros(2)
+        if self.history and self.history[-1]["epoch"] == int(self.current_epoch) and float(total[1]) > 0:
+            self.history[-1]["train_loss"] = float(total[0] / total[1])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, pred = self.model_step(batch)
@@ -65,10 +78,10 @@ class EmotionLitModule(L.LightningModule):
         self._val_preds.clear()
         self._val_targets.clear()
         ua = unweighted_accuracy(targets, preds)
-        self.log("val_ua", ua, prog_bar=True, sync_dist=False)
-        if not self.trainer.sanity_checking:
-            self.history.append({"epoch": int(self.current_epoch), "val_ua": float(ua),
-                                 "train_loss": float(self.trainer.callback_metrics.get("train_loss", np.nan))})
+        # every rank holds the same UA (of the gathered predictions): the max over ranks is that value, exactly
+        self.log("val_ua", ua, prog_bar=True, sync_dist=True, reduce_fx="max")
+        if not self.trainer.sanity_checking:  # train_loss: filled in at on_train_epoch_end
+            self.history.append({"epoch": int(self.current_epoch), "val_ua": float(ua), "train_loss": float("nan")})
 
     def gather_exactly(self, parts: list[torch.Tensor]) -> np.ndarray:
         """This rank's 1-D tensors concatenated, then gathered from every rank with nothing repeated: each rank

@@ -44,6 +44,7 @@ def test_cv_and_train_on_two_processes(corpus):
     assert one.returncode == 0, one.stderr
     two = mmser(corpus, "cv", *common, *ddp, "--out", str(corpus / "two"))
     assert two.returncode == 0, two.stderr
+    assert "It is recommended to use `self.log(" not in two.stderr  # every logged value reduced over the ranks
     folds = sorted(p.name for p in (corpus / "one").glob("fold*"))
     assert folds == sorted(p.name for p in (corpus / "two").glob("fold*")) and len(folds) == 2
     for fold in folds:  # every line of output once, every file once, every test utterance once
@@ -57,6 +58,7 @@ def test_cv_and_train_on_two_processes(corpus):
         for member in metrics["members"]:
             assert member["history"] and all(abs(h["val_ua"] * 9 - round(h["val_ua"] * 9)) < 1e-6
                                              for h in member["history"])
+            assert all(h["train_loss"] > 0 for h in member["history"])  # each epoch's own, from both ranks
     ua = [json.loads((corpus / run / "summary.json").read_text())["UA_mean"] for run in ("one", "two")]
     assert abs(ua[0] - ua[1]) < 0.25, ua  # a 2-rank run draws other batches: close, not equal
     assert list((corpus / "two").rglob("*.tmp")) == []
@@ -74,6 +76,20 @@ def test_cv_and_train_on_two_processes(corpus):
     # resumable: a re-run skips both folds
     again = mmser(corpus, "cv", *common, *ddp, "--out", str(corpus / "two"))
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2, again.stderr
+
+    # the top encoder block fine-tuned, on waveform variants, on two processes (the tiny random Whisper of the
+    # fine-tuning tests): each fold's checkpoint carries its trained block and scores every test clip once
+    from tests.conftest import save_tiny_whisper
+
+    whisper = save_tiny_whisper(corpus / "tiny.pt", state=32, layers=2)
+    tuned = mmser(corpus, "cv", *common, *ddp, f"features.audio_encoders=[whisper:{whisper}]", "features.audio_layers=all",
+                  "model.finetune.top_layers=1", "features.augment.variants=2", "train.max_epochs=2",
+                  "--out", str(corpus / "tuned"))
+    assert tuned.returncode == 0, tuned.stderr
+    for fold in folds:
+        pred = pd.read_csv(corpus / "tuned" / fold / "predictions.csv")
+        assert pred["utt_id"].is_unique and len(pred) == len(pd.read_csv(corpus / "one" / fold / "predictions.csv"))
+        assert load_checkpoints(corpus / "tuned" / fold / "model.safetensors")[0].members[0].model.dims.finetune_layers == 1
 
     trained = mmser(corpus, "train", *common, *ddp, "--out", str(corpus / "m.safetensors"))
     assert trained.returncode == 0, trained.stderr

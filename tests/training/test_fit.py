@@ -39,6 +39,31 @@ def test_training_learns_and_keeps_best_validation_weights():
     assert summary["best_val_ua"] is not None and summary["best_val_ua"] >= max(h["val_ua"] for h in summary["history"]) - 1e-9
 
 
+def test_each_epochs_history_holds_that_epochs_mean_training_loss(monkeypatch):
+    """Validation runs before a training epoch's end: the loss recorded beside an epoch's validation UA is the
+    mean over that epoch's training clips (not the previous epoch's)."""
+    from mmser.training import fit as fit_module
+    from mmser.training.lit_module import EmotionLitModule
+
+    losses: dict[int, list[tuple[float, int]]] = {}
+
+    class Recording(EmotionLitModule):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            losses.setdefault(int(self.current_epoch), []).append((float(loss), len(batch["target"])))
+            return loss
+
+    monkeypatch.setattr(fit_module, "EmotionLitModule", Recording)
+    mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    model = build_model(ModelDims(kind="audio_only", audio_dim=6, num_audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
+    _, summary = fit(model, separable(40, 0), separable(16, 1), SimpleNamespace(**{**vars(TRAIN), "max_epochs": 4}),
+                     TRAINER, seed=0)
+    assert [h["epoch"] for h in summary["history"]] == [0, 1, 2, 3]
+    for h in summary["history"]:
+        steps = losses[h["epoch"]]
+        assert h["train_loss"] == pytest.approx(sum(x * n for x, n in steps) / sum(n for _, n in steps), rel=1e-5)
+
+
 def test_a_trained_starting_model_is_kept_unless_training_beats_it_on_validation():
     mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
     torch.manual_seed(0)
