@@ -4,7 +4,9 @@
 predictions alone (nothing is trained or encoded): per fold (and, with ``val_groups`` > 1, per validation group,
 ``DIR/val_group<g>/<fold>/``) the equal-weight mean of the parts' probabilities for the test and the validation
 utterances, the label it gives, and the fold's metrics. It is what an ensemble of the parts' checkpoints predicts
-(``mmser predict --checkpoint A B ...``): each part's members averaged first, then the parts. The parts must
+(``mmser predict --checkpoint A B ...``): each part's members averaged first, then the parts; when the parts
+standardise frames per speaker differently no such ensemble exists (``mmser predict`` and ``mmser train A B``
+refuse it), and ``average.json`` says so (``one_speaker_norm``: false). The parts must
 share their folds, test and validation speakers (checked, as for selection), their utterances, the classes the
 head may predict and the protocol; ``DIR/config.yaml`` is the first part's (what the tables read of it) and
 ``DIR/average.json`` names every part.
@@ -34,13 +36,17 @@ AVERAGE_FILE = "average.json"  # names the parts of an averaged run
 SHARED_KEYS = ("data.classes", "split.protocol")
 
 
+# how a run standardises frames per speaker: the keys :func:`mmser.ensemble.check_one_speaker_norm` compares
+SPEAKER_NORM_KEYS = ("features.speaker_norm.mode", "features.speaker_norm.clips", "features.speaker_norm.labels")
+
+
 def shared_settings(run: Path) -> dict:
-    """``run``'s stored values of :data:`SHARED_KEYS`."""
+    """``run``'s stored values of :data:`SHARED_KEYS` and :data:`SPEAKER_NORM_KEYS` (None where not stored)."""
     path = run / "config.yaml"
     if not path.is_file():
         raise MmserError(f"{path}: missing (a run of mmser cv or mmser select stores its config there)")
     cfg = OmegaConf.load(path)
-    return {key: OmegaConf.select(cfg, key) for key in SHARED_KEYS}
+    return {key: OmegaConf.select(cfg, key) for key in SHARED_KEYS + SPEAKER_NORM_KEYS}
 
 
 def averaged_table(tables: list[pd.DataFrame], where: Path) -> pd.DataFrame:
@@ -111,7 +117,10 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
             written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
             written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
         written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
+    # one rule (a run stored without the keys standardised nothing: mode off)
+    rules = {(settings[p][SPEAKER_NORM_KEYS[0]] or "off", *(settings[p][k] for k in SPEAKER_NORM_KEYS[1:])) for p in parts}
     summary = {"parts": names, "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
+               "one_speaker_norm": len(rules) == 1,  # false: no ensemble of the parts' checkpoints predicts this
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
                "config": f"config.yaml is {parts[0].name}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))

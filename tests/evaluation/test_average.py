@@ -107,3 +107,12 @@ def test_the_command_prints_both_scores_and_names_a_bad_run(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mmser.cli", "average", parts[0], str(tmp_path / "nowhere"), "--out",
                           str(tmp_path / "avg2")], capture_output=True, text=True)
     assert bad.returncode == 2 and "nowhere/config.yaml: missing" in bad.stderr
+    assert json.loads((tmp_path / "avg" / AVERAGE_FILE).read_text())["one_speaker_norm"] is True
+    assert "standardise frames per speaker differently" not in done.stdout
+    # one part standardised with enrolment clips, the other not: averaged, with a note that it is a study only
+    config = tmp_path / "b" / "config.yaml"
+    config.write_text(config.read_text() + "features:\n  speaker_norm:\n    mode: enrol\n    clips: 3\n")
+    mixed = subprocess.run([sys.executable, "-m", "mmser.cli", "average", *parts, "--out", str(tmp_path / "avg3")],
+                           capture_output=True, text=True)
+    assert mixed.returncode == 0 and "standardise frames per speaker differently" in mixed.stdout, mixed.stderr
+    assert json.loads((tmp_path / "avg3" / AVERAGE_FILE).read_text())["one_speaker_norm"] is False
