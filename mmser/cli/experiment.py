@@ -136,22 +136,38 @@ def named_configs(items: list[str], command: str, load=None) -> tuple[dict, list
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     from mmser.errors import MmserError
-    from mmser.evaluation.robustness import ROBUSTNESS_NOISES, robustness_markdown, robustness_stem
+    from mmser.evaluation.robustness import ROBUSTNESS_NOISES, enrolment_stem, robustness_markdown, robustness_stem
     from mmser.recipes.robustness import run_robustness
 
     if args.noise not in ROBUSTNESS_NOISES:
         raise MmserError(f"--noise {args.noise!r}: use one of {list(ROBUSTNESS_NOISES)}")
     try:
-        snrs = [float(x) for x in args.snr.split(",")]
+        snrs = [float(x) for x in (args.snr or DEFAULT_SNRS).split(",")]
     except ValueError:
         raise MmserError(f"--snr {args.snr!r}: use comma-separated dB values, e.g. 20,10,5,0") from None
+    counts = None
+    if args.enrol_clips is not None:
+        if args.snr is not None:
+            raise MmserError("--enrol-clips predicts clean clips with other numbers of enrolment clips; --snr adds "
+                             "noise: give one of them")
+        try:
+            counts = [int(x) for x in args.enrol_clips.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+            raise MmserError(f"--enrol-clips {args.enrol_clips!r}: use distinct comma-separated numbers >= 1, e.g. 1,5,10,30")
     configs, files, overrides = named_configs(args.items, "robustness")
-    split_option = [] if args.split == "test" else ["--split", args.split]
-    command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *split_option])
-    table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split)
-    say("\n" + robustness_markdown(table, args.noise, command, args.split))
-    stem = Path(args.out) / robustness_stem(args.split)
+    options = ([] if args.split == "test" else ["--split", args.split]) + (
+        [] if counts is None else ["--enrol-clips", args.enrol_clips])
+    command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *options])
+    table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split,
+                           enrol_counts=counts)
+    say("\n" + robustness_markdown(table, args.noise, command, args.split, enrolment=counts is not None))
+    stem = Path(args.out) / (robustness_stem(args.split) if counts is None else enrolment_stem(args.split))
     say(f"-> {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
+
+
+DEFAULT_SNRS = "20,10,5,0"  # dB, mmser robustness --snr
 
 
 def cmd_select(args: argparse.Namespace) -> None:
@@ -224,14 +240,19 @@ def register(add) -> None:
     p.add_argument("--per-class", default="5,10,20,40", help="comma-separated N (all data is added)")
 
     p = add("robustness", cmd_robustness, "each config's cross-validated models on their test clips with noise at "
-                                          "several SNRs: a UA-per-SNR table and plot")
+                                          "several SNRs (or, --enrol-clips, with other numbers of enrolment clips): a "
+                                          "UA-per-SNR (per-number) table and plot")
     p.add_argument("items", nargs="+", help="experiment YAMLs, then key=value overrides applied to each")
     p.add_argument("--out", required=True, help="folder of the runs and the table")
-    p.add_argument("--snr", default="20,10,5,0", help="comma-separated SNRs in dB")
+    p.add_argument("--snr", help=f"comma-separated SNRs in dB (default {DEFAULT_SNRS})")
     p.add_argument("--noise", default="white", help="white or pink")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="which clips get the noise: each fold's test speakers, or its validation speakers (from the "
                         "training side: a choice for noisy recordings made there never looks at the test speakers)")
+    p.add_argument("--enrol-clips", help="instead of noise, for models standardised with enrolment clips: clean clips "
+                                         "each standardised with K of its speaker's other clips, for each K of this "
+                                         "comma-separated list (e.g. 1,5,10,30; a seeded draw, as cross-validation "
+                                         "draws features.speaker_norm.test_clips) -> enrolment[_val].{md,csv,png}")
     p.add_argument("--device", help="cpu, cuda or cuda:N for the noisy predictions (training uses the configs')")
 
     p = add("select", cmd_select, "candidate recipes cross-validated on the same folds, chosen per fold on validation "

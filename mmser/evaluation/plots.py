@@ -66,6 +66,24 @@ def plot_training_curves(run: Path) -> Path | None:
     return out
 
 
+def plot_enrolment(table: pd.DataFrame, out: Path) -> Path:
+    """UA against the number of enrolment clips per clip (log axis), one line per run, each run's
+    cross-validated UA (its own enrolment clips) as a dashed level -> ``out``."""
+    columns = sorted((c for c in table.columns if c.endswith(" clips")), key=lambda c: int(c.split()[0]))
+    counts = [int(c.split()[0]) for c in columns]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for r in table.to_dict("records"):
+        line, = ax.plot(counts, [r[c] for c in columns], marker="o", label=r["run"])
+        ax.axhline(r["clean"], color=line.get_color(), lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xticks(counts, [str(k) for k in counts])
+    ax.set(xlabel="enrolment clips per clip (dashed: as cross-validated)", ylabel="UA (%) over folds")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def plot_curve(table: pd.DataFrame, out: Path, title: str) -> Path:
     """UA (mean ± std over folds) against training examples per class, log x axis -> ``out``."""
     fig, ax = plt.subplots(figsize=(4.5, 3.2))

@@ -18,6 +18,11 @@ of the speaker's noisy clips so far: at a high SNR it reproduces the fold's clea
 with enrolment clips gets, for each test clip, the enrolment clips cross-validation drew for it, with noise at
 the same SNR (the speaker enrolled in the same noisy room): at a high SNR it, too, reproduces the clean
 predictions.
+
+The number of enrolment clips is the other condition an enrolment model meets (``enrolment_fold``): each clean clip
+standardised with a seeded draw of K other clips of its speaker (the draw cross-validation makes for
+``speaker_norm.test_clips: K``), stored as ``<run>/[val_]enrol_<K>clips/<fold>/``. On the validation split it
+says, without looking at the test speakers, how many clips to ask of each new speaker.
 """
 
 from __future__ import annotations
@@ -56,6 +61,16 @@ def condition_name(kind: str, snr_db: float, split: str = "test") -> str:
     return ("" if split == "test" else f"{split}_") + f"noise_{kind}_{snr_db:g}dB"
 
 
+def enrolment_name(clips: int, split: str = "test") -> str:
+    """Folder of a run's predictions with ``clips`` enrolment clips per clip: ``enrol_10clips``, ``val_enrol_10clips``."""
+    return ("" if split == "test" else f"{split}_") + f"enrol_{clips}clips"
+
+
+def enrolment_stem(split: str) -> str:
+    """File name (without suffix) of an enrolment-size table and plot: ``enrolment``, or ``enrolment_val``."""
+    return "enrolment" if split == "test" else f"enrolment_{split}"
+
+
 def robustness_stem(split: str) -> str:
     """File name (without suffix) of a robustness table and plot: ``robustness``, or ``robustness_val``."""
     return "robustness" if split == "test" else f"robustness_{split}"
@@ -69,11 +84,55 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
                progress: bool = True, split: str = "test") -> None:
     """Predict fold ``fold``'s test clips (``split="val"``: its validation clips) with ``kind`` noise at each of
     ``snrs`` (dB) not stored yet: the fold's checkpoint is loaded once and each clip read once for all of them."""
-    from mmser.inference import Predictor
-
     todo = [snr for snr in snrs if not (run / condition_name(kind, snr, split) / fold / "metrics.json").is_file()]
     if not todo:
         return
+    clean, predictor, transcripts = _fold_predictor(run, fold, rows, device, split)
+    desc = f"{run.name}/{fold} noisy{'' if split == 'test' else ' ' + split}"
+    if predictor.needs_enrolment:
+        # the enrolment draw cross-validation made: test speakers' (speaker_norm.test_labels, test_clips), or training's
+        sn = predictor.features.speaker_norm
+        pool = enrolment_rows(rows, sn.test_enrolment_labels if split == "test" else sn.labels)
+        clips = sn.test_enrolment_clips if split == "test" else sn.clips
+        enrolled = _enrolled_probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress, pool, [clips])
+        probs = {snr: enrolled[snr, clips] for snr in todo}
+    else:
+        probs = _probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress)
+    for snr in todo:
+        extra = {"noise": kind, "snr_db": snr}
+        if predictor.needs_enrolment:
+            extra["enrolment"] = "the speaker's clips cross-validation drew, with noise at the same SNR"
+        _write_condition(run / condition_name(kind, snr, split) / fold, run, fold, clean, probs[snr], split, extra)
+
+
+def enrolment_fold(run: Path, fold: str, rows: pd.DataFrame, counts: list[int], device: str = "cpu",
+                   progress: bool = True, split: str = "test") -> None:
+    """Predict fold ``fold``'s clean test clips (``split="val"``: its validation clips), each standardised with K
+    enrolment clips of its speaker for each K of ``counts`` not stored yet: the seeded draw of K among the clips
+    cross-validation could draw from (the test speakers' pool, ``speaker_norm.test_labels``, or training's), the
+    draw cross-validation makes for ``speaker_norm.test_clips: K``. Refuses a model without enrolment clips."""
+    todo = [k for k in counts if not (run / enrolment_name(k, split) / fold / "metrics.json").is_file()]
+    if not todo:
+        return
+    clean, predictor, transcripts = _fold_predictor(run, fold, rows, device, split)
+    if not predictor.needs_enrolment:
+        raise MmserError(f"{run / fold / FOLD_CHECKPOINT}: standardises no clip with enrolment clips "
+                         "(features.speaker_norm.mode is not enrol): the number of enrolment clips does not apply")
+    sn = predictor.features.speaker_norm
+    pool = enrolment_rows(rows, sn.test_enrolment_labels if split == "test" else sn.labels)
+    desc = f"{run.name}/{fold} enrolment sizes{'' if split == 'test' else ' ' + split}"
+    probs = _enrolled_probabilities(predictor, clean, rows, transcripts, "", [None], desc, progress, pool, todo)
+    for k in todo:
+        extra = {"enrolment_clips": k, "trained_with_clips": sn.clips,
+                 "enrolment": "a seeded draw of that many of the speaker's other clips, as cross-validation draws them"}
+        _write_condition(run / enrolment_name(k, split) / fold, run, fold, clean, probs[None, k], split, extra)
+
+
+def _fold_predictor(run: Path, fold: str, rows: pd.DataFrame, device: str, split: str):
+    """The fold's stored clean predictions of ``split`` (a table), its checkpoint's predictor and the transcripts
+    its fused members read (None for audio-only ones)."""
+    from mmser.inference import Predictor
+
     stored = run / fold / SPLIT_PREDICTIONS[split]
     if not stored.is_file():
         raise MmserError(f"{stored}: no {split} predictions stored for this fold (robustness --split val needs runs "
@@ -82,30 +141,26 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
     predictor = Predictor.from_checkpoint(run / fold / FOLD_CHECKPOINT, device=device)
     sources = {m.text_source for m in predictor.ckpt.members if m.text_source}
     transcripts = text_column(rows, sources.pop()).set_axis(rows["utt_id"]) if sources else None
-    desc = f"{run.name}/{fold} noisy{'' if split == 'test' else ' ' + split}"
-    if predictor.needs_enrolment:
-        # the enrolment draw cross-validation made: test speakers' (speaker_norm.test_labels, test_clips), or training's
-        sn = predictor.features.speaker_norm
-        pool = enrolment_rows(rows, sn.test_enrolment_labels if split == "test" else sn.labels)
-        clips = sn.test_enrolment_clips if split == "test" else sn.clips
-        probs = _enrolled_probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress, pool, clips)
-    else:
-        probs = _probabilities(predictor, clean, rows, transcripts, kind, todo, desc, progress)
-    for snr in todo:
-        out = run / condition_name(kind, snr, split) / fold
-        table = clean[["utt_id", "speaker", "true"]].copy()
-        table["pred"] = [EMOTIONS[i] for i in probs[snr].argmax(axis=1)]
-        table[PROB_COLUMNS] = np.round(probs[snr], 6)
-        metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
-        metrics.update({"fold": fold, "noise": kind, "snr_db": snr, "split": split})
-        if predictor.needs_enrolment:
-            metrics["enrolment"] = "the speaker's clips cross-validation drew, with noise at the same SNR"
-        write_table(table, out / SPLIT_PREDICTIONS[split])
-        atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return clean, predictor, transcripts
 
 
-def _noisy(wav: np.ndarray, utt_id: str, kind: str, snr: float) -> np.ndarray:
-    """``wav`` with ``kind`` noise at ``snr`` dB, the draw seeded by the clip and the SNR, clipped to [-1, 1]."""
+def _write_condition(out: Path, run: Path, fold: str, clean: pd.DataFrame, probs: np.ndarray, split: str,
+                     extra: dict) -> None:
+    """One condition's predictions ``probs`` (N, 8) of the fold's clips (``clean``'s order) and metrics -> ``out``."""
+    table = clean[["utt_id", "speaker", "true"]].copy()
+    table["pred"] = [EMOTIONS[i] for i in probs.argmax(axis=1)]
+    table[PROB_COLUMNS] = np.round(probs, 6)
+    metrics = classification_metrics(table["true"].values, table["pred"].values, run_classes(run))
+    metrics.update({"fold": fold, **extra, "split": split})
+    write_table(table, out / SPLIT_PREDICTIONS[split])
+    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+
+
+def _noisy(wav: np.ndarray, utt_id: str, kind: str, snr: float | None) -> np.ndarray:
+    """``wav`` with ``kind`` noise at ``snr`` dB, the draw seeded by the clip and the SNR, clipped to [-1, 1];
+    ``wav`` itself for ``snr`` None (clean)."""
+    if snr is None:
+        return wav
     return np.clip(add_noise(wav, kind, snr, np.random.default_rng(noise_seed(utt_id, kind, snr))), -1, 1)
 
 
@@ -139,17 +194,18 @@ def _probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcrip
 
 
 def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, transcripts: pd.Series | None,
-                            kind: str, snrs: list[float], desc: str, progress: bool,
-                            pool: list[bool] | None, clips: int, batch: int = 8) -> dict[float, np.ndarray]:
-    """As :func:`_probabilities`, for models standardised with enrolment clips: each clip of ``clean`` gets the
-    enrolment clips cross-validation drew for it (the same draw, :func:`enrolment_draws` over the protocol's
-    rows, ``pool``: the rows it could draw from, ``clips`` per clip), all with noise at the clip's SNR (a
-    speaker enrolled in the same noisy room), predicted through :meth:`Predictor.predict_many` with their
-    statistics (:meth:`Predictor.clip_moments`).
+                            kind: str, snrs: list[float | None], desc: str, progress: bool,
+                            pool: list[bool] | None, counts: list[int],
+                            batch: int = 8) -> dict[tuple[float | None, int], np.ndarray]:
+    """As :func:`_probabilities`, for models standardised with enrolment clips, keyed (SNR, K) for each SNR of
+    ``snrs`` (None: clean) and K of ``counts``: each clip of ``clean`` gets the K enrolment clips cross-validation
+    draws for it with K per clip (the same draw, :func:`enrolment_draws` over the protocol's rows, ``pool``: the
+    rows it could draw from), all with noise at the clip's SNR (a speaker enrolled in the same noisy room),
+    predicted through :meth:`Predictor.predict_many` with their statistics (:meth:`Predictor.clip_moments`).
 
     Speaker by speaker (a draw never leaves the speaker) and SNR by SNR, each noisy clip is encoded once: its
-    frames are kept (:meth:`Predictor.keeping_frames`) between taking its moments and predicting it, in batches
-    of ``batch`` clips."""
+    frames are kept (:meth:`Predictor.keeping_frames`) between taking its moments and predicting it, for every K,
+    in batches of ``batch`` clips."""
     from mmser.inference import combine_speaker
 
     ids = rows["utt_id"].astype(str).tolist()
@@ -161,13 +217,13 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
         raise MmserError("robustness: the fold's scored clips are not their speakers' rows of the protocol (was the "
                          "manifest changed after cross-validation?)")
     # other speakers' rows only keep the draw's order (one seeded draw over every row, as in training)
-    draws = enrolment_draws(speakers, clips, may_enrol=pool)
+    draws = {k: enrolment_draws(speakers, k, may_enrol=pool) for k in counts}
     by_speaker: dict[str, list[int]] = {}
     for j in needed:
         by_speaker.setdefault(speakers[j], []).append(j)
     paths = rows["path"].tolist()
-    probs = {snr: np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs}
-    with tqdm(total=len(needed) * len(snrs), desc=desc, unit="clip", disable=not progress) as bar:
+    probs = {(snr, k): np.zeros((len(clean), len(EMOTIONS)), dtype=np.float32) for snr in snrs for k in counts}
+    with tqdm(total=len(needed) * len(probs), desc=desc, unit="clip", disable=not progress) as bar:
         for speaker_rows in by_speaker.values():
             wavs = {j: load_audio(paths[j]) for j in speaker_rows}
             texts = {j: None if transcripts is None else str(transcripts[ids[j]]) for j in speaker_rows}
@@ -175,16 +231,17 @@ def _enrolled_probabilities(predictor, clean: pd.DataFrame, rows: pd.DataFrame, 
                 noisy = {j: _noisy(wav, ids[j], kind, snr) for j, wav in wavs.items()}
                 with predictor.keeping_frames():
                     own = dict(zip(speaker_rows, predictor.clip_moments([noisy[j] for j in speaker_rows], batch)))
-                    for start in range(0, len(speaker_rows), batch):
-                        chunk = speaker_rows[start:start + batch]
-                        given = [combine_speaker([own[k] for k in draws[j]]) for j in chunk]
-                        results = predictor.predict_many([(noisy[j], texts[j]) for j in chunk], batch_size=batch,
-                                                         speaker=given)
-                        for j, result in zip(chunk, results):
-                            if isinstance(result, Exception):
-                                raise result
-                            probs[snr][position[ids[j]]] = [result.probabilities[e] for e in EMOTIONS]
-                        bar.update(len(chunk))
+                    for count, drawn in draws.items():
+                        for start in range(0, len(speaker_rows), batch):
+                            chunk = speaker_rows[start:start + batch]
+                            given = [combine_speaker([own[k] for k in drawn[j]]) for j in chunk]
+                            results = predictor.predict_many([(noisy[j], texts[j]) for j in chunk], batch_size=batch,
+                                                             speaker=given)
+                            for j, result in zip(chunk, results):
+                                if isinstance(result, Exception):
+                                    raise result
+                                probs[snr, count][position[ids[j]]] = [result.probabilities[e] for e in EMOTIONS]
+                            bar.update(len(chunk))
     return probs
 
 
@@ -218,6 +275,18 @@ def robustness_table(runs: list[Path], kind: str, snrs: list[float], split: str 
     return pd.DataFrame(records)
 
 
+def enrolment_table(runs: list[Path], counts: list[int], split: str = "test") -> pd.DataFrame:
+    """UA (mean over folds, %) of each run as cross-validated (``clean``: the enrolment clips it drew) and with
+    each K of ``counts`` enrolment clips per clip, from the stored predictions."""
+    records = []
+    for run in runs:
+        record = {"run": run.name, "clean": mean_fold_ua(run, run, split)}
+        for k in counts:
+            record[f"{k} clips"] = mean_fold_ua(run / enrolment_name(k, split), run, split)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
 def mean_fold_ua(folder: Path, run: Path, split: str) -> float:
     """UA (%) of ``folder``'s folds' ``split`` predictions, mean over folds, over the classes of ``run``."""
     if split == "test":
@@ -231,12 +300,17 @@ def mean_fold_ua(folder: Path, run: Path, split: str) -> float:
     return 100 * float(np.mean(scores))
 
 
-def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str = "test") -> str:
+def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str = "test",
+                        enrolment: bool = False) -> str:
+    """The table of :func:`robustness_table` (``enrolment``: of :func:`enrolment_table`) as markdown."""
     columns = [c for c in table.columns if c != "run"]
     clips = ("test clips", "test speakers") if split == "test" else (
         "validation clips (speakers of each fold's training side, held out of its training)", "validation speakers")
+    condition = (f"with {kind} noise added at each SNR" if not enrolment else
+                 "each standardised with K enrolment clips of its speaker (a seeded draw among its other clips; "
+                 "clean: the clips cross-validation drew)")
     lines = [f"Generated by `{command}` from the per-utterance predictions below this folder.",
-             f"UA (%), mean over folds, on the {clips[0]} with {kind} noise added at each SNR; each fold's "
+             f"UA (%), mean over folds, on the {clips[0]} {condition}; each fold's "
              f"checkpoint predicts its own {clips[1]}.", "",
              "| run | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for r in table.to_dict("records"):

@@ -1,5 +1,6 @@
 """``mmser robustness``: cross-validate each config (or resume it), then predict every fold's test clips with
-noise at each SNR; one UA-per-SNR table and plot comparing the configs' models."""
+noise at each SNR (or, for enrolment models, with K enrolment clips each); one UA-per-SNR (per-K) table and plot
+comparing the configs' models."""
 
 from __future__ import annotations
 
@@ -12,24 +13,30 @@ from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.robustness import noisy_fold, robustness_markdown, robustness_stem, robustness_table
+from mmser.evaluation.robustness import (enrolment_fold, enrolment_stem, enrolment_table, noisy_fold,
+                                         robustness_markdown, robustness_stem, robustness_table)
 from mmser.recipes.cv import cross_validate
 
 
-def check_robustness(configs: dict[str, DictConfig]) -> None:
-    """Refuse, before any work, runs whose test clips robustness cannot find."""
+def check_robustness(configs: dict[str, DictConfig], enrolment: bool = False) -> None:
+    """Refuse, before any work, runs whose test clips robustness cannot find, and (``enrolment``: enrolment
+    sizes) runs that standardise no clip with enrolment clips."""
     for name, cfg in configs.items():
         if cfg.data.test_manifest is not None:
             raise MmserError(f"{name}: data.test_manifest (cross-corpus) is not supported by robustness")
+        if enrolment and cfg.features.speaker_norm.mode != "enrol":
+            raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
+                             "--enrol-clips varies the enrolment clips of models standardised with them")
 
 
 def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
                    device: str = "cpu", command: str = "mmser robustness", progress: bool = True,
-                   split: str = "test") -> pd.DataFrame:
+                   split: str = "test", enrol_counts: list[int] | None = None) -> pd.DataFrame:
     """``configs``: run name -> config. Writes ``out/<name>/`` (the CV run and its noisy predictions) and
     ``out/robustness.{md,csv,png}`` (``split="val"``: the validation clips', ``out/robustness_val.*``); returns
-    the table."""
-    check_robustness(configs)
+    the table. ``enrol_counts``: instead of noise, clean clips standardised with each K of enrolment clips
+    (``out/<name>/[val_]enrol_<K>clips/``, ``out/enrolment[_val].{md,csv,png}``)."""
+    check_robustness(configs, enrolment=enrol_counts is not None)
     out = Path(out)
     runs = []
     for name, cfg in configs.items():
@@ -39,13 +46,20 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
         rows = load_protocol(cfg.data).rows
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
         for fold in folds:
-            noisy_fold(run, fold, rows, kind, snrs, device, progress, split)
+            if enrol_counts is None:
+                noisy_fold(run, fold, rows, kind, snrs, device, progress, split)
+            else:
+                enrolment_fold(run, fold, rows, enrol_counts, device, progress, split)
         runs.append(run)
-    table = robustness_table(runs, kind, snrs, split)
-    stem = out / robustness_stem(split)
-    atomic_write_bytes(stem.with_suffix(".csv"), table.to_csv(index=False, float_format="%.2f").encode())
-    atomic_write_bytes(stem.with_suffix(".md"), robustness_markdown(table, kind, command, split).encode())
-    from mmser.evaluation.plots import plot_robustness
+    from mmser.evaluation.plots import plot_enrolment, plot_robustness
 
-    plot_robustness(table, stem.with_suffix(".png"), kind)
+    if enrol_counts is None:
+        table, stem = robustness_table(runs, kind, snrs, split), out / robustness_stem(split)
+        plot_robustness(table, stem.with_suffix(".png"), kind)
+    else:
+        table, stem = enrolment_table(runs, enrol_counts, split), out / enrolment_stem(split)
+        plot_enrolment(table, stem.with_suffix(".png"))
+    atomic_write_bytes(stem.with_suffix(".csv"), table.to_csv(index=False, float_format="%.2f").encode())
+    markdown = robustness_markdown(table, kind, command, split, enrolment=enrol_counts is not None)
+    atomic_write_bytes(stem.with_suffix(".md"), markdown.encode())
     return table

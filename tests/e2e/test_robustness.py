@@ -145,6 +145,50 @@ def test_validation_clips_under_noise_are_standardised_as_in_training(tmp_path, 
     assert "val_noise" not in (tmp_path / "rob" / "results.md").read_text()
 
 
+def test_other_numbers_of_enrolment_clips_are_the_draws_cross_validation_makes_for_them(tmp_path, capsys):
+    # trained with 5 enrolment clips (all the others of 6 per speaker): K=5 reproduces the cross-validated
+    # predictions, and K=2 those of the same training with test speakers enrolled with 2 (speaker_norm.test_clips:
+    # the same weights, each test clip with the seeded 2-clip draw cross-validation gave it)
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    enrol = [f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=3", "features.speaker_norm.mode=enrol",
+             "features.speaker_norm.clips=5"]
+    _csv_experiment(tmp_path / "enrol.yaml", *enrol)
+    _csv_experiment(tmp_path / "enrol2.yaml", *enrol, "features.speaker_norm.test_clips=2")
+    common = [f"data.manifest={tmp_path / 'a.csv'}", f"features.cache_dir={tmp_path / 'cache'}"]
+    assert main(["cv", str(tmp_path / "enrol2.yaml"), *common, "--out", str(tmp_path / "enrol2")]) == 0
+    for split in ("test", "val"):
+        assert main(["robustness", str(tmp_path / "enrol.yaml"), *common, "--out", str(tmp_path / "rob"),
+                     "--enrol-clips", "2,5", "--split", split]) == 0
+    run = tmp_path / "rob" / "enrol"
+    folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
+    assert len(folds) == 3
+    for fold in folds:
+        for stored, prefix in (("predictions.csv", ""), ("val_predictions.csv", "val_")):
+            clean = pd.read_csv(run / fold / stored)
+            all_others = pd.read_csv(run / f"{prefix}enrol_5clips" / fold / stored)
+            assert list(all_others["utt_id"]) == list(clean["utt_id"])
+            np.testing.assert_allclose(all_others.filter(like="prob_").to_numpy(), clean.filter(like="prob_").to_numpy(),
+                                       atol=5e-4)
+        two = pd.read_csv(run / "enrol_2clips" / fold / "predictions.csv").filter(like="prob_").to_numpy()
+        np.testing.assert_allclose(two, pd.read_csv(tmp_path / "enrol2" / fold / "predictions.csv")
+                                   .filter(like="prob_").to_numpy(), atol=5e-4)
+        assert np.abs(two - pd.read_csv(run / fold / "predictions.csv").filter(like="prob_").to_numpy()).max() > 1e-3
+    table = pd.read_csv(tmp_path / "rob" / "enrolment_val.csv")
+    assert list(table.columns) == ["run", "clean", "2 clips", "5 clips"]
+    assert table["5 clips"].iloc[0] == pytest.approx(table["clean"].iloc[0], abs=0.01)
+    assert (tmp_path / "rob" / "enrolment.png").is_file() and "enrolment clips" in (tmp_path / "rob" / "enrolment.md").read_text()
+    assert not (tmp_path / "rob" / "robustness.csv").exists()
+    # refused before any work: a model without enrolment clips, noise with enrolment sizes, a bad list
+    _csv_experiment(tmp_path / "plain.yaml", f"features.audio_encoders=[whisper:{whisper}]")
+    capsys.readouterr()
+    for config, options, reason in (("plain.yaml", ["--enrol-clips", "2"], "not enrol"),
+                                    ("enrol.yaml", ["--enrol-clips", "2", "--snr", "10"], "give one of them"),
+                                    ("enrol.yaml", ["--enrol-clips", "0,2"], "numbers >= 1")):
+        assert main(["robustness", str(tmp_path / config), *common, "--out", str(tmp_path / "rob2"), *options]) == 2
+        assert reason in capsys.readouterr().err and not (tmp_path / "rob2").exists()
+
+
 def test_validation_split_without_validation_speakers_is_refused_by_name(tmp_path, capsys):
     _prepared_csv(tmp_path, "a", ["angry", "sad"], per=4)
     whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
