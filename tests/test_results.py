@@ -71,11 +71,12 @@ def test_every_results_folder_comes_from_one_yaml():
     for run in runs:
         corpus, part = run.relative_to(RESULTS).parts[:2]
         inside = run.relative_to(RESULTS / corpus / part).parts
-        if any((RESULTS / corpus / part / f"{kind}.md").is_file() for kind in ("selection", "robustness")):
+        if any((RESULTS / corpus / part / f"{kind}.md").is_file()
+               for kind in ("selection", "robustness", "enrolment", "enrolment_val")):
             # `mmser select` / `mmser robustness` name each run after its YAML; "selected" and "selected_blind" hold
-            # the chosen candidates' predictions and noise_* the candidates' checkpoints on noisy clips (no config of
-            # their own)
-            if inside[0] in ("selected", "selected_blind") or inside[-1].startswith("noise_"):
+            # the chosen candidates' predictions, noise_* the candidates' checkpoints on noisy clips and enrol_*
+            # with other numbers of enrolment clips (no config of their own)
+            if inside[0] in ("selected", "selected_blind") or inside[-1].startswith(("noise_", "enrol_")):
                 assert (RESULTS / corpus / part / inside[0]).is_dir(), run
                 continue
             if (RESULTS / corpus / part / inside[0] / AVERAGE_FILE).is_file():
@@ -197,6 +198,23 @@ def test_the_blind_choice_script_gives_the_selection_tables_blind_row():
 
 
 ROBUSTNESS_TABLES = sorted(RESULTS.rglob("robustness*.csv"))
+ENROLMENT_TABLES = sorted(RESULTS.rglob("enrolment*.csv"))
+
+
+@pytest.mark.parametrize("path", ENROLMENT_TABLES, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_enrolment_size_table_is_rebuilt_from_its_stored_predictions(path):
+    import numpy as np
+    import pandas as pd
+
+    from mmser.evaluation.robustness import enrolment_table
+
+    committed = pd.read_csv(path)
+    counts = [int(c.removesuffix(" clips")) for c in committed.columns if c.endswith(" clips")]
+    split = "val" if path.stem.endswith("_val") else "test"
+    rebuilt = enrolment_table([path.parent / run for run in committed["run"]], counts, split)
+    assert counts and list(rebuilt.columns) == list(committed.columns) and list(rebuilt["run"]) == list(committed["run"])
+    np.testing.assert_allclose(rebuilt.drop(columns="run").to_numpy(float), committed.drop(columns="run").to_numpy(float),
+                               atol=0.006)  # the csv keeps 2 decimals
 
 
 @pytest.mark.parametrize("path", ROBUSTNESS_TABLES, ids=lambda p: str(p.relative_to(RESULTS)))
