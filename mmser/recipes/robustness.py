@@ -13,20 +13,30 @@ from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.robustness import (enrolment_fold, enrolment_stem, enrolment_table, noisy_fold,
-                                         robustness_markdown, robustness_stem, robustness_table)
+from mmser.evaluation.robustness import (condition_names, enrolment_fold, enrolment_stem, enrolment_table,
+                                         lost_fold_checkpoints, noisy_fold, robustness_markdown, robustness_stem,
+                                         robustness_table)
 from mmser.recipes.cv import cross_validate
 
 
-def check_robustness(configs: dict[str, DictConfig], enrolment: bool = False) -> None:
-    """Refuse, before any work, runs whose test clips robustness cannot find, and (``enrolment``: enrolment
-    sizes) runs that standardise no clip with enrolment clips."""
+def check_robustness(configs: dict[str, DictConfig], enrolment: bool = False, out: Path | None = None,
+                     conditions: list[str] = ()) -> None:
+    """Refuse, before any work, runs whose test clips robustness cannot find, (``enrolment``: enrolment sizes)
+    runs that standardise no clip with enrolment clips, and runs under ``out`` with folds cross-validated
+    earlier whose checkpoints are gone while some of ``conditions`` still need them."""
     for name, cfg in configs.items():
         if cfg.data.test_manifest is not None:
             raise MmserError(f"{name}: data.test_manifest (cross-corpus) is not supported by robustness")
         if enrolment and cfg.features.speaker_norm.mode != "enrol":
             raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
                              "--enrol-clips varies the enrolment clips of models standardised with them")
+    lost = [path for name in configs for path in lost_fold_checkpoints(out / name, list(conditions))] if out else []
+    if lost:
+        listed = ", ".join(str(p) for p in lost)
+        raise MmserError(f"{listed}: checkpoint not found, and robustness predicts with it: those folds were "
+                         "cross-validated earlier (their predictions are stored) and cross-validation keeps them as "
+                         "done; move their fold folders aside to cross-validate them again, or give --out a run "
+                         "that kept its checkpoints")
 
 
 def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
@@ -36,8 +46,8 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
     ``out/robustness.{md,csv,png}`` (``split="val"``: the validation clips', ``out/robustness_val.*``); returns
     the table. ``enrol_counts``: instead of noise, clean clips standardised with each K of enrolment clips
     (``out/<name>/[val_]enrol_<K>clips/``, ``out/enrolment[_val].{md,csv,png}``)."""
-    check_robustness(configs, enrolment=enrol_counts is not None)
     out = Path(out)
+    check_robustness(configs, enrol_counts is not None, out, condition_names(split, kind, snrs, enrol_counts))
     runs = []
     for name, cfg in configs.items():
         run = out / name

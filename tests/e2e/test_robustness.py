@@ -36,6 +36,15 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert main(args) == 0
     assert "skipped" in capsys.readouterr().out
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
+    # a fold whose checkpoint is gone: its stored conditions still make the table, a new SNR is refused before
+    # any run predicts (cross-validation keeps the fold as done and would never write the checkpoint again)
+    lost = tmp_path / "rob" / "augmented" / folds[-1] / "model.safetensors"
+    lost.unlink()
+    assert main(args) == 0 and (tmp_path / "rob" / "robustness.md").read_text() == first
+    capsys.readouterr()
+    assert main([*args[:-1], "20,10,0"]) == 2
+    assert f"{lost}: checkpoint not found" in capsys.readouterr().err
+    assert not list((tmp_path / "rob").glob("*/noise_white_10dB"))  # not even the intact run predicted
 
 
 def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides, split="test"):
