@@ -41,7 +41,8 @@ def plot_confusion(run: Path, classes: list[str] | None = None) -> Path:
 
 
 def plot_training_curves(run: Path) -> Path | None:
-    """Validation UA per epoch of every fold's members -> ``run/training_curves.png``."""
+    """Training loss and validation UA per epoch of every fold's members -> ``run/training_curves.png`` (None:
+    the run writes no metrics with histories)."""
     histories = []
     for meta in sorted(run.glob("*/metrics.json")):
         for j, member in enumerate(json.loads(meta.read_text()).get("members", [])):
@@ -53,7 +54,8 @@ def plot_training_curves(run: Path) -> Path | None:
     for name, hist in histories:
         epochs = [h["epoch"] for h in hist]
         axes[0].plot(epochs, [h["train_loss"] for h in hist], lw=0.8, label=name)
-        axes[1].plot(epochs, [h["val_ua"] for h in hist], lw=0.8)
+        val_ua = [np.nan if h["val_ua"] is None else h["val_ua"] for h in hist]  # None: trained without validation
+        axes[1].plot(epochs, val_ua, lw=0.8)
     axes[0].set(xlabel="epoch", ylabel="training loss")
     axes[1].set(xlabel="epoch", ylabel="validation UA (training speakers)")
     if len(histories) <= 12:

@@ -107,6 +107,7 @@ def fit(model: torch.nn.Module, train: FeatureDataset, val: FeatureDataset | Non
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # no validation speakers: max_epochs, by design
         trainer.fit(module, train_loader, val_loader)
     if trainer.world_size > 1:
         agree_across_ranks(keep.best_epoch, int(trainer.current_epoch))

@@ -40,7 +40,7 @@ class EmotionLitModule(L.LightningModule):
         self._val_preds: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self._train_loss = torch.zeros(2)  # this epoch's (sum of loss x clips, clips) on this rank, kept on device
-        self.history: list[dict] = []  # per validated epoch: epoch, val_ua, that epoch's mean training loss
+        self.history: list[dict] = []  # per epoch: epoch, val_ua (None: no validation), that epoch's mean training loss
 
     def model_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.forward_batch(batch)[:, self.valid]  # (B, C_valid)
@@ -59,10 +59,14 @@ class EmotionLitModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """This epoch's mean training loss over every rank's clips, into its history entry (validation runs
-        before this hook, so the entry of this epoch is already there)."""
+        before this hook, so the entry of a validated epoch is already there; without validation speakers the
+        entry is made here, ``val_ua`` None)."""
         total = self.trainer.strategy.reduce(self._train_loss.to(self.device), reduce_op="sum")  # (2,)
         self._train_loss = torch.zeros(2)
-        if self.history and self.history[-1]["epoch"] == int(self.current_epoch) and float(total[1]) > 0:
+        epoch = int(self.current_epoch)
+        if not self.history or self.history[-1]["epoch"] != epoch:
+            self.history.append({"epoch": epoch, "val_ua": None, "train_loss": float("nan")})
+        if float(total[1]) > 0:
             self.history[-1]["train_loss"] = float(total[0] / total[1])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

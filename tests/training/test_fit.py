@@ -50,7 +50,7 @@ def test_each_epochs_history_holds_that_epochs_mean_training_loss(monkeypatch):
     class Recording(EmotionLitModule):
         def training_step(self, batch, batch_idx):
             loss = super().training_step(batch, batch_idx)
-            losses.setdefault(int(self.current_epoch), []).append((float(loss), len(batch["target"])))
+            losses.setdefault(int(self.current_epoch), []).append((float(loss.detach()), len(batch["target"])))
             return loss
 
     monkeypatch.setattr(fit_module, "EmotionLitModule", Recording)
@@ -162,3 +162,15 @@ def test_unweighted_accuracy_is_balanced_accuracy_without_its_warning():
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # one speaker's predictions often name a class its labels lack
             assert unweighted_accuracy(y_true, y_pred) == pytest.approx(want, abs=1e-12)
+
+
+def test_training_without_validation_records_each_epochs_loss_and_says_nothing_of_it(recwarn):
+    """No validation speakers (split.val_speakers: 0): max_epochs are run, each epoch's training loss is kept in
+    the history (val_ua None) and Lightning's warning about the missing validation loader is not shown."""
+    mask = tuple(c in ("angry", "sad") for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    model = build_model(ModelDims(kind="audio_only", audio_dim=6, num_audio_layers=1, hidden_dim=16, dropout=0.0, class_mask=mask))
+    _, summary = fit(model, separable(40, 0), None, SimpleNamespace(**{**vars(TRAIN), "max_epochs": 3}), TRAINER, seed=0)
+    assert summary["best_val_ua"] is None and summary["epochs_run"] == 3
+    assert [h["epoch"] for h in summary["history"]] == [0, 1, 2]
+    assert all(h["val_ua"] is None and h["train_loss"] > 0 for h in summary["history"])
+    assert not [w for w in recwarn if "val_dataloader" in str(w.message)]
