@@ -175,6 +175,10 @@ def read_document(path: str | Path) -> dict:
     """The mmser document of the checkpoint ``path``, from the file's header alone (no tensor is read); raises
     CheckpointError for anything that is not an mmser checkpoint of this format version and label space."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.safetensors"))
+        hint = f": give a checkpoint file inside it ({', '.join(inside[:3])})" if inside else ", not a checkpoint file"
+        raise CheckpointError(f"{path}: a folder{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

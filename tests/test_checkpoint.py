@@ -39,6 +39,13 @@ def test_pickle_and_foreign_checkpoints_are_refused(tmp_path, checkpoint, reader
         reader(tmp_path / "junk.safetensors")
     with pytest.raises(CheckpointError, match="missing.safetensors: checkpoint not found"):
         reader(tmp_path / "missing.safetensors")
+    fold = tmp_path / "run" / "fold0"
+    fold.mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="fold0: a folder, not a checkpoint file"):
+        reader(fold)
+    (fold / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"fold0: a folder: give a checkpoint file inside it \(model.safetensors\)"):
+        reader(fold)
 
 
 def _rewrite(src, dst, change_meta=None, change_tensor=False):
