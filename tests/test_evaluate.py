@@ -2,6 +2,7 @@
 clip list; refusals before any work, and nothing predicted lost when a clip fails."""
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -163,6 +164,38 @@ def test_many_speakers_print_the_weakest_and_keep_every_speaker_in_the_metrics(c
     assert len(speakers) == 21 and "the 10 speakers with the lowest UA of 21" in printed
     shown = [line.split(":")[0].strip() for line in printed.splitlines() if line.startswith("  s")]
     assert len(shown) == 10 and [speakers[s]["UA"] for s in shown] == sorted(v["UA"] for v in speakers.values())[:10]
+
+
+def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(checkpoint, tmp_path, capsys, monkeypatch):
+    """The disk filling during a long run: no traceback, one line naming the file and what to do; the speakers
+    finished before are kept and a re-run predicts only the others. Other OS errors are not disguised."""
+    import errno
+
+    import mmser.cli.evaluate
+    import mmser.cli.predict
+
+    manifest, _ = corpus(tmp_path, speakers=("A", "B"))
+    monkeypatch.setattr(mmser.cli.evaluate, "GROUP_CLIPS", 4)  # one speaker a call
+    predicted, predict, failure = [], mmser.cli.predict.predict_listed, [errno.ENOSPC]
+
+    def filling(predictor, clips, *args, **kwargs):
+        if failure and predicted:
+            raise OSError(failure[0], os.strerror(failure[0]), str(tmp_path / "run" / "held_out" / "partial" / "x.csv"))
+        predicted.extend(speaker for _, _, speaker in clips)
+        return predict(predictor, clips, *args, **kwargs)
+
+    monkeypatch.setattr(mmser.cli.predict, "predict_listed", filling)
+    args = ["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"mmser: error: the disk is full writing {tmp_path / 'run'}" in err and "run again: it resumes" in err
+    assert "Traceback" not in err and predicted == ["A"] * 4
+    failure[0] = errno.EACCES
+    with pytest.raises(PermissionError):
+        main(args)
+    failure.clear()
+    predicted.clear()
+    assert main(args) == 0 and predicted == ["B"] * 4  # A's predictions were kept
 
 
 def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, tmp_path, capsys, monkeypatch):

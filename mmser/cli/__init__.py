@@ -4,12 +4,13 @@ One module per command group (``data``, ``features``, ``experiment``, ``predict`
 each parses its arguments, calls a recipe or the library, and prints. Every expected failure is an
 :class:`~mmser.errors.MmserError` (bad config, manifest, audio, labels, splits, checkpoints): it is
 printed as one ``mmser: error: ...`` line naming the input and the reason, with exit code 2 — never a
-traceback. Configs are validated whole before any work starts.
+traceback; so is a full disk, after which a re-run resumes. Configs are validated whole before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import Callable
 
@@ -54,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmser: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        from mmser.features.cache import PRUNE_HINT
+
+        where = f" writing {err.filename}" if err.filename else ""
+        print(f"mmser: error: the disk is full{where} ({err.strerror}); finished work is kept (predictions, "
+              f"checkpoints and caches are written whole or not at all): free space ({PRUNE_HINT}) and run again: "
+              "it resumes", file=sys.stderr)
+        return 2
     return 0
 
 
