@@ -12,12 +12,26 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import warnings
+from pathlib import Path
 from typing import Callable
 
 from mmser import __version__
 from mmser.errors import MmserError
 
 AddCommand = Callable[..., argparse.ArgumentParser]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: mmser's own warnings (a ``UserWarning`` raised from its
+    code: fewer enrolment clips than training's, a fold file's group without speakers) as one ``mmser: note:``
+    line on stderr, without the source line Python shows; any other warning as Python shows it."""
+    if category is UserWarning and Path(filename).resolve().is_relative_to(PACKAGE_DIR):
+        print(f"mmser: note: {message}", file=sys.stderr if file is None else file)
+    else:
+        PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = list(args.overrides or []) + extra
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_note
+            args.func(args)
     except MmserError as err:
         print(f"mmser: error: {err}", file=sys.stderr)
         return 2

@@ -167,3 +167,15 @@ def test_ravdess_under_emobox_folds(tmp_path, capsys):
     assert out.startswith("6 file folds")
     assert "test speakers ['ravdess_01', 'ravdess_11', 'ravdess_20', 'ravdess_21']" in out
     assert "test speakers ['ravdess_06', 'ravdess_13', 'ravdess_17', 'ravdess_22']" in out
+    # a manifest without one group's actors: that fold is left out, said as one note line (no Python warning)
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "m.csv")
+    fold6 = ["ravdess_06", "ravdess_13", "ravdess_17", "ravdess_22"]
+    rows[~rows["speaker"].isin(fold6)].to_csv(tmp_path / "m5.csv", index=False)
+    assert main(["folds", str(tmp_path / "m5.csv"), "--config", "configs/experiment/ravdess_emobox_audio.yaml"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("5 file folds")
+    assert "mmser: note: " in printed.err
+    assert "ravdess_emobox.csv: fold 6 has none of the manifest's speakers" in printed.err
+    assert "UserWarning" not in printed.err and "warnings.warn" not in printed.err
