@@ -24,12 +24,12 @@ from tests.conftest import tiny_features, write_tone
 FEATURES = tiny_features()
 
 
-
 def fewer_enrolment_clips(given: int, trained: int):
     """Expects the warning that ``given`` enrolment clips, fewer than the ``trained`` per speaker, make noisier
     statistics (the command line shows it as a note)."""
     return pytest.warns(UserWarning, match=rf"{given} enrolment clip\(s\) given; the checkpoint was trained with "
                                            rf"statistics of {trained} clips")
+
 
 def test_api_and_cli_agree(checkpoint, tmp_path, capsys):
     clip = write_tone(tmp_path / "clip.wav", seconds=1.5, sr=44_100)

@@ -19,8 +19,7 @@ from mmser.evaluation.robustness import (condition_names, enrolment_fold, enrolm
 from mmser.recipes.cv import cross_validate
 
 
-def check_robustness(configs: dict[str, DictConfig], enrolment: bool = False, out: Path | None = None,
-                     conditions: list[str] = ()) -> None:
+def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path, conditions: list[str]) -> None:
     """Refuse, before any work, runs whose test clips robustness cannot find, (``enrolment``: enrolment sizes)
     runs that standardise no clip with enrolment clips, and runs under ``out`` with folds cross-validated
     earlier whose checkpoints are gone while some of ``conditions`` still need them."""
@@ -30,7 +29,7 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool = False, ou
         if enrolment and cfg.features.speaker_norm.mode != "enrol":
             raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
                              "--enrol-clips varies the enrolment clips of models standardised with them")
-    lost = [path for name in configs for path in lost_fold_checkpoints(out / name, list(conditions))] if out else []
+    lost = [path for name in configs for path in lost_fold_checkpoints(out / name, conditions)]
     if lost:
         listed = ", ".join(str(p) for p in lost)
         raise MmserError(f"{listed}: checkpoint not found, and robustness predicts with it: those folds were "
