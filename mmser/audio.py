@@ -6,9 +6,12 @@ way it arrives:
 
 - a file (:func:`load_audio`), uploaded bytes (:func:`decode_audio`) or an array with its rate
   (:func:`to_waveform`) must hold finite samples, not all zero (digital silence carries no voice: a model
-  asked about it answers with its bias), and last at least :data:`MIN_DURATION_S`;
+  asked about it answers with its bias), last at least :data:`MIN_DURATION_S`, and stay within
+  :data:`MAX_PEAK` times full scale (a float file or array holding integer PCM values, e.g. up to 32767,
+  would otherwise be clipped into a square wave and predicted as such);
+- an integer array is scaled to [-1, 1] as soundfile scales integer files (int16 by 1/32768);
 - channels are averaged, the rate is converted to :data:`SAMPLE_RATE` (torchaudio), and samples are
-  clipped to [-1, 1] (float files may exceed full scale).
+  clipped to [-1, 1] (float files may exceed full scale a little).
 
 Every failure raises :class:`AudioError`, which names the file (or upload) and the reason.
 """
@@ -28,6 +31,7 @@ from mmser.errors import MmserError
 
 SAMPLE_RATE = 16_000  # Hz, what every encoder in mmser consumes
 MIN_DURATION_S = 0.1  # s, shorter clips carry no usable emotion cue (one rule for every input path)
+MAX_PEAK = 2.0  # x full scale (+6 dBFS): a float waveform beyond it is in other units, not hot audio
 HASH_CHUNK_BYTES = 1 << 20  # bytes read at a time when hashing a file
 
 
@@ -66,8 +70,8 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.
 
 
 def validate_waveform(wav: np.ndarray, source: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
-    """Raise AudioError if ``wav`` (mono, float) is empty, non-finite, all zero or shorter than
-    :data:`MIN_DURATION_S`."""
+    """Raise AudioError if ``wav`` (mono, float) is empty, non-finite, all zero, shorter than
+    :data:`MIN_DURATION_S` or peaks above :data:`MAX_PEAK` times full scale."""
     if wav.size == 0:
         raise AudioError(source, "no audio samples")
     if not np.isfinite(wav).all():
@@ -77,12 +81,27 @@ def validate_waveform(wav: np.ndarray, source: str | Path, sample_rate: int = SA
     duration = wav.shape[-1] / sample_rate
     if duration < MIN_DURATION_S:
         raise AudioError(source, f"too short: {duration:.3f} s < minimum {MIN_DURATION_S} s")
+    peak = float(np.abs(wav).max())
+    if peak > MAX_PEAK:
+        raise AudioError(source, f"samples reach {peak:.4g} times full scale: float audio must lie in [-1, 1] "
+                                 "(integer PCM stored as float? divide it by 32768 for 16-bit)")
+
+
+def _as_float(wav: np.ndarray) -> np.ndarray:
+    """``wav`` as float32; integer PCM scaled to [-1, 1) as soundfile reads integer files (int16 / 32768,
+    unsigned 8-bit centred on 128)."""
+    wav = np.asarray(wav)
+    if wav.dtype == np.uint8:
+        return (wav.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(wav.dtype, np.integer):
+        return (wav / float(-np.iinfo(wav.dtype).min)).astype(np.float32)
+    return wav.astype(np.float32, copy=False)
 
 
 def to_waveform(wav: np.ndarray, sample_rate: int, source: str | Path = "<waveform>") -> np.ndarray:
-    """A waveform ``(n_samples,)`` or ``(n_samples, channels)`` at ``sample_rate`` Hz -> validated 16 kHz mono
-    float32 ``(n,)`` in [-1, 1]."""
-    wav = np.asarray(wav, dtype=np.float32)
+    """A waveform ``(n_samples,)`` or ``(n_samples, channels)`` at ``sample_rate`` Hz (float in [-1, 1], or
+    integer PCM such as int16) -> validated 16 kHz mono float32 ``(n,)`` in [-1, 1]."""
+    wav = _as_float(wav)
     mono = wav.mean(axis=1) if wav.ndim == 2 else wav.reshape(-1)  # (n_samples,)
     validate_waveform(mono, source, sample_rate)
     return np.clip(resample(mono, sample_rate, SAMPLE_RATE), -1.0, 1.0).astype(np.float32, copy=False)
@@ -109,8 +128,9 @@ def load_audio(path: str | Path, max_duration_s: float | None = None) -> np.ndar
         waveform of shape ``(n_samples,)``, dtype float32, at :data:`SAMPLE_RATE` Hz.
 
     Raises:
-        AudioError: missing, empty or unreadable file, NaN/inf samples, a clip shorter than
-            :data:`MIN_DURATION_S` or longer than ``max_duration_s`` seconds.
+        AudioError: missing, empty or unreadable file, NaN/inf samples, all-zero samples, samples beyond
+            :data:`MAX_PEAK` times full scale, a clip shorter than :data:`MIN_DURATION_S` or longer than
+            ``max_duration_s`` seconds.
     """
     audio_info(path)  # missing / empty / unreadable, named
     return _decode(str(path), path, max_duration_s)

@@ -333,7 +333,8 @@ class Predictor:
     def predict(self, audio: str | Path | np.ndarray, transcript: str | None = None, sample_rate: int = SAMPLE_RATE,
                 transcribe: bool = False, enrolment: list[str | Path | np.ndarray] | None = None,
                 speaker: RunningSpeaker | None = None) -> Prediction:
-        """Label and 8 probabilities for a clip (path, or mono float32 waveform at ``sample_rate``);
+        """Label and 8 probabilities for a clip (path, or waveform at ``sample_rate``: float in [-1, 1] or integer
+        PCM, mono ``(n,)`` or ``(n, channels)``);
         ``enrolment``: other clips of the same speaker, for checkpoints that need them; ``speaker``: the
         speaker's statistics so far, for checkpoints trained with ``mode: running`` (a clip alone otherwise)."""
         if enrolment:

@@ -73,3 +73,29 @@ def test_hash_changes_with_content(tmp_path):
     a, b = write_tone(tmp_path / "a.wav", seed=1), write_tone(tmp_path / "b.wav", seed=2)
     assert file_sha256(a) != file_sha256(b)
     assert file_sha256(a) == file_sha256(a)
+
+
+@pytest.mark.parametrize("subtype,dtype", [("PCM_16", np.int16), ("PCM_32", np.int32), ("PCM_U8", np.uint8)])
+def test_integer_array_is_scaled_as_its_file_is_read(tmp_path, subtype, dtype):
+    """An integer PCM array (scipy.io.wavfile's int16, say) gives the waveform of the same samples in a file."""
+    path = write_tone(tmp_path / "a.wav", seconds=0.5, subtype=subtype)
+    pcm, sr = sf.read(path, dtype="int16" if dtype == np.uint8 else dtype.__name__)
+    if dtype == np.uint8:  # soundfile reads no uint8: 8-bit PCM is unsigned, centred on 128
+        pcm = (pcm.astype(np.int32) // 256 + 128).astype(np.uint8)
+    from_array = to_waveform(pcm, sr)
+    np.testing.assert_allclose(from_array, load_audio(path), atol=1e-6)
+    assert 0.1 < np.abs(from_array).max() <= 1.0  # not clipped into a square wave
+
+
+def test_float_audio_far_beyond_full_scale_is_refused_on_every_path(tmp_path):
+    """Integer PCM values stored as float would be clipped into a square wave: refused, naming the fix."""
+    tone = sf.read(write_tone(tmp_path / "a.wav", seconds=0.5), dtype="float32")[0]
+    sf.write(tmp_path / "int_units.wav", tone * 32767, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"int_units.wav: samples reach [\d.e+]+ times full scale.*divide it by 32768"):
+        load_audio(tmp_path / "int_units.wav")
+    with pytest.raises(AudioError, match="up.wav: samples reach"):
+        decode_audio((tmp_path / "int_units.wav").read_bytes(), "up.wav")
+    with pytest.raises(AudioError, match="<waveform>: samples reach"):
+        to_waveform(tone * 32767, 16_000)
+    hot = to_waveform(tone / np.abs(tone).max() * 1.5, 16_000)  # a little over full scale: clipped, kept
+    assert np.abs(hot).max() == pytest.approx(1.0)
