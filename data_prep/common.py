@@ -7,7 +7,7 @@ audio validation, duplicate checks, the summary, strict vs ``skip_bad`` behaviou
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mmser.audio import AudioError, audio_info, file_sha256, validate_waveform
 from mmser.data.manifest import write_manifest, write_table
 from mmser.errors import MmserError
-from mmser.labels import LabelMap, UnknownLabelError
+from mmser.labels import UNKNOWN_LABEL_FIX, LabelMap, UnknownLabelError, folded_label
 
 
 @dataclass
@@ -46,6 +46,16 @@ class Problem:
     path: str
     utt_id: str
     reason: str
+    unknown_label: str = ""  # the raw label, when that is the reason (summed up with the fix)
+
+
+def unknown_label_lines(problems: list[Problem]) -> list[str]:
+    """One line naming every unknown raw label with its count, and the keys that map or exclude them."""
+    counts = Counter(folded_label(p.unknown_label) for p in problems if p.unknown_label)
+    if not counts:
+        return []
+    listed = ", ".join(f"{label!r} ({n})" for label, n in counts.most_common())
+    return [f"unknown label(s) {listed}: {UNKNOWN_LABEL_FIX} (`mmser labels <corpus>` prints the known ones)"]
 
 
 @dataclass
@@ -68,9 +78,10 @@ class PrepareError(MmserError):
         lines = [f"  {p.path}: {p.reason}" for p in problems[:50]]
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         where = f"\nfull list: {report}" if report else ""
+        fix = "".join(f"\n{line}" for line in unknown_label_lines(problems))
         super().__init__(
             f"{len(problems)} bad file(s); nothing written (use --skip-bad to write the manifest without them):\n"
-            + "\n".join(lines) + more + where
+            + "\n".join(lines) + more + where + fix
         )
 
 
@@ -139,7 +150,7 @@ def build_manifest(
         try:
             label = label_map.map(cand.raw_label, source=cand.path)
         except UnknownLabelError as err:
-            problems.append(Problem(cand.path, cand.utt_id, f"unknown label {err.raw_label!r}"))
+            problems.append(Problem(cand.path, cand.utt_id, f"unknown label {err.raw_label!r}", err.raw_label))
             continue
         if label is None:
             excluded[cand.raw_label] += 1
@@ -201,6 +212,7 @@ def summarize(df: pd.DataFrame, problems: list[Problem], warnings: list[str], ex
         lines += [f"  {p.path}: {p.reason}" for p in problems[:20]]
         if len(problems) > 20:
             lines.append(f"  ... and {len(problems) - 20} more (see the report)")
+        lines += unknown_label_lines(problems)
     return "\n".join(lines)
 
 

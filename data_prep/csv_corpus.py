@@ -1,4 +1,5 @@
-"""Any corpus given as a CSV: columns ``path,label,speaker`` (optional ``utt_id,session,transcript,gender``).
+"""Any corpus given as a CSV: columns ``path,label,speaker`` (optional ``utt_id,session,transcript,gender``),
+separated by commas, or by semicolons or tabs (as spreadsheets in many locales write them: found from the header).
 
 Relative paths are resolved against the CSV's folder, and must stay inside it (a path escaping the
 corpus root is a bad file). Labels go through ``prepare.label_map`` (identity on the 8 shared names).
@@ -14,6 +15,17 @@ from data_prep.common import Candidate, Problem, Scan
 from mmser.data.manifest import ManifestError
 
 REQUIRED = ("path", "label", "speaker")
+SEPARATORS = (",", ";", "\t")  # the first whose header has every required column is the file's
+
+
+def _separator(csv_path: Path) -> str:
+    """The column separator of ``csv_path``, found from its header line (a comma when none fits)."""
+    with open(csv_path, encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+    for sep in SEPARATORS:
+        if set(REQUIRED) <= {name.strip() for name in header.rstrip("\r\n").split(sep)}:
+            return sep
+    return ","
 
 
 def scan(csv_path: str | Path) -> Scan:
@@ -21,9 +33,10 @@ def scan(csv_path: str | Path) -> Scan:
     if not csv_path.is_file():
         raise ManifestError(f"{csv_path}: corpus CSV not found")
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(csv_path, sep=_separator(csv_path), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ManifestError(f"{csv_path}: not a readable CSV ({err})") from None
+    table.columns = [str(name).strip() for name in table.columns]  # "path, label, speaker" as written by hand
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise ManifestError(f"{csv_path}: missing column(s) {missing}; needs {list(REQUIRED)}, has {list(table.columns)}")

@@ -1,7 +1,8 @@
 """The shared 8-class label space and each corpus's map into it.
 
 Every corpus map is plain data (``CORPUS_LABEL_MAPS``) so it can be printed, inspected and overridden
-from config (``data.label_map``). Mapping an unknown raw label raises :class:`UnknownLabelError`
+from config (``prepare.label_map``). Raw labels match regardless of case and surrounding spaces ("Happy "
+is "happy"); an exact match wins. Mapping an unknown raw label raises :class:`UnknownLabelError`
 naming the file and the label: a label is never dropped or merged silently. Labels listed as
 excluded (IEMOCAP ``fru``, ``oth``, ``xxx`` by default) map to ``None`` and are reported as excluded.
 """
@@ -58,6 +59,10 @@ CORPUS_LABEL_MAPS: dict[str, dict[str, str]] = {
 CORPUS_EXCLUDED_LABELS: dict[str, tuple[str, ...]] = {"iemocap": ("fru", "oth", "xxx")}
 
 
+UNKNOWN_LABEL_FIX = ("map it with prepare.label_map.<raw label>=<one of the 8 emotions> or leave it out with "
+                     "prepare.exclude_labels=[...]")
+
+
 class UnknownLabelError(MmserError):
     """A raw label that is neither mapped nor excluded."""
 
@@ -65,8 +70,13 @@ class UnknownLabelError(MmserError):
         self.raw_label, self.source = raw_label, source
         super().__init__(
             f"{source}: unknown emotion label {raw_label!r} (known: {', '.join(sorted(known))}); "
-            "add it to data.label_map or data.exclude_labels"
+            f"{UNKNOWN_LABEL_FIX}"
         )
+
+
+def folded_label(label: str) -> str:
+    """``label`` without surrounding spaces and case, as raw labels are compared ("Happy " -> "happy")."""
+    return label.strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -90,10 +100,17 @@ class LabelMap:
             raise MmserError(f"labels both mapped and excluded: {sorted(both)}")
 
     def map(self, raw_label: str, source: str = "<input>") -> str | None:
-        """Return the shared label for ``raw_label``, ``None`` if it is excluded; raise if unknown."""
+        """Return the shared label for ``raw_label``, ``None`` if it is excluded; raise if unknown. An exact
+        match wins; otherwise labels match regardless of case and surrounding spaces."""
         if raw_label in self.mapping:
             return self.mapping[raw_label]
         if raw_label in self.excluded:
+            return None
+        key = folded_label(raw_label)
+        for raw, name in self.mapping.items():
+            if folded_label(raw) == key:
+                return name
+        if any(folded_label(raw) == key for raw in self.excluded):
             return None
         raise UnknownLabelError(raw_label, source, list(self.mapping) + list(self.excluded))
 

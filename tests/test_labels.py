@@ -1,7 +1,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from mmser.labels import CORPUS_LABEL_MAPS, EMOTIONS, LabelMap, UnknownLabelError, class_mask, label_map_for
+from mmser.labels import (CORPUS_LABEL_MAPS, EMOTIONS, LabelMap, UnknownLabelError, class_mask, folded_label,
+                          label_map_for)
 
 
 def test_eight_classes_in_fixed_order():
@@ -30,6 +31,16 @@ def test_unknown_label_names_file_and_label():
         label_map_for("tess").map("joy", source="clip.wav")
 
 
+def test_labels_match_regardless_of_case_and_spaces():
+    """"Happy " is "happy"; an exact match wins over a folded one."""
+    assert label_map_for("csv").map("Happy ") == "happy"
+    assert label_map_for("iemocap").map(" FRU") is None  # excluded by default
+    lm = LabelMap({"Joy": "happy", "joy": "sad"})
+    assert lm.map("Joy") == "happy" and lm.map("joy") == "sad" and lm.map("JOY") == "happy"
+    with pytest.raises(UnknownLabelError, match="prepare.label_map.<raw label>="):
+        lm.map("joyful")
+
+
 def test_overrides_and_exclusions_from_config():
     lm = label_map_for("iemocap", overrides={"fru": "angry"}, exclude=["oth", "xxx"])
     assert lm.map("fru") == "angry"
@@ -55,6 +66,7 @@ def test_any_string_is_mapped_excluded_or_refused(raw):
     try:
         out = lm.map(raw)
     except UnknownLabelError as err:
-        assert raw not in lm.mapping and raw not in lm.excluded and repr(raw) in str(err)
+        assert folded_label(raw) not in {folded_label(k) for k in [*lm.mapping, *lm.excluded]}
+        assert repr(raw) in str(err)
     else:
-        assert out in EMOTIONS or (out is None and raw in lm.excluded)
+        assert out in EMOTIONS or (out is None and folded_label(raw) in {folded_label(k) for k in lm.excluded})

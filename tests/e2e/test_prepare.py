@@ -120,13 +120,32 @@ def test_csv_corpus_with_label_map(tmp_path, capsys):
     for i in range(3):
         write_tone(tmp_path / "audio" / f"c{i}.wav", seed=i + 1)
     (tmp_path / "corpus.csv").write_text(
-        "path,label,speaker,transcript\naudio/c0.wav,joy,s1,hello\naudio/c1.wav,angry,s2,\naudio/c2.wav,joy,s2,x\n")
+        "path,label,speaker,transcript\naudio/c0.wav,joy,s1,hello\naudio/c1.wav,angry,s2,\naudio/c2.wav,Joy ,s2,x\n")
     out = tmp_path / "m.csv"
     assert run_prepare("csv", tmp_path / "corpus.csv", out) == 2
-    assert "unknown label 'joy'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown label 'joy'" in err and "unknown label 'Joy'" in err
+    # one line sums the unknown labels up (case and spaces folded, as they are matched) with the keys that fix them
+    assert "unknown label(s) 'joy' (2): map it with prepare.label_map.<raw label>=" in err
+    assert "prepare.exclude_labels=[...]" in err
+    assert pd.read_csv(tmp_path / "m.problems.csv")["unknown_label"].tolist() == ["joy", "Joy"]
     assert run_prepare("csv", tmp_path / "corpus.csv", out, "prepare.label_map.joy=happy") == 0
     df = read_manifest(out)
     assert sorted(df["label"]) == ["angry", "happy", "happy"]
+    assert sorted(df["raw_label"]) == ["Joy", "angry", "joy"]  # the corpus's own spelling is kept
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_csv_corpus_separated_by_semicolons_or_tabs(tmp_path, sep):
+    """Spreadsheets in many locales write ';' (or tabs): the header tells which, with spaces around names."""
+    for i in range(2):
+        write_tone(tmp_path / "audio" / f"c{i}.wav", seed=i + 1)
+    rows = [["path", " label", "speaker "], ["audio/c0.wav", "Happy", "s1"], ["audio/c1.wav", "sad", "s1, the first"]]
+    (tmp_path / "corpus.csv").write_text("".join(sep.join(r) + "\n" for r in rows))
+    out = tmp_path / "m.csv"
+    assert run_prepare("csv", tmp_path / "corpus.csv", out) == 0
+    df = read_manifest(out)
+    assert df["label"].tolist() == ["happy", "sad"] and df["speaker"].tolist() == ["s1", "s1, the first"]
 
 
 def test_csv_path_escaping_root_and_missing_columns(tmp_path, capsys):
