@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -54,6 +55,15 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(path, f"unreadable audio ({_reason(err)})") from None
+
+
+def require_files(paths: Iterable[str | Path], task: str) -> None:
+    """Raise AudioError naming the first of ``paths`` that is not a file, and how many more, before ``task``
+    (e.g. "encoding 1,200 clips") starts: a moved corpus is found before hours of work, not in the middle."""
+    absent = [p for p in dict.fromkeys(str(p) for p in paths) if not Path(p).is_file()]
+    if absent:
+        more = f"; {len(absent) - 1} more missing, e.g. {absent[1:4]}" if len(absent) > 1 else ""
+        raise AudioError(absent[0], f"file not found, before {task}{more} (was the corpus moved after `mmser prepare`?)")
 
 
 def _reason(err: Exception) -> str:

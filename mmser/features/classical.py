@@ -19,7 +19,7 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from mmser.audio import SAMPLE_RATE, load_audio
+from mmser.audio import SAMPLE_RATE, load_audio, require_files
 from mmser.config import CLASSICAL_FEATURES
 from mmser.data.manifest import atomic_write_bytes
 
@@ -72,6 +72,7 @@ def _cached_table(df: pd.DataFrame, path: Path, compute, desc: str, progress: bo
     keys = df["audio_sha256"].tolist()
     todo = [i for i, k in enumerate(keys) if k not in known]
     if todo:
+        require_files(df["path"].iloc[todo], f"computing {desc} features of {len(todo)} clips")
         rows = {keys[i]: compute(df["path"].iloc[i]) for i in tqdm(todo, desc=desc, unit="clip", disable=not progress)}
         new = pd.DataFrame.from_dict(rows, orient="index")
         new.columns = [str(c) for c in new.columns]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mmser.audio import AudioError, file_sha256, load_audio
+from mmser.audio import file_sha256, load_audio, require_files
 from mmser.data.protocol import text_column
 from mmser.devices import resolve_device
 from mmser.features.cache import FeatureCache, ShardWriter, audio_key, text_key
@@ -32,9 +31,7 @@ def item_keys(df: pd.DataFrame, spec: str, text_source: str = "gold") -> list[st
         return [text_key(t) for t in text_column(df, text_source)]
     if "audio_sha256" in df.columns and (df["audio_sha256"].astype(str).str.len() == 64).all():
         return [audio_key(s) for s in df["audio_sha256"]]
-    missing = [p for p in df["path"] if not Path(p).is_file()]
-    if missing:
-        raise AudioError(missing[0], f"file not found ({len(missing)} of {len(df)} audio files are missing)")
+    require_files(df["path"], f"hashing {len(df)} clips")
     return [audio_key(file_sha256(p)) for p in df["path"]]
 
 
@@ -72,6 +69,8 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
     texts = text_column(df, text_source) if is_text_spec(spec) else None
     if texts is None and "duration_s" in df.columns:
         rows.sort(key=lambda r: float(df["duration_s"].iloc[r] or 0))  # length buckets: little padding
+    if texts is None:
+        require_files(df["path"].iloc[rows], f"encoding {len(rows)} clips with {spec}")
     batch = max(int(features_cfg.batch_size), 1)
     with ShardWriter(cache, int(features_cfg.shard_size), expected=len(rows)) as writer, \
             tqdm(total=len(rows), desc=f"extract {spec}", unit="clip", disable=not progress) as bar:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from mmser.audio import load_audio
+from mmser.audio import load_audio, require_files
 from mmser.data.manifest import atomic_write_bytes, read_manifest, write_manifest
 from mmser.errors import MmserError
 from mmser.features.asr import asr_column, build_asr, wer_report
@@ -71,6 +71,7 @@ def transcribe_manifest(manifest: str | Path, spec: str, asr_cfg, force: bool = 
     keys = row_keys(df)
     todo = [i for i, u in enumerate(df["utt_id"]) if u not in done and in_shard(keys[i], shard)]
     if todo:
+        require_files(df["path"].iloc[todo], f"transcribing {len(todo)} clips")
         asr = asr or build_asr(spec, asr_cfg.device, asr_cfg.language, asr_cfg.beam_size, asr_cfg.batch_size)
         batch = max(1, asr.batch_size)
         with open(partial, "a", encoding="utf-8") as handle, \

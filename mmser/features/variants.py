@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mmser.audio import load_audio
+from mmser.audio import load_audio, require_files
 from mmser.features.augment import Recipe, apply_recipe, draw_recipe, test_view_recipes
 from mmser.features.cache import ShardWriter
 from mmser.features.batching import FeatureDataset
@@ -145,6 +145,8 @@ def training_dataset(store: FeatureStore, ids: Sequence[str], encoder: str | Non
 def encode_variants(todo: list[tuple[str, str, Recipe]], paths: pd.Series, path_of_content: dict[str, str], encoder,
                     cache, batch_size: int, shard_size: int, progress: bool, name: str) -> None:
     """Make, encode and cache each (utt_id, cache key, recipe) of ``todo`` (``name`` on the progress bar)."""
+    require_files([paths[u] for u, _, _ in todo] + list(path_of_content.values()),
+                  f"making {len(todo)} augmented clips ({name})")
     loaded: dict[str, np.ndarray] = {}
 
     def load(content: str) -> np.ndarray:  # babble sources, read once each

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmser.audio import load_audio
+from mmser.audio import load_audio, require_files
 from mmser.features.augment import Recipe, apply_recipe
 
 
@@ -23,6 +23,7 @@ class WaveformRows(Sequence):
 
     def __init__(self, paths: Sequence[str], max_samples: int | None = None):
         self.paths, self.max_samples = [str(p) for p in paths], max_samples
+        require_files(self.paths, f"reading {len(self.paths)} clips as waveforms")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -37,6 +38,8 @@ class RecipeRows(Sequence):
 
     def __init__(self, items: Sequence[tuple[str, Recipe]], babble: dict[str, str], max_samples: int | None = None):
         self.items, self.babble, self.max_samples = list(items), dict(babble), max_samples
+        require_files([path for path, _ in self.items] + list(self.babble.values()),
+                      f"reading {len(self.items)} augmented clips as waveforms")
 
     def __len__(self) -> int:
         return len(self.items)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from mmser.audio import require_files
 from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
@@ -20,7 +21,8 @@ from mmser.recipes.cv import cross_validate
 
 
 def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path, conditions: list[str]) -> None:
-    """Refuse, before any work, runs whose test clips robustness cannot find, (``enrolment``: enrolment sizes)
+    """Refuse, before any work, runs whose test clips robustness cannot find (cross-corpus runs, audio files
+    gone), (``enrolment``: enrolment sizes)
     runs that standardise no clip with enrolment clips, and runs under ``out`` with folds cross-validated
     earlier whose checkpoints are gone while some of ``conditions`` still need them."""
     for name, cfg in configs.items():
@@ -29,6 +31,7 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path,
         if enrolment and cfg.features.speaker_norm.mode != "enrol":
             raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
                              "--enrol-clips varies the enrolment clips of models standardised with them")
+        require_files(load_protocol(cfg.data).rows["path"], f"{name}: predicting its clips again")
     lost = [path for name in configs for path in lost_fold_checkpoints(out / name, conditions)]
     if lost:
         listed = ", ".join(str(p) for p in lost)

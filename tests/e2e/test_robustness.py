@@ -1,5 +1,7 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,6 +47,14 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert main([*args[:-1], "20,10,0"]) == 2
     assert f"{lost}: checkpoint not found" in capsys.readouterr().err
     assert not list((tmp_path / "rob").glob("*/noise_white_10dB"))  # not even the intact run predicted
+    # an audio file moved since cross-validation: named before any run cross-validates or predicts
+    from mmser.data.manifest import read_manifest
+
+    moved = Path(read_manifest(tmp_path / "a.csv")["path"].iloc[-1])
+    moved.rename(tmp_path / "moved.wav")
+    assert main([*args[:-1], "20,5,0"]) == 2
+    assert f"{moved}: file not found, before clean: predicting its clips again" in capsys.readouterr().err
+    assert not list((tmp_path / "rob").glob("*/noise_white_5dB"))
 
 
 def _inaudible_noise_gives_the_clean_predictions(tmp_path, name, *overrides, split="test"):
