@@ -158,10 +158,11 @@ def cmd_robustness(args: argparse.Namespace) -> None:
             raise MmserError(f"--enrol-clips {args.enrol_clips!r}: use distinct comma-separated numbers >= 1, e.g. 1,5,10,30")
     configs, files, overrides = named_configs(args.items, "robustness")
     options = ([] if args.split == "test" else ["--split", args.split]) + (
-        [] if counts is None else ["--enrol-clips", args.enrol_clips])
+        [] if counts is None else ["--enrol-clips", args.enrol_clips]) + [
+        part for run in args.with_runs for part in ("--with", run)]
     command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *options])
     table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split,
-                           enrol_counts=counts)
+                           enrol_counts=counts, with_runs=[Path(r) for r in args.with_runs])
     say("\n" + robustness_markdown(table, args.noise, command, args.split, enrolment=counts is not None))
     stem = Path(args.out) / (robustness_stem(args.split) if counts is None else enrolment_stem(args.split))
     say(f"-> {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
@@ -253,6 +254,9 @@ def register(add) -> None:
                                          "each standardised with K of its speaker's other clips, for each K of this "
                                          "comma-separated list (e.g. 1,5,10,30; a seeded draw, as cross-validation "
                                          "draws features.speaker_norm.test_clips) -> enrolment[_val].{md,csv,png}")
+    p.add_argument("--with", dest="with_runs", action="append", default=[], metavar="RUN",
+                   help="an averaged run (mmser average of runs under --out, after their conditions were predicted) "
+                        "tabled beside them from its stored predictions; nothing is predicted for it (repeatable)")
     p.add_argument("--device", help="cpu, cuda or cuda:N for the noisy predictions (training uses the configs')")
 
     p = add("select", cmd_select, "candidate recipes cross-validated on the same folds, chosen per fold on validation "

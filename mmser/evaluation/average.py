@@ -10,12 +10,18 @@ refuse it), and ``average.json`` says so (``one_speaker_norm``: false). The part
 share their folds, test and validation speakers (checked, as for selection), their utterances, the classes the
 head may predict and the protocol; ``DIR/config.yaml`` is the first part's (what the tables read of it) and
 ``DIR/average.json`` names every part.
+
+The conditions of ``mmser robustness`` that every part has stored for every fold (``noise_white_10dB/``,
+``val_enrol_10clips/``, ...) are averaged the same way, clip by clip, into ``DIR/<condition>/<fold>/``: what the
+parts' ensemble predicts from the same noisy clips or the same draw of enrolment clips (both are seeded by the
+clip alone, never by the model), so ``mmser robustness --with DIR`` can table the average beside its parts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,33 @@ AVERAGE_FILE = "average.json"  # names the parts of an averaged run
 # the settings every part must share beyond its folds, speakers and utterances (checked directly): what the
 # tables read of a run's config
 SHARED_KEYS = ("data.classes", "split.protocol")
+
+
+# a robustness condition's folder (mmser.evaluation.robustness.condition_name / enrolment_name); "val_": validation clips
+CONDITION = re.compile(r"^(?P<val>val_)?(noise_[a-z]+_-?[\d.]+dB|enrol_\d+clips)$")
+
+
+def shared_conditions(parts: list[Path], folds: list[str]) -> list[str]:
+    """The robustness conditions (folder names) every part has stored for every fold of ``folds``."""
+    names = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and CONDITION.match(p.name))
+    return [name for name in names
+            if all((part / name / fold / "metrics.json").is_file() for part in parts for fold in folds)]
+
+
+def _averaged_conditions(parts: list[Path], out: Path, folds: list[str], classes, names: list[str]) -> list[tuple[Path, bytes]]:
+    """Files of every condition of :func:`shared_conditions`, each fold's predictions averaged over the parts."""
+    written = []
+    for condition in shared_conditions(parts, folds):
+        split = "val" if CONDITION.match(condition)["val"] else "test"
+        kind = "val_predictions.csv" if split == "val" else "predictions.csv"
+        for fold in folds:
+            where = out / condition / fold
+            table = averaged_table([read_predictions(p / condition / fold / kind) for p in parts], where / kind)
+            metrics = {**classification_metrics(table["true"].values, table["pred"].values, classes), "fold": fold,
+                       "split": split, "averaged_parts": names}
+            written += [(where / kind, table.to_csv(index=False).encode()),
+                        (where / "metrics.json", json.dumps(metrics, indent=2).encode())]
+    return written
 
 
 # how a run standardises frames per speaker: the keys :func:`mmser.ensemble.check_one_speaker_norm` compares
@@ -117,10 +150,13 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
             written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
             written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
         written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
+    folds = sorted(fold_metrics(parts[0]))
+    written += _averaged_conditions(parts, out, folds, classes, names)
     # one rule (a run stored without the keys standardised nothing: mode off)
     rules = {(settings[p][SPEAKER_NORM_KEYS[0]] or "off", *(settings[p][k] for k in SPEAKER_NORM_KEYS[1:])) for p in parts}
     summary = {"parts": names, "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
                "one_speaker_norm": len(rules) == 1,  # false: no ensemble of the parts' checkpoints predicts this
+               "conditions": shared_conditions(parts, folds),  # robustness conditions averaged too
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
                "config": f"config.yaml is {parts[0].name}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))

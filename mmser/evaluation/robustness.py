@@ -88,11 +88,11 @@ def lost_fold_checkpoints(run: Path, names: list[str]) -> list[Path]:
     ``names`` still has to be predicted with, but that are gone: cross-validation keeps such a fold as done and
     will not write them again. Empty when every condition of a fold is stored (its table needs no weights)."""
     return [done.parent / FOLD_CHECKPOINT for done in sorted(run.glob("*/predictions.csv"))
-            if not all(_stored(run, name, done.parent.name) for name in names)
+            if not all(condition_stored(run, name, done.parent.name) for name in names)
             and not (done.parent / FOLD_CHECKPOINT).is_file()]
 
 
-def _stored(run: Path, name: str, fold: str) -> bool:
+def condition_stored(run: Path, name: str, fold: str) -> bool:
     """Whether condition ``name``'s predictions of ``fold`` are stored (its metrics are written last)."""
     return (run / name / fold / "metrics.json").is_file()
 
@@ -105,7 +105,7 @@ def noisy_fold(run: Path, fold: str, rows: pd.DataFrame, kind: str, snrs: list[f
                progress: bool = True, split: str = "test") -> None:
     """Predict fold ``fold``'s test clips (``split="val"``: its validation clips) with ``kind`` noise at each of
     ``snrs`` (dB) not stored yet: the fold's checkpoint is loaded once and each clip read once for all of them."""
-    todo = [snr for snr in snrs if not _stored(run, condition_name(kind, snr, split), fold)]
+    todo = [snr for snr in snrs if not condition_stored(run, condition_name(kind, snr, split), fold)]
     if not todo:
         return
     clean, predictor, transcripts = _fold_predictor(run, fold, rows, device, split)
@@ -132,7 +132,7 @@ def enrolment_fold(run: Path, fold: str, rows: pd.DataFrame, counts: list[int], 
     enrolment clips of its speaker for each K of ``counts`` not stored yet: the seeded draw of K among the clips
     cross-validation could draw from (the test speakers' pool, ``speaker_norm.test_labels``, or training's), the
     draw cross-validation makes for ``speaker_norm.test_clips: K``. Refuses a model without enrolment clips."""
-    todo = [k for k in counts if not _stored(run, enrolment_name(k, split), fold)]
+    todo = [k for k in counts if not condition_stored(run, enrolment_name(k, split), fold)]
     if not todo:
         return
     clean, predictor, transcripts = _fold_predictor(run, fold, rows, device, split)

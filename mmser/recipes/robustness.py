@@ -14,17 +14,29 @@ from mmser.data.manifest import atomic_write_bytes
 from mmser.data.protocol import load_protocol
 from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.robustness import (condition_names, enrolment_fold, enrolment_stem, enrolment_table,
-                                         lost_fold_checkpoints, noisy_fold, robustness_markdown, robustness_stem,
-                                         robustness_table)
+from mmser.evaluation.robustness import (condition_names, condition_stored, enrolment_fold, enrolment_stem,
+                                         enrolment_table, lost_fold_checkpoints, noisy_fold, robustness_markdown,
+                                         robustness_stem, robustness_table)
 from mmser.recipes.cv import cross_validate
 
 
-def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path, conditions: list[str]) -> None:
+def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path, conditions: list[str],
+                     with_runs: list[Path] = ()) -> None:
     """Refuse, before any work, runs whose test clips robustness cannot find (cross-corpus runs, audio files
     gone), (``enrolment``: enrolment sizes)
-    runs that standardise no clip with enrolment clips, and runs under ``out`` with folds cross-validated
-    earlier whose checkpoints are gone while some of ``conditions`` still need them."""
+    runs that standardise no clip with enrolment clips, runs under ``out`` with folds cross-validated
+    earlier whose checkpoints are gone while some of ``conditions`` still need them, and ``with_runs`` (tabled
+    from what they store) that lack a fold of one of ``conditions``."""
+    for run in with_runs:
+        folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
+        if not folds:
+            raise MmserError(f"--with {run}: no <fold>/predictions.csv (give a run folder, e.g. of mmser average)")
+        absent = [str(run / name / fold) for name in conditions for fold in folds
+                  if not condition_stored(run, name, fold)]
+        if absent:
+            raise MmserError(f"--with {run}: not stored: {', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''} "
+                             "(nothing is predicted for a --with run: predict those conditions for its parts first, "
+                             "then mmser average them again)")
     for name, cfg in configs.items():
         if cfg.data.test_manifest is not None:
             raise MmserError(f"{name}: data.test_manifest (cross-corpus) is not supported by robustness")
@@ -43,13 +55,16 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path,
 
 def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
                    device: str = "cpu", command: str = "mmser robustness", progress: bool = True,
-                   split: str = "test", enrol_counts: list[int] | None = None) -> pd.DataFrame:
+                   split: str = "test", enrol_counts: list[int] | None = None,
+                   with_runs: list[Path] = ()) -> pd.DataFrame:
     """``configs``: run name -> config. Writes ``out/<name>/`` (the CV run and its noisy predictions) and
     ``out/robustness.{md,csv,png}`` (``split="val"``: the validation clips', ``out/robustness_val.*``); returns
     the table. ``enrol_counts``: instead of noise, clean clips standardised with each K of enrolment clips
-    (``out/<name>/[val_]enrol_<K>clips/``, ``out/enrolment[_val].{md,csv,png}``)."""
+    (``out/<name>/[val_]enrol_<K>clips/``, ``out/enrolment[_val].{md,csv,png}``). ``with_runs``: runs (averaged
+    ones) tabled after the configs' from their stored predictions alone."""
     out = Path(out)
-    check_robustness(configs, enrol_counts is not None, out, condition_names(split, kind, snrs, enrol_counts))
+    check_robustness(configs, enrol_counts is not None, out, condition_names(split, kind, snrs, enrol_counts),
+                     with_runs)
     runs = []
     for name, cfg in configs.items():
         run = out / name
@@ -63,6 +78,7 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
             else:
                 enrolment_fold(run, fold, rows, enrol_counts, device, progress, split)
         runs.append(run)
+    runs += with_runs
     from mmser.evaluation.plots import plot_enrolment, plot_robustness
 
     if enrol_counts is None:

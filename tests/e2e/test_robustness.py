@@ -1,5 +1,6 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,42 @@ def test_robustness_plot_draws_each_line_from_the_lowest_snr_to_clean(tmp_path, 
     assert plot_robustness(table, tmp_path / "r.png", "white").is_file()
     (xs, ys), = drawn
     assert xs == [0.0, 5.0, 10.0, 20.0, 30.0] and ys == [40.0, 50.0, 55.0, 60.0, 70.0]  # clean drawn at the right
+
+
+def test_an_average_of_runs_is_tabled_beside_them_from_its_averaged_conditions(tmp_path, capsys):
+    """mmser average averages the enrolment conditions its parts stored, clip by clip (the draw is the clip's, not
+    the model's); robustness --with tables the average from those, predicting nothing for it."""
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=6)
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    enrol = [f"features.audio_encoders=[whisper:{whisper}]", "features.speaker_norm.mode=enrol",
+             "features.speaker_norm.clips=5"]
+    _csv_experiment(tmp_path / "short.yaml", *enrol, "train.max_epochs=2")
+    _csv_experiment(tmp_path / "long.yaml", *enrol, "train.max_epochs=4")
+    common = [f"data.manifest={tmp_path / 'a.csv'}", f"features.cache_dir={tmp_path / 'cache'}"]
+    rob = tmp_path / "rob"
+    args = ["robustness", str(tmp_path / "short.yaml"), str(tmp_path / "long.yaml"), *common, "--out", str(rob),
+            "--split", "val", "--enrol-clips", "2"]
+    assert main(args) == 0
+    assert main(["average", str(rob / "short"), str(rob / "long"), "--out", str(rob / "average")]) == 0
+    assert json.loads((rob / "average" / "average.json").read_text())["conditions"] == ["val_enrol_2clips"]
+    folds = sorted(p.parent.name for p in (rob / "short").glob("*/predictions.csv"))
+    for fold in folds:
+        parts = [pd.read_csv(rob / run / "val_enrol_2clips" / fold / "val_predictions.csv") for run in ("short", "long")]
+        got = pd.read_csv(rob / "average" / "val_enrol_2clips" / fold / "val_predictions.csv")
+        assert list(got["utt_id"]) == list(parts[0]["utt_id"])
+        np.testing.assert_allclose(got.filter(like="prob_").to_numpy(),
+                                   np.mean([p.filter(like="prob_").to_numpy() for p in parts], axis=0), atol=1e-6)
+    # a condition the average does not hold is refused before any run predicts it
+    capsys.readouterr()
+    assert main([*args[:-1], "2,3", "--with", str(rob / "average")]) == 2
+    assert "val_enrol_3clips" in capsys.readouterr().err and not (rob / "short" / "val_enrol_3clips").exists()
+    assert main([*args, "--with", str(rob / "average")]) == 0
+    table = pd.read_csv(rob / "enrolment_val.csv").set_index("run")
+    assert list(table.index) == ["short", "long", "average"]
+    from mmser.evaluation.robustness import mean_fold_ua
+
+    assert table.loc["average", "2 clips"] == pytest.approx(
+        mean_fold_ua(rob / "average" / "val_enrol_2clips", rob / "average", "val"), abs=0.01)
+    assert table.loc["average", "clean"] == pytest.approx(
+        100 * json.loads((rob / "average" / "average.json").read_text())["val_UA_mean"], abs=0.01)
+    assert "--with " in (rob / "enrolment_val.md").read_text()

@@ -116,3 +116,31 @@ def test_the_command_prints_both_scores_and_names_a_bad_run(tmp_path):
                            capture_output=True, text=True)
     assert mixed.returncode == 0 and "standardise frames per speaker differently" in mixed.stdout, mixed.stderr
     assert json.loads((tmp_path / "avg3" / AVERAGE_FILE).read_text())["one_speaker_norm"] is False
+
+
+def test_conditions_every_part_stored_are_averaged_and_others_left_out(tmp_path):
+    """Robustness conditions (noise, enrolment sizes) stored by every part for every fold are averaged clip by clip;
+    one a part lacks for a fold is left out, never averaged over fewer parts."""
+    parts = [fake_run(tmp_path / name, seed) for seed, name in enumerate(("a", "b"))]
+    rng = np.random.default_rng(7)
+    for part in parts:
+        for condition, kind in (("noise_white_10dB", "predictions.csv"), ("val_enrol_5clips", "val_predictions.csv"),
+                                ("enrol_2clips", "predictions.csv")):
+            for fold in FOLDS:
+                if condition == "enrol_2clips" and part.name == "b" and fold == "fold1":
+                    continue
+                (part / condition / fold).mkdir(parents=True)
+                table = pd.read_csv(part / fold / kind)
+                table[PROB_COLUMNS] = rng.dirichlet(np.ones(8), size=len(table))
+                table.to_csv(part / condition / fold / kind, index=False)
+                (part / condition / fold / "metrics.json").write_text("{}")
+    summary = average_runs(parts, tmp_path / "avg")
+    assert summary["conditions"] == ["noise_white_10dB", "val_enrol_5clips"]
+    assert not (tmp_path / "avg" / "enrol_2clips").exists()
+    for condition, kind in (("noise_white_10dB", "predictions.csv"), ("val_enrol_5clips", "val_predictions.csv")):
+        for fold in FOLDS:
+            got = pd.read_csv(tmp_path / "avg" / condition / fold / kind)
+            want = np.mean([pd.read_csv(p / condition / fold / kind)[PROB_COLUMNS].values for p in parts], axis=0)
+            np.testing.assert_allclose(got[PROB_COLUMNS].values, want, atol=1e-6)
+            metrics = json.loads((tmp_path / "avg" / condition / fold / "metrics.json").read_text())
+            assert metrics["split"] == ("val" if condition.startswith("val_") else "test") and "UA" in metrics
