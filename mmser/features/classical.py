@@ -24,6 +24,7 @@ from mmser.config import CLASSICAL_FEATURES
 from mmser.data.manifest import atomic_write_bytes
 
 N_MFCC = 40
+SAVE_EVERY = 500  # clips computed between two writes of a feature table's cache file
 
 
 def clip_features(path: str, smile, mfcc: torchaudio.transforms.MFCC) -> np.ndarray:
@@ -73,11 +74,20 @@ def _cached_table(df: pd.DataFrame, path: Path, compute, desc: str, progress: bo
     todo = [i for i, k in enumerate(keys) if k not in known]
     if todo:
         require_files(df["path"].iloc[todo], f"computing {desc} features of {len(todo)} clips")
-        rows = {keys[i]: compute(df["path"].iloc[i]) for i in tqdm(todo, desc=desc, unit="clip", disable=not progress)}
-        new = pd.DataFrame.from_dict(rows, orient="index")
-        new.columns = [str(c) for c in new.columns]
-        cached = pd.concat([cached, new])
-        buf = io.BytesIO()
-        cached.to_parquet(buf)
-        atomic_write_bytes(path, buf.getvalue())
+        rows: dict[str, np.ndarray] = {}
+        for n, i in enumerate(tqdm(todo, desc=desc, unit="clip", disable=not progress), start=1):
+            rows[keys[i]] = compute(df["path"].iloc[i])
+            if n % SAVE_EVERY == 0 or n == len(todo):  # a stopped run keeps what it computed
+                cached, rows = _saved(cached, rows, path), {}
     return cached.loc[keys].to_numpy(dtype=np.float64)
+
+
+def _saved(cached: pd.DataFrame, rows: dict[str, np.ndarray], path: Path) -> pd.DataFrame:
+    """``cached`` with ``rows`` (content hash -> features) added, written atomically to ``path``."""
+    new = pd.DataFrame.from_dict(rows, orient="index")
+    new.columns = [str(c) for c in new.columns]
+    cached = pd.concat([cached, new])
+    buf = io.BytesIO()
+    cached.to_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return cached

@@ -55,3 +55,35 @@ def test_mfcc_cnn_trains_through_the_lightning_loop(corpus, capsys):
     assert main(["predict", clip,
                  "--checkpoint", str(sorted(out.glob("*/model.safetensors"))[0]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] in ("angry", "sad")
+
+
+def test_a_stopped_feature_table_keeps_what_it_computed(tmp_path, monkeypatch):
+    """The classical features are written every SAVE_EVERY clips: a run stopped at its 5th clip keeps 4, and
+    the next computes only the clips not kept."""
+    import numpy as np
+
+    import mmser.features.classical as classical
+    from mmser.data.manifest import read_manifest
+
+    _prepared_csv(tmp_path, "a", ["angry", "sad"], per=4)
+    df = read_manifest(tmp_path / "a.csv")
+    monkeypatch.setattr(classical, "SAVE_EVERY", 2)
+    seen: list[str] = []
+    stop_at = [5]  # the 5th clip of the first run
+
+    def compute(path):
+        seen.append(path)
+        if len(seen) in stop_at:
+            raise RuntimeError("stopped")  # a kill, as far as the cache file can tell
+        return np.full(3, float(len(path)))
+
+    cache = tmp_path / "table.parquet"
+    with pytest.raises(RuntimeError, match="stopped"):
+        classical._cached_table(df, cache, compute, "test set", progress=False)
+    saved = set(pd.read_parquet(cache).index)
+    assert len(saved) == 4
+    seen.clear()
+    stop_at.clear()
+    table = classical._cached_table(df, cache, compute, "test set", progress=False)
+    assert len(seen) == sum(k not in saved for k in df["audio_sha256"]) < len(df) and table.shape == (len(df), 3)
+    np.testing.assert_array_equal(table[:, 0], [float(len(p)) for p in df["path"]])
