@@ -1,8 +1,9 @@
 """Any corpus given as a CSV: columns ``path,label,speaker`` (optional ``utt_id,session,transcript,gender``),
 separated by commas, or by semicolons or tabs (as spreadsheets in many locales write them: found from the header).
 
-Relative paths are resolved against the CSV's folder, and must stay inside it (a path escaping the
-corpus root is a bad file). Labels go through ``prepare.label_map`` (identity on the 8 shared names).
+Absolute paths are taken as they are; relative ones are resolved against the CSV's folder (``../audio/x.wav``
+included: a CSV kept in a metadata folder beside the audio). Labels go through ``prepare.label_map`` (identity on
+the 8 shared names, matched regardless of case).
 """
 
 from __future__ import annotations
@@ -48,9 +49,6 @@ def scan(csv_path: str | Path) -> Scan:
         utt_id = row.get("utt_id") or f"csv_{Path(raw_path).with_suffix('').as_posix().replace('/', '_')}"
         if not raw_path or not row["speaker"].strip() or not row["label"].strip():
             problems.append(Problem(f"{csv_path}:{n}", utt_id, "empty path, label or speaker"))
-            continue
-        if not path.is_relative_to(root):
-            problems.append(Problem(str(path), utt_id, f"path escapes the corpus root {root}"))
             continue
         candidates.append(Candidate(
             utt_id=utt_id, path=str(path), corpus=row.get("corpus") or "csv", speaker=row["speaker"].strip(),

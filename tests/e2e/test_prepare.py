@@ -1,5 +1,7 @@
 """Each corpus layout, built tiny with generated audio, becomes the shared manifest schema."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -148,12 +150,17 @@ def test_csv_corpus_separated_by_semicolons_or_tabs(tmp_path, sep):
     assert df["label"].tolist() == ["happy", "sad"] and df["speaker"].tolist() == ["s1", "s1, the first"]
 
 
-def test_csv_path_escaping_root_and_missing_columns(tmp_path, capsys):
-    write_tone(tmp_path / "outside.wav")
+def test_csv_paths_outside_its_folder_and_missing_columns(tmp_path, capsys):
+    """A CSV kept beside the audio, not above it: '../' and absolute paths are the files they name."""
+    write_tone(tmp_path / "audio" / "a.wav", seed=1)
+    write_tone(tmp_path / "elsewhere" / "b.wav", seed=2)
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "corpus.csv").write_text("path,label,speaker\n../outside.wav,angry,s1\n")
-    assert run_prepare("csv", tmp_path / "c" / "corpus.csv", tmp_path / "m.csv") == 2
-    assert "escapes the corpus root" in capsys.readouterr().err
+    (tmp_path / "c" / "corpus.csv").write_text(
+        f"path,label,speaker\n../audio/a.wav,angry,s1\n{tmp_path / 'elsewhere' / 'b.wav'},sad,s1\n")
+    assert run_prepare("csv", tmp_path / "c" / "corpus.csv", tmp_path / "c" / "m.csv") == 0
+    df = read_manifest(tmp_path / "c" / "m.csv")
+    assert [Path(p).resolve() for p in df["path"]] == [(tmp_path / "audio" / "a.wav").resolve(),
+                                                      (tmp_path / "elsewhere" / "b.wav").resolve()]
     (tmp_path / "c" / "bad.csv").write_text("file,emotion\nx.wav,angry\n")
     assert run_prepare("csv", tmp_path / "c" / "bad.csv", tmp_path / "m.csv") == 2
     assert "missing column(s) ['path', 'label', 'speaker']" in capsys.readouterr().err
