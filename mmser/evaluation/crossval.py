@@ -31,6 +31,7 @@ from mmser.features.store import FeatureStore
 from mmser.features.variants import prediction_datasets, training_dataset
 from mmser.evaluation.tables import SUBGROUP_COLUMNS
 from mmser.labels import EMOTIONS
+from mmser.run_lock import writing
 from mmser.training.fit import predict_proba
 from mmser.training.member import ensemble_members, member_dims, train_member
 from mmser.training.metrics import classification_metrics
@@ -157,8 +158,15 @@ def run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_
     ``blind``: progress lines show each fold's validation UA, not its test UA (recipe selection: whoever
     watches it choosing does not see the test folds before the choice). ``val_group``: each fold validates on
     that group of its training-side speakers (:func:`~mmser.data.splits.validation_group`; 0: the fold's own).
-    ``store`` may be None when every fold is done (:func:`folds_done`): nothing is read."""
-    out_dir = Path(out_dir)
+    ``store`` may be None when every fold is done (:func:`folds_done`): nothing is read. Another command writing
+    ``out_dir`` at the same time is refused (:func:`mmser.run_lock.writing`)."""
+    with writing(out_dir):
+        return _run_cv(cfg, protocol, store, Path(out_dir), text_source, audio_init_dir, blind, val_group)
+
+
+def _run_cv(cfg: DictConfig, protocol: Protocol, store: FeatureStore | None, out_dir: Path, text_source: str | None,
+            audio_init_dir: Path | None, blind: bool, val_group: int) -> dict:
+    """:func:`run_cv` with ``out_dir``'s writer lock held."""
     kind = cfg.model.kind
     text_source = None if kind == "audio_only" else text_source or cfg.data.text_source
     folds = [validation_group(protocol.rows, fold, val_group, cfg.split.seed) for fold in make_folds(protocol, cfg.split)]

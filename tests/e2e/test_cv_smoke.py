@@ -1,6 +1,7 @@
 """CPU smoke test of the full path on a tiny generated corpus: prepare -> extract -> ablate (train + CV) -> table."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -14,7 +15,7 @@ from mmser.checkpoint import load_checkpoint
 from mmser.cli import main
 from mmser.data.manifest import read_manifest
 from mmser.evaluation.crossval import PROB_COLUMNS
-from tests.conftest import write_dialog_files, write_tone
+from tests.conftest import save_tiny_whisper, write_dialog_files, write_tone
 
 PITCH = {"neu": 140.0, "ang": 300.0}
 WORDS = {"neu": "the report is on my desk", "ang": "get out of my office now"}
@@ -330,3 +331,23 @@ def test_blind_cv_prints_validation_ua_only(tmp_path, capsys):
     assert f"validation UA {100 * summary['val_UA_mean']:.1f} % over 3 folds" in printed
     assert main(["cv", *common, "--out", str(tmp_path / "cv")]) == 0  # not blind: the kept folds' test UA
     assert capsys.readouterr().out.count("done earlier (UA ") == 3
+
+
+def test_a_run_folder_another_command_is_writing_is_refused_naming_it(tmp_path, capsys):
+    """Two commands writing one run folder (a job started twice): the second is refused, naming the first's
+    process and command, before any fold; once the first ends (however it ends) the folder is free again."""
+    from mmser.run_lock import LOCK_NAME, writing
+
+    _prepared_csv(tmp_path, "a", ["angry", "sad"])
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    _csv_experiment(tmp_path / "exp.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=1")
+    args = ["cv", str(tmp_path / "exp.yaml"), f"features.cache_dir={tmp_path / 'cache'}",
+            f"data.manifest={tmp_path / 'a.csv'}", "--out", str(tmp_path / "cv")]
+    with writing(tmp_path / "cv"):  # the first command, still running
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'cv'}: another mmser command is writing this folder (pid {os.getpid()}: " in err
+        assert not list((tmp_path / "cv").glob("fold*"))
+    assert (tmp_path / "cv" / LOCK_NAME).is_file()  # left behind by the first: no lock without its process
+    assert main(args) == 0 and len(list((tmp_path / "cv").glob("fold*/metrics.json"))) == 3
