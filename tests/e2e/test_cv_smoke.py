@@ -351,3 +351,18 @@ def test_a_run_folder_another_command_is_writing_is_refused_naming_it(tmp_path, 
         assert not list((tmp_path / "cv").glob("fold*"))
     assert (tmp_path / "cv" / LOCK_NAME).is_file()  # left behind by the first: no lock without its process
     assert main(args) == 0 and len(list((tmp_path / "cv").glob("fold*/metrics.json"))) == 3
+
+
+def test_a_file_system_without_locks_runs_unguarded(tmp_path, monkeypatch):
+    import fcntl
+
+    from mmser.run_lock import writing
+
+    def no_locks(*args):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    ran = []
+    with writing(tmp_path / "run"):
+        ran.append(True)
+    assert ran == [True]
