@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from omegaconf import OmegaConf
 from mmser.data.manifest import atomic_write_bytes
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import PROB_COLUMNS
+from mmser.evaluation.robustness import SPLIT_PREDICTIONS, condition_split
 from mmser.evaluation.selection import fold_metrics, group_run, validation_ua
 from mmser.evaluation.tables import read_predictions, run_classes
 from mmser.labels import EMOTIONS
@@ -42,23 +42,20 @@ AVERAGE_FILE = "average.json"  # names the parts of an averaged run
 SHARED_KEYS = ("data.classes", "split.protocol")
 
 
-# a robustness condition's folder (mmser.evaluation.robustness.condition_name / enrolment_name); "val_": validation clips
-CONDITION = re.compile(r"^(?P<val>val_)?(noise_[a-z]+_-?[\d.]+dB|enrol_\d+clips)$")
-
-
 def shared_conditions(parts: list[Path], folds: list[str]) -> list[str]:
     """The robustness conditions (folder names) every part has stored for every fold of ``folds``."""
-    names = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and CONDITION.match(p.name))
+    names = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and condition_split(p.name))
     return [name for name in names
             if all((part / name / fold / "metrics.json").is_file() for part in parts for fold in folds)]
 
 
-def _averaged_conditions(parts: list[Path], out: Path, folds: list[str], classes, names: list[str]) -> list[tuple[Path, bytes]]:
+def _averaged_conditions(parts: list[Path], out: Path, folds: list[str], classes,
+                         names: list[str]) -> list[tuple[Path, bytes]]:
     """Files of every condition of :func:`shared_conditions`, each fold's predictions averaged over the parts."""
     written = []
     for condition in shared_conditions(parts, folds):
-        split = "val" if CONDITION.match(condition)["val"] else "test"
-        kind = "val_predictions.csv" if split == "val" else "predictions.csv"
+        split = condition_split(condition)
+        kind = SPLIT_PREDICTIONS[split]
         for fold in folds:
             where = out / condition / fold
             table = averaged_table([read_predictions(p / condition / fold / kind) for p in parts], where / kind)

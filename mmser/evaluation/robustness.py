@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,17 @@ def condition_name(kind: str, snr_db: float, split: str = "test") -> str:
 def enrolment_name(clips: int, split: str = "test") -> str:
     """Folder of a run's predictions with ``clips`` enrolment clips per clip: ``enrol_10clips``, ``val_enrol_10clips``."""
     return ("" if split == "test" else f"{split}_") + f"enrol_{clips}clips"
+
+
+# the folder names of the two functions above; "val_": validation clips
+CONDITION_FOLDER = re.compile(r"^(?P<val>val_)?(noise_[a-z]+_-?[\d.]+dB|enrol_\d+clips)$")
+
+
+def condition_split(folder_name: str) -> str | None:
+    """Which clips a condition folder (``noise_white_10dB``, ``val_enrol_10clips``) scored, ``test`` or ``val``;
+    None for a folder that is no condition's."""
+    match = CONDITION_FOLDER.match(folder_name)
+    return None if match is None else "val" if match["val"] else "test"
 
 
 def enrolment_stem(split: str) -> str:

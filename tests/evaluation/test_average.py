@@ -144,3 +144,14 @@ def test_conditions_every_part_stored_are_averaged_and_others_left_out(tmp_path)
             np.testing.assert_allclose(got[PROB_COLUMNS].values, want, atol=1e-6)
             metrics = json.loads((tmp_path / "avg" / condition / fold / "metrics.json").read_text())
             assert metrics["split"] == ("val" if condition.startswith("val_") else "test") and "UA" in metrics
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_every_condition_folder_robustness_names_is_recognised_with_its_split(split):
+    from mmser.evaluation.robustness import condition_name, condition_split, enrolment_name
+
+    for name in [condition_name(kind, snr, split) for kind in ("white", "pink") for snr in (20, 2.5, 0, -5)] + \
+            [enrolment_name(k, split) for k in (1, 10, 59)]:
+        assert condition_split(name) == split, name
+    for other in ("fold0", "val_group1", "selected", "average", "noise_white", "enrol_clips"):
+        assert condition_split(other) is None
