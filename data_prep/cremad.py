@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
 
 SENTENCES = {
     "IEO": "It's eleven o'clock", "TIE": "That is exactly what happened", "IOM": "I'm on my way to the meeting",
@@ -30,7 +30,8 @@ def scan(root: str | Path) -> Scan:
     audio_dir = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     genders = _genders(root)
     candidates, problems = [], []
-    for path in sorted(audio_dir.glob("*.wav")):
+    files, left_out = without_os_metadata(sorted(audio_dir.glob("*.wav")))
+    for path in files:
         parts = path.stem.split("_")
         if len(parts) != 4 or parts[1] not in SENTENCES or parts[3] not in LEVELS:
             problems.append(Problem(str(path), path.stem, "file name is not <actor>_<SENT>_<EMO>_<LVL>.wav"))
@@ -41,5 +42,5 @@ def scan(root: str | Path) -> Scan:
             raw_label=emotion, gender=genders.get(actor, ""), transcript=SENTENCES[sentence],
             extras={"intensity": LEVELS[level], "statement": sentence},
         ))
-    notes = [] if genders else ["VideoDemographics.csv not found: gender left empty"]
+    notes = os_metadata_notes(left_out) + ([] if genders else ["VideoDemographics.csv not found: gender left empty"])
     return Scan(candidates, problems, notes)

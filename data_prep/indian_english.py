@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
 
 SPEAKER = "indian_english_spk0"
 
@@ -49,13 +49,16 @@ def scan(root: str | Path) -> Scan:
     candidates, problems = [], []
     from_file, problems = _speaker_file(root)
     unnamed = 0
-    for emotion_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+    emotion_dirs, left_out = without_os_metadata(sorted(d for d in root.iterdir() if d.is_dir()))
+    for emotion_dir in emotion_dirs:
         emotion = emotion_dir.name.lower()
         meta = emotion_dir / "metadata.csv"
         texts, named, meta_problems = (_read_metadata(meta) if meta.is_file()
                                        else ({}, {}, [Problem(str(meta), "", "metadata.csv not found")]))
         problems += meta_problems
-        for wav in sorted((emotion_dir / "wavs").glob("*.wav")):
+        wavs, os_files = without_os_metadata(sorted((emotion_dir / "wavs").glob("*.wav")))
+        left_out += os_files
+        for wav in wavs:
             if wav.stem not in texts:
                 problems.append(Problem(str(wav), wav.stem, f"no transcript line in {meta}"))
                 continue
@@ -65,7 +68,7 @@ def scan(root: str | Path) -> Scan:
                 utt_id=f"indian_english_{emotion}_{wav.stem}", path=str(wav), corpus="indian_english",
                 speaker=speaker or SPEAKER, raw_label=emotion, transcript=texts[wav.stem],
             ))
-        listed_missing = set(texts) - {w.stem for w in (emotion_dir / "wavs").glob("*.wav")}
+        listed_missing = set(texts) - {w.stem for w in wavs}
         problems += [Problem(str(emotion_dir / "wavs" / f"{m}.wav"), m, "listed in metadata.csv but file not found")
                      for m in sorted(listed_missing)]
     speakers = sorted({c.speaker for c in candidates})
@@ -76,4 +79,4 @@ def scan(root: str | Path) -> Scan:
     else:
         notes = [f"{len(speakers)} speaker(s) read from the layout"
                  + (f"; {unnamed} clip(s) without a speaker id got {SPEAKER!r}" if unnamed else "")]
-    return Scan(candidates, problems, notes)
+    return Scan(candidates, problems, os_metadata_notes(left_out) + notes)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
 
 
 def scan(root: str | Path) -> Scan:
     root = Path(root)
     candidates, problems = [], []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav"):
+    files, left_out = without_os_metadata(sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav"))
+    for path in files:
         parts = path.stem.split("_")
         if len(parts) < 3:
             problems.append(Problem(str(path), "", "file name is not <speaker>_<word>_<emotion>.wav"))
@@ -25,5 +26,6 @@ def scan(root: str | Path) -> Scan:
             raw_label=emotion, gender="F", transcript=f"Say the word {word}", extras={"word": word},
         ))
     speakers = {c.speaker for c in candidates}
-    notes = [f"TESS has {len(speakers)} speaker(s): speaker-independent folds need at least 2 (train on one, test on the other)"]
+    notes = os_metadata_notes(left_out) + [f"TESS has {len(speakers)} speaker(s): speaker-independent folds need at least 2 (train on one, "
+                        "test on the other)"]
     return Scan(candidates, problems, notes)

@@ -27,6 +27,22 @@ def test_ravdess(ravdess_tree, tmp_path, capsys):
     assert "24 clips" in capsys.readouterr().out
 
 
+def test_song_clips_and_macos_metadata_beside_the_speech_are_left_out_with_a_note(ravdess_tree, tmp_path, capsys):
+    """The song set unpacked beside the speech set, and a copy made on a Mac (._<name> files, __MACOSX/): left out
+    and counted, not bad files that stop preparation."""
+    write_tone(ravdess_tree / "Actor_01" / "03-02-03-01-01-01-01.wav", seed=99)  # a song clip
+    (ravdess_tree / "Actor_01" / "._03-01-01-01-01-01-01.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (ravdess_tree / "__MACOSX" / "Actor_02").mkdir(parents=True)
+    (ravdess_tree / "__MACOSX" / "Actor_02" / "._03-01-01-01-01-01-02.wav").write_bytes(b"\x00\x05\x16\x07")
+    out = tmp_path / "m.csv"
+    assert run_prepare("ravdess", ravdess_tree, out) == 0
+    printed = capsys.readouterr().out
+    assert "left out 1 song clip(s) (vocal channel 02)" in printed
+    assert "left out 2 macOS metadata entries" in printed
+    df = read_manifest(out)
+    assert len(df) == 24 and not df["utt_id"].str.contains("03-02-").any()
+
+
 def test_bad_file_stops_with_every_bad_file_listed(ravdess_tree, tmp_path, capsys):
     (ravdess_tree / "Actor_01" / "03-01-01-01-01-02-01.wav").write_bytes(b"")
     (ravdess_tree / "Actor_02" / "03-01-09-01-01-02-02.wav").write_bytes(b"RIFF")  # unknown emotion 09
@@ -54,6 +70,7 @@ def test_tess(tmp_path):
     for i, (folder, name) in enumerate([("OAF_angry", "OAF_back_angry"), ("OAF_Fear", "OAF_bath_fear"),
                                          ("YAF_pleasant_surprised", "YAF_back_ps"), ("YAF_sad", "YAF_bath_Sad")]):
         write_tone(root / folder / f"{name}.wav", seed=i + 1, sr=24_414)
+    (root / "OAF_angry" / "._OAF_back_angry.wav").write_bytes(b"\x00\x05\x16\x07")  # copied on a Mac
     out = tmp_path / "m.csv"
     assert run_prepare("tess", root, out) == 0
     df = read_manifest(out).set_index("utt_id")
@@ -99,9 +116,11 @@ def test_cremad(tmp_path):
     write_tone(root / "AudioWAV" / "1001_DFA_ANG_XX.wav", seed=1)
     write_tone(root / "AudioWAV" / "1002_IEO_HAP_HI.wav", seed=2)
     (root / "VideoDemographics.csv").write_text("ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,C,N\n1002,21,Female,C,N\n")
+    (root / "AudioWAV" / "._1001_DFA_ANG_XX.wav").write_bytes(b"\x00\x05\x16\x07")  # copied on a Mac
     out = tmp_path / "m.csv"
     assert run_prepare("cremad", root, out) == 0
     df = read_manifest(out).set_index("utt_id")
+    assert len(df) == 2
     assert df.loc["cremad_1001_DFA_ANG_XX", "transcript"] == "Don't forget a jacket"
     assert df.loc["cremad_1001_DFA_ANG_XX", "gender"] == "M" and df.loc["cremad_1002_IEO_HAP_HI", "label"] == "happy"
 
