@@ -21,7 +21,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise MmserError(f"--batch-size {args.batch_size}: must be >= 1")
     df = read_manifest(args.manifest, check_files=True)  # every file and label checked before any work
 
-    from mmser.atomic import atomic_write_bytes
+    from mmser.atomic import atomic_write_bytes, check_writable
     from mmser.checkpoint import file_documents, heard_speakers, text_sources, trained_classes
     from mmser.devices import resolve_device
     from mmser.ensemble import checkpoint_paths, open_predictor
@@ -36,8 +36,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if heard is None:
         print("note: a checkpoint does not record the speakers it was trained on (written before mmser recorded "
               "them): nothing checks that the manifest's speakers are new to it", file=sys.stderr)
-    predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     out = Path(args.out) / HELD_OUT  # a run of one fold: `mmser table` over the parent folder tabulates every run
+    check_writable(out / "predictions.csv")  # where the predictions go, before any is made
+    predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     (out / "metrics.json").unlink(missing_ok=True)  # an earlier run's metrics never sit beside new predictions
     probs, errors = predicted_by_speaker(predictor, df, texts, out / "partial", args)
     failed = [(i, error) for i, error in enumerate(errors) if error]

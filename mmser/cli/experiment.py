@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmser.atomic import check_folder, check_writable
 from mmser.distributed import say
 
 
@@ -44,7 +45,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     from mmser.recipes.cv import cross_validate
 
     cfg = experiment_config(args)
-    out = args.out or cfg.output_dir
+    out = str(check_folder(args.out or cfg.output_dir))
     summary = cross_validate(cfg, out, blind=args.blind)
     flag = "" if summary["speaker_independent"] else " [SPEAKER-DEPENDENT: random utterances]"
     if args.blind:
@@ -61,7 +62,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     from mmser.recipes.ablate import run_ablation
 
     cfg = experiment_config(args)
-    out = Path(args.out or cfg.output_dir)
+    out = check_folder(args.out or cfg.output_dir)
     table = run_ablation(cfg, out)
     say("\n" + to_markdown(table))
     say(f"tables: {out / 'results.md'}, {out / 'results.csv'}")
@@ -73,14 +74,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if all("=" in a for a in args.overrides):  # one config
         cfg = experiment_config(args)
-        path, _ = train_checkpoint(cfg, Path(args.out or Path(cfg.output_dir) / "model.safetensors"))
+        target = check_writable(args.out or Path(cfg.output_dir) / "model.safetensors")  # before any training
+        path, _ = train_checkpoint(cfg, target)
         return say(f"wrote checkpoint {path}")
     if not args.out:
         raise MmserError("train: several configs make one averaged checkpoint; name it with --out")
     # every config validated (with --config and --device, as one config is), its paths checked, before any training
     configs, _, _ = named_configs([args.config_file, *args.overrides], "train",
                                   lambda file, overrides: experiment_config(args, file, overrides))
-    path = train_average(configs, Path(args.out))
+    path = train_average(configs, check_writable(args.out))
     say(f"wrote checkpoint {path}: the average of {len(configs)} trained checkpoints (each kept in {parts_folder(path)})")
 
 
@@ -88,7 +90,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     from mmser.recipes.baseline import describe, run_classical
 
     cfg = experiment_config(args)
-    out = Path(args.out or cfg.output_dir)
+    out = check_folder(args.out or cfg.output_dir)
     summary = run_classical(cfg, out)
     say(f"{describe(cfg)}: UA {100 * summary['UA_mean']:.1f} % over {summary['folds']} folds -> {out}")
 
@@ -104,7 +106,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
     if any(n < 1 for n in per_class):
         raise MmserError(f"--per-class {args.per_class!r}: every N must be >= 1")
     cfg = experiment_config(args)
-    out = Path(args.out or Path(cfg.output_dir) / "curve")
+    out = check_folder(args.out or Path(cfg.output_dir) / "curve")
     table = run_curve(cfg, out, per_class)
     say(table.to_string(index=False))
     say(f"-> {out / 'curve.png'}")
@@ -160,6 +162,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     options = ([] if args.split == "test" else ["--split", args.split]) + (
         [] if counts is None else ["--enrol-clips", args.enrol_clips]) + [
         part for run in args.with_runs for part in ("--with", run)]
+    check_folder(args.out)
     command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *options])
     table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split,
                            enrol_counts=counts, with_runs=[Path(r) for r in args.with_runs])
@@ -177,6 +180,7 @@ def cmd_select(args: argparse.Namespace) -> None:
 
     configs, files, overrides = named_configs(args.items, "select")
     groups = [] if args.val_groups == 1 else ["--val-groups", str(args.val_groups)]
+    check_folder(args.out)
     command = " ".join(["mmser select", *files, *overrides, "--out", args.out, *groups])
     table = run_selection(configs, args.out, command=command, val_groups=args.val_groups)
     say("\n" + selection_markdown(table, command, args.val_groups))

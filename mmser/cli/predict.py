@@ -51,6 +51,7 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
 
 
 def check_predict_args(args: argparse.Namespace) -> None:
+    from mmser.atomic import check_writable
     from mmser.errors import MmserError
 
     if args.window <= 0:
@@ -64,6 +65,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
     if args.timeline and args.transcript is not None:
         raise MmserError("--timeline with --transcript: one transcript cannot be split by time; use --transcribe "
                          "(each segment gets the words Whisper times inside it)")
+    for path in (args.out, args.plot):  # where the predictions go, checked before any is made
+        if path:
+            check_writable(path)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

@@ -181,3 +181,47 @@ def test_pickle_posing_as_checkpoint(tmp_path, capsys):
 def test_unknown_encoder_and_missing_corpus_root(tmp_path, capsys):
     code, _, err = run(capsys, "prepare", "ravdess", tmp_path / "nope", "--out", tmp_path / "m.csv")
     assert code == 2 and "nope" in err and "not found" in err
+
+
+@pytest.mark.parametrize("out, reason", [
+    ("folder/", "a folder; give a file path"),
+    ("existing", "a folder; give a file path (e.g. "),
+    ("afile/p.csv", "afile is a file, not a folder"),
+])
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch, out, reason):
+    """`train --out` a folder (or below a file) used to train, then lose the model to IsADirectoryError;
+    `predict --out` likewise lost every prediction. Now refused before the work, naming the path."""
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "afile").write_text("")
+    monkeypatch.chdir(tmp_path)
+    import mmser.ensemble as ensemble
+    import mmser.recipes.train as train
+
+    monkeypatch.setattr(train, "train_checkpoint", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(ensemble, "open_predictor", lambda *a, **k: pytest.fail("the checkpoint was opened"))
+    (tmp_path / "m.csv").write_text("utt_id,path,speaker,label\n")
+    from mmser.config import CONFIG_DIR
+
+    code, _, err = run(capsys, "train", CONFIG_DIR / "experiment" / "ravdess_audio.yaml", "data.manifest=m.csv",
+                       "--out", out)
+    assert code == 2 and f"{out}: " in err and reason in err
+    write_tone(tmp_path / "clip.wav")
+    code, _, err = run(capsys, "predict", "clip.wav", "--checkpoint", "model.safetensors", "--out", out)
+    assert code == 2 and f"{out}: " in err and reason in err
+
+
+@pytest.mark.parametrize("command", ["cv", "ablate", "select", "robustness", "baseline", "curve"])
+def test_a_results_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command):
+    """--out naming a file, or a folder below one: refused before features are read or any fold trained (cv
+    used to encode and then stop with FileExistsError)."""
+    import mmser.recipes.cv as cv
+    from mmser.config import CONFIG_DIR
+
+    monkeypatch.setattr(cv, "store_for", lambda *a, **k: pytest.fail("features were read"))
+    (tmp_path / "afile").write_text("")
+    write_manifest(pd.DataFrame([{"utt_id": "u1", "path": str(write_tone(tmp_path / "a.wav")), "speaker": "s",
+                                  "label": "sad"}]), tmp_path / "m.csv")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        code, _, err = run(capsys, command, CONFIG_DIR / "experiment" / "ravdess_audio.yaml",
+                           f"data.manifest={tmp_path / 'm.csv'}", "--out", out)
+        assert code == 2 and f"{out}: cannot write results there ({tmp_path / 'afile'} is a file, not a folder)" in err
