@@ -194,6 +194,9 @@ def cmd_average(args: argparse.Namespace) -> None:
     over = "" if args.val_groups == 1 else f" (mean over {args.val_groups} validation groups)"
     say(f"{len(args.runs)} runs averaged: validation UA {100 * summary['val_UA_mean']:.1f} %{over}, "
         f"test UA {100 * summary['UA_mean']:.1f} %\n-> {args.out} (mmser table on its parent folder lists it)")
+    if summary["conditions"]:
+        say(f"robustness conditions every run stored, averaged too: {', '.join(summary['conditions'])} (mmser "
+            f"robustness ... --with {args.out} tables them)")
     if not summary["one_speaker_norm"]:
         say("note: the runs standardise frames per speaker differently (features.speaker_norm mode, clips, labels): "
             "a study only, since no set of their checkpoints predicts together (mmser predict and mmser train A B "

@@ -247,7 +247,9 @@ def test_an_average_of_runs_is_tabled_beside_them_from_its_averaged_conditions(t
     args = ["robustness", str(tmp_path / "short.yaml"), str(tmp_path / "long.yaml"), *common, "--out", str(rob),
             "--split", "val", "--enrol-clips", "2"]
     assert main(args) == 0
+    capsys.readouterr()
     assert main(["average", str(rob / "short"), str(rob / "long"), "--out", str(rob / "average")]) == 0
+    assert "averaged too: val_enrol_2clips" in capsys.readouterr().out
     assert json.loads((rob / "average" / "average.json").read_text())["conditions"] == ["val_enrol_2clips"]
     folds = sorted(p.parent.name for p in (rob / "short").glob("*/predictions.csv"))
     for fold in folds:
