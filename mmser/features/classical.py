@@ -71,7 +71,11 @@ def _cached_table(df: pd.DataFrame, path: Path, compute, desc: str, progress: bo
     cached = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
     known = set(cached.index)
     keys = df["audio_sha256"].tolist()
-    todo = [i for i, k in enumerate(keys) if k not in known]
+    first_row: dict[str, int] = {}  # byte-identical clips share one key: computed once, stored once
+    for i, key in enumerate(keys):
+        if key not in known:
+            first_row.setdefault(key, i)
+    todo = list(first_row.values())
     if todo:
         require_files(df["path"].iloc[todo], f"computing {desc} features of {len(todo)} clips")
         rows: dict[str, np.ndarray] = {}
