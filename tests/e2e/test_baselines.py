@@ -89,3 +89,26 @@ def test_a_stopped_feature_table_keeps_what_it_computed(tmp_path, monkeypatch):
     assert len(seen) == len(unsaved) < len(df) and table.shape == (len(df), 3)
     assert len(pd.read_parquet(cache)) == len(saved | unsaved)  # each key stored once
     np.testing.assert_array_equal(table[:, 0], [float(len(p)) for p in df["path"]])
+
+
+def test_byte_identical_clips_are_computed_and_stored_once_across_writes(tmp_path, monkeypatch):
+    """Two rows with one content key on either side of a write: one computation, one stored row, and the
+    table has a row per manifest row."""
+    import numpy as np
+
+    import mmser.features.classical as classical
+
+    monkeypatch.setattr(classical, "SAVE_EVERY", 1)
+    paths = [tmp_path / f"{i}.wav" for i in range(4)]
+    for path in paths:
+        path.write_bytes(b"")  # only their existence is checked; compute below reads nothing
+    df = pd.DataFrame({"audio_sha256": ["a", "b", "a", "c"], "path": [str(p) for p in paths]})
+    seen: list[str] = []
+
+    def compute(path):
+        seen.append(path)
+        return np.full(2, float(len(seen)))
+
+    table = classical._cached_table(df, tmp_path / "t.parquet", compute, "test set", progress=False)
+    assert len(seen) == 3 and len(pd.read_parquet(tmp_path / "t.parquet")) == 3
+    assert table.shape == (4, 2) and table[0, 0] == table[2, 0]
