@@ -10,6 +10,7 @@ excluded (IEMOCAP ``fru``, ``oth``, ``xxx`` by default) map to ``None`` and are 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Mapping
 
 from mmser.errors import MmserError
@@ -99,6 +100,17 @@ class LabelMap:
         if both:
             raise MmserError(f"labels both mapped and excluded: {sorted(both)}")
 
+    @cached_property
+    def folded(self) -> dict[str, str | None]:
+        """Folded raw label (:func:`folded_label`) -> shared label, ``None`` for excluded ones: the first raw label
+        of the mapping to fold to a key wins, and a mapped label wins over an excluded one."""
+        folded: dict[str, str | None] = {}
+        for raw, name in self.mapping.items():
+            folded.setdefault(folded_label(raw), name)
+        for raw in self.excluded:
+            folded.setdefault(folded_label(raw), None)
+        return folded
+
     def map(self, raw_label: str, source: str = "<input>") -> str | None:
         """Return the shared label for ``raw_label``, ``None`` if it is excluded; raise if unknown. An exact
         match wins; otherwise labels match regardless of case and surrounding spaces."""
@@ -106,12 +118,8 @@ class LabelMap:
             return self.mapping[raw_label]
         if raw_label in self.excluded:
             return None
-        key = folded_label(raw_label)
-        for raw, name in self.mapping.items():
-            if folded_label(raw) == key:
-                return name
-        if any(folded_label(raw) == key for raw in self.excluded):
-            return None
+        if folded_label(raw_label) in self.folded:
+            return self.folded[folded_label(raw_label)]
         raise UnknownLabelError(raw_label, source, list(self.mapping) + list(self.excluded))
 
 
