@@ -24,24 +24,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def check_writable(path: str | Path) -> Path:
-    """Raise MmserError, naming ``path``, when a file cannot be written there (a folder in its place, a parent that
-    is a file, no permission, a read-only or pseudo file system): checked before long work, whose result would
+    """Raise MmserError, naming ``path``, when a file cannot be written there (a folder in its place, a file above
+    it, no permission, a read-only or pseudo file system): checked before long work, whose result would
     otherwise be lost at the end. Creates the parent folders; returns ``path``."""
     from mmser.errors import MmserError
 
     if str(path).endswith(("/", os.sep)) or Path(path).is_dir():
         raise MmserError(f"{path}: a folder; give a file path (e.g. {Path(path) / 'model.safetensors'})")
     path = Path(path)
-    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise MmserError(f"{path}: cannot write there ({blocking} is a file, not a folder); choose another path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise MmserError(f"{path}: cannot write there ({err.strerror or err}); choose another path") from None
+    reason = _unwritable(path.parent)
+    if reason:
+        raise MmserError(f"{path}: cannot write there ({reason}); choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -52,12 +46,21 @@ def check_folder(path: str | Path) -> Path:
     from mmser.errors import MmserError
 
     path = Path(path)
-    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    reason = _unwritable(path)
+    if reason:
+        raise MmserError(f"{path}: cannot write results there ({reason}); give a folder")
+    return path
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be written into ``folder`` (made as needed), or None: a file in its place or above it, or
+    the nearest existing folder refusing a new entry (a probe folder made and removed at once)."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
-        raise MmserError(f"{path}: cannot write results there ({blocking} is a file, not a folder); give a folder")
-    nearest = next(p for p in (path, *path.parents) if p.exists())
-    try:  # a probe folder made and removed at once: a read-only or pseudo file system says no here
+        return f"{blocking} is a file, not a folder"
+    nearest = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
         os.rmdir(tempfile.mkdtemp(dir=nearest, prefix=".mmser-probe."))
     except OSError as err:
-        raise MmserError(f"{path}: cannot write results there ({err.strerror or err} in {nearest})") from None
-    return path
+        return f"{err.strerror or err} in {nearest}"
+    return None
