@@ -49,11 +49,12 @@ def shared_conditions(parts: list[Path], folds: list[str]) -> list[str]:
             if all((part / name / fold / "metrics.json").is_file() for part in parts for fold in folds)]
 
 
-def _averaged_conditions(parts: list[Path], out: Path, folds: list[str], classes,
+def _averaged_conditions(parts: list[Path], out: Path, conditions: list[str], folds: list[str], classes,
                          names: list[str]) -> list[tuple[Path, bytes]]:
-    """Files of every condition of :func:`shared_conditions`, each fold's predictions averaged over the parts."""
+    """Files of each of ``conditions`` (:func:`shared_conditions`), each fold's predictions averaged over the
+    parts."""
     written = []
-    for condition in shared_conditions(parts, folds):
+    for condition in conditions:
         split = condition_split(condition)
         kind = SPLIT_PREDICTIONS[split]
         for fold in folds:
@@ -126,6 +127,8 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
     val_ua: list[float] = []
     for group in range(val_groups):
         metrics = fold_metrics(group_run(parts[0], group))
+        if group == 0:
+            folds = sorted(metrics)  # the run's own folds, where robustness conditions live
         for fold, first in metrics.items():
             where = group_run(out, group) / fold
             tables = {}
@@ -147,13 +150,13 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
             written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
             written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
         written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
-    folds = sorted(fold_metrics(parts[0]))
-    written += _averaged_conditions(parts, out, folds, classes, names)
+    conditions = shared_conditions(parts, folds)
+    written += _averaged_conditions(parts, out, conditions, folds, classes, names)
     # one rule (a run stored without the keys standardised nothing: mode off)
     rules = {(settings[p][SPEAKER_NORM_KEYS[0]] or "off", *(settings[p][k] for k in SPEAKER_NORM_KEYS[1:])) for p in parts}
     summary = {"parts": names, "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
                "one_speaker_norm": len(rules) == 1,  # false: no ensemble of the parts' checkpoints predicts this
-               "conditions": shared_conditions(parts, folds),  # robustness conditions averaged too
+               "conditions": conditions,  # robustness conditions averaged too
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
                "config": f"config.yaml is {parts[0].name}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))
