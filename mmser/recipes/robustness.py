@@ -21,12 +21,13 @@ from mmser.recipes.cv import cross_validate
 
 
 def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path, conditions: list[str],
-                     with_runs: list[Path] = ()) -> None:
+                     with_runs: list[Path] = ()) -> dict[str, pd.DataFrame]:
     """Refuse, before any work, runs whose test clips robustness cannot find (cross-corpus runs, audio files
     gone), (``enrolment``: enrolment sizes)
     runs that standardise no clip with enrolment clips, runs under ``out`` with folds cross-validated
     earlier whose checkpoints are gone while some of ``conditions`` still need them, and ``with_runs`` (tabled
-    from what they store) that lack a fold of one of ``conditions``."""
+    from what they store) that lack a fold of one of ``conditions``. Returns each config's protocol rows (the
+    clips it predicts), read once."""
     for run in with_runs:
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
         if not folds:
@@ -37,13 +38,15 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path,
             raise MmserError(f"--with {run}: not stored: {', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''} "
                              "(nothing is predicted for a --with run: predict those conditions for its parts first, "
                              "then mmser average them again)")
+    rows: dict[str, pd.DataFrame] = {}
     for name, cfg in configs.items():
         if cfg.data.test_manifest is not None:
             raise MmserError(f"{name}: data.test_manifest (cross-corpus) is not supported by robustness")
         if enrolment and cfg.features.speaker_norm.mode != "enrol":
             raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
                              "--enrol-clips varies the enrolment clips of models standardised with them")
-        require_files(load_protocol(cfg.data).rows["path"], f"{name}: predicting its clips again")
+        rows[name] = load_protocol(cfg.data).rows
+        require_files(rows[name]["path"], f"{name}: predicting its clips again")
     lost = [path for name in configs for path in lost_fold_checkpoints(out / name, conditions)]
     if lost:
         listed = ", ".join(str(p) for p in lost)
@@ -51,6 +54,7 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path,
                          "cross-validated earlier (their predictions are stored) and cross-validation keeps them as "
                          "done; move their fold folders aside to cross-validate them again, or give --out a run "
                          "that kept its checkpoints")
+    return rows
 
 
 def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[float], kind: str,
@@ -63,20 +67,19 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
     (``out/<name>/[val_]enrol_<K>clips/``, ``out/enrolment[_val].{md,csv,png}``). ``with_runs``: runs (averaged
     ones) tabled after the configs' from their stored predictions alone."""
     out = Path(out)
-    check_robustness(configs, enrol_counts is not None, out, condition_names(split, kind, snrs, enrol_counts),
-                     with_runs)
+    rows = check_robustness(configs, enrol_counts is not None, out, condition_names(split, kind, snrs, enrol_counts),
+                            with_runs)
     runs = []
     for name, cfg in configs.items():
         run = out / name
         say(f"\n[{name}] cross-validation (folds done earlier are kept)", flush=True)
         cross_validate(cfg, run, progress)
-        rows = load_protocol(cfg.data).rows
         folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
         for fold in folds:
             if enrol_counts is None:
-                noisy_fold(run, fold, rows, kind, snrs, device, progress, split)
+                noisy_fold(run, fold, rows[name], kind, snrs, device, progress, split)
             else:
-                enrolment_fold(run, fold, rows, enrol_counts, device, progress, split)
+                enrolment_fold(run, fold, rows[name], enrol_counts, device, progress, split)
         runs.append(run)
     runs += with_runs
     from mmser.evaluation.plots import plot_enrolment, plot_robustness
