@@ -10,37 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from data_prep.common import Candidate, Problem, Scan
-from mmser.data.manifest import ManifestError
+from mmser.data.manifest import read_listing
 
 REQUIRED = ("path", "label", "speaker")
-SEPARATORS = (",", ";", "\t")  # the first whose header has every required column is the file's
-
-
-def _separator(csv_path: Path) -> str:
-    """The column separator of ``csv_path``, found from its header line (a comma when none fits)."""
-    with open(csv_path, encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
-    for sep in SEPARATORS:
-        if set(REQUIRED) <= {name.strip() for name in header.rstrip("\r\n").split(sep)}:
-            return sep
-    return ","
 
 
 def scan(csv_path: str | Path) -> Scan:
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise ManifestError(f"{csv_path}: corpus CSV not found")
-    try:
-        table = pd.read_csv(csv_path, sep=_separator(csv_path), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{csv_path}: not a readable CSV ({err})") from None
-    table.columns = [str(name).strip() for name in table.columns]  # "path, label, speaker" as written by hand
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing:
-        raise ManifestError(f"{csv_path}: missing column(s) {missing}; needs {list(REQUIRED)}, has {list(table.columns)}")
+    table = read_listing(csv_path, REQUIRED, "corpus CSV")
     root = csv_path.resolve().parent
     candidates, problems = [], []
     for n, row in enumerate(table.to_dict("records"), start=2):

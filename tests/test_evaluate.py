@@ -168,11 +168,13 @@ def test_many_speakers_print_the_weakest_and_keep_every_speaker_in_the_metrics(c
 
 def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(checkpoint, tmp_path, capsys, monkeypatch):
     """The disk filling during a long run: no traceback, one line naming the file and what to do; the speakers
-    finished before are kept and a re-run predicts only the others. Other OS errors are not disguised."""
+    finished before are kept and a re-run predicts only the others. So is a permission error; other OS errors are
+    not disguised."""
     import errno
 
     import mmser.cli.evaluate
     import mmser.cli.predict
+    from mmser.cli import storage_error
 
     manifest, _ = corpus(tmp_path, speakers=("A", "B"))
     monkeypatch.setattr(mmser.cli.evaluate, "GROUP_CLIPS", 4)  # one speaker a call
@@ -190,9 +192,15 @@ def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(checkpoint, tmp_pat
     err = capsys.readouterr().err
     assert f"mmser: error: the disk is full writing {tmp_path / 'run'}" in err and "run again: it resumes" in err
     assert "Traceback" not in err and predicted == ["A"] * 4
-    failure[0] = errno.EACCES
-    with pytest.raises(PermissionError):
+    failure[0] = errno.EACCES  # a folder made read-only meanwhile: the same one line, naming the file
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"mmser: error: {tmp_path / 'run' / 'held_out' / 'partial' / 'x.csv'}: Permission denied" in err
+    assert "run again: it resumes" in err and "Traceback" not in err
+    failure[0] = errno.EIO  # any other OS error is not disguised
+    with pytest.raises(OSError):
         main(args)
+    assert storage_error(PermissionError(errno.EACCES, "Permission denied")) is None  # a port or process: not a file
     failure.clear()
     predicted.clear()
     assert main(args) == 0 and predicted == ["B"] * 4  # A's predictions were kept

@@ -89,6 +89,28 @@ def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
     assert got == ["clip1.wav", "clip2.wav", "Clip3.flac", "clip10.wav", "day2/clip1.wav", "day10/clip1.wav"]
 
 
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, sep):
+    # a clip list saved by a spreadsheet in a ';' locale (or as tabs), names padded: the rows in their order
+    from mmser.cli.predict import clip_inputs
+
+    rows = [["path ", " transcript", "speaker"], ["b.wav", "kids are talking", " s2"], ["/abs/a.wav", "", "s1"]]
+    (tmp_path / "clips.csv").write_text("".join(sep.join(r) + "\n" for r in rows))
+    assert clip_inputs([str(tmp_path / "clips.csv")]) == [
+        (str(tmp_path / "b.wav"), "kids are talking", "s2"), ("/abs/a.wav", None, "s1")]
+
+
+def test_a_clip_list_without_paths_is_refused_naming_the_file_and_row(tmp_path):
+    from mmser.cli.predict import clip_inputs
+    from mmser.errors import MmserError
+
+    (tmp_path / "names.csv").write_text("file;speaker\nb.wav;s1\n")
+    with pytest.raises(MmserError, match=r"names\.csv: missing column\(s\) \['path'\] of a clip list"):
+        clip_inputs([str(tmp_path / "names.csv")])
+    (tmp_path / "gap.csv").write_text("path,speaker\nb.wav,s1\n ,s1\n")
+    with pytest.raises(MmserError, match=r"gap\.csv: empty 'path' in row\(s\) \[3\]"):
+        clip_inputs([str(tmp_path / "gap.csv")])
+
 def test_clips_that_are_enrolment_clips_are_found_by_their_bytes_hashing_only_equal_sizes(tmp_path, monkeypatch):
     # --enrol finds predicted clips that are also enrolment clips (same bytes, any name); only files of a size
     # some other file has are hashed, so a large prediction enrolled on a few clips is not read twice

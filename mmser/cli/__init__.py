@@ -4,7 +4,8 @@ One module per command group (``data``, ``features``, ``experiment``, ``predict`
 each parses its arguments, calls a recipe or the library, and prints. Every expected failure is an
 :class:`~mmser.errors.MmserError` (bad config, manifest, audio, labels, splits, checkpoints): it is
 printed as one ``mmser: error: ...`` line naming the input and the reason, with exit code 2 — never a
-traceback; so is a full disk, after which a re-run resumes. Configs are validated whole before any work starts.
+traceback; so is a full disk or a file it may not write (:func:`storage_error`), after which a re-run
+resumes. Configs are validated whole before any work starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,27 @@ def show_note(message, category, filename, lineno, file=None, line=None) -> None
         print(f"mmser: note: {message}", file=sys.stderr if file is None else file)
     else:
         PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DENIED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def storage_error(err: OSError) -> str | None:
+    """The one line for a storage failure in mid-run, naming the file: a full disk or quota, or a file or
+    folder mmser may not write or read (a read-only file system, a folder made read-only meanwhile; output
+    paths are checked before any work, so this is a place met later, such as the feature cache). ``None`` for
+    any other error, and for a refusal that names no file (a port, a process): those are not disguised."""
+    from mmser.features.cache import PRUNE_HINT
+
+    kept = "finished work is kept (predictions, checkpoints and caches are written whole or not at all)"
+    if err.errno in FULL_ERRNOS:
+        where = f" writing {err.filename}" if err.filename else ""
+        return f"the disk is full{where} ({err.strerror}); {kept}: free space ({PRUNE_HINT}) and run again: it resumes"
+    if err.errno in DENIED_ERRNOS and err.filename:
+        return (f"{err.filename}: {err.strerror}; {kept}: give mmser access to it (or point features.cache_dir or "
+                "--out elsewhere) and run again: it resumes")
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,14 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print("mmser: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
         return 130
     except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        line = storage_error(err)
+        if line is None:
             raise
-        from mmser.features.cache import PRUNE_HINT
-
-        where = f" writing {err.filename}" if err.filename else ""
-        print(f"mmser: error: the disk is full{where} ({err.strerror}); finished work is kept (predictions, "
-              f"checkpoints and caches are written whole or not at all): free space ({PRUNE_HINT}) and run again: "
-              "it resumes", file=sys.stderr)
+        print(f"mmser: error: {line}", file=sys.stderr)
         return 2
     return 0
 

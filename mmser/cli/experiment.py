@@ -197,6 +197,10 @@ def cmd_average(args: argparse.Namespace) -> None:
     if summary["conditions"]:
         say(f"robustness conditions every run stored, averaged too: {', '.join(summary['conditions'])} (mmser "
             f"robustness ... --with {args.out} tables them)")
+    if summary["conditions_left_out"]:
+        say(f"note: left out, since not every run stored them for every fold: "
+            f"{', '.join(summary['conditions_left_out'])} (predict them for the other runs with mmser robustness, "
+            "then average again)")
     if not summary["one_speaker_norm"]:
         say("note: the runs standardise frames per speaker differently (features.speaker_norm mode, clips, labels): "
             "a study only, since no set of their checkpoints predicts together (mmser predict and mmser train A B "

@@ -20,7 +20,8 @@ def name_order(path: Path) -> tuple:
 
 def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
     """(path, transcript or None, speaker or None) for files, folders (searched recursively, in
-    :func:`name_order`) and clip-list CSVs (columns path[,transcript][,speaker], in their rows' order).
+    :func:`name_order`) and clip-list CSVs (columns path[,transcript][,speaker], in their rows' order; separated
+    by commas, semicolons or tabs: :func:`~mmser.data.manifest.read_listing`).
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
@@ -35,14 +36,16 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
         if path.is_dir():
             out += [(str(p), None, None) for p in sorted(path.rglob("*"), key=name_order) if p.suffix.lower() in AUDIO_SUFFIXES]
         elif path.suffix.lower() == ".csv":
-            import pandas as pd  # only for clip lists (a fast start otherwise)
+            from mmser.data.manifest import read_listing  # only for clip lists (pandas: a fast start otherwise)
 
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-            if "path" not in table.columns:
-                raise MmserError(f"{path}: a clip list needs a 'path' column")
-            for _, row in table.iterrows():
-                clip = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-                out.append((str(clip), row.get("transcript") or None, row.get("speaker") or None))
+            table = read_listing(path, ("path",), "clip list")
+            empty = [n for n, name in enumerate(table["path"], start=2) if not name.strip()]
+            if empty:
+                raise MmserError(f"{path}: empty 'path' in row(s) {empty[:10]}")
+            for row in table.to_dict("records"):
+                name = row["path"].strip()
+                clip = Path(name) if Path(name).is_absolute() else path.parent / name
+                out.append((str(clip), row.get("transcript") or None, row.get("speaker", "").strip() or None))
         else:
             out.append((str(path), None, None))
     if not out:

@@ -40,6 +40,33 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise ManifestError(f"{path}: not a readable manifest ({err})") from None
 
 
+SEPARATORS = (",", ";", "\t")  # a hand-made list's: the first whose header has every required column
+
+
+def read_listing(path: str | Path, required: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A CSV written by hand or by a spreadsheet (a corpus list, ``mmser predict``'s clip list), every cell a
+    string: separated by commas, or by semicolons or tabs (as spreadsheets in many locales write them; found
+    from the header), column names stripped of spaces (``path, label``). ``what`` names the file in errors
+    (``corpus CSV``); a missing file, an unreadable one or a missing ``required`` column is a
+    :class:`ManifestError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: {what} not found")
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline().rstrip("\r\n")
+        sep = next((s for s in SEPARATORS if set(required) <= {name.strip() for name in header.split(s)}), ",")
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise ManifestError(f"{path}: not a readable {what} ({err})") from None
+    table.columns = [str(name).strip() for name in table.columns]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing} of a {what}; needs {list(required)}, "
+                            f"has {list(table.columns)}")
+    return table
+
+
 def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
     """Read and validate a manifest written by ``mmser prepare``.
 

@@ -42,11 +42,13 @@ AVERAGE_FILE = "average.json"  # names the parts of an averaged run
 SHARED_KEYS = ("data.classes", "split.protocol")
 
 
-def shared_conditions(parts: list[Path], folds: list[str]) -> list[str]:
-    """The robustness conditions (folder names) every part has stored for every fold of ``folds``."""
-    names = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and condition_split(p.name))
-    return [name for name in names
-            if all((part / name / fold / "metrics.json").is_file() for part in parts for fold in folds)]
+def shared_conditions(parts: list[Path], folds: list[str]) -> tuple[list[str], list[str]]:
+    """The robustness conditions (folder names) every part has stored for every fold of ``folds``, and those
+    that some part has but not every part for every fold (left out: never averaged over fewer parts)."""
+    names = sorted({p.name for part in parts for p in part.iterdir() if p.is_dir() and condition_split(p.name)})
+    shared = [name for name in names
+              if all((part / name / fold / "metrics.json").is_file() for part in parts for fold in folds)]
+    return shared, [name for name in names if name not in shared]
 
 
 def _averaged_conditions(parts: list[Path], out: Path, conditions: list[str], folds: list[str], classes,
@@ -150,13 +152,14 @@ def average_runs(parts: list[Path], out: Path, val_groups: int = 1) -> dict:
             written += [(where / kind, table.to_csv(index=False).encode()) for kind, table in tables.items()]
             written.append((where / "metrics.json", json.dumps(record, indent=2).encode()))
         written.append((group_run(out, group) / "config.yaml", (group_run(parts[0], group) / "config.yaml").read_bytes()))
-    conditions = shared_conditions(parts, folds)
+    conditions, left_out = shared_conditions(parts, folds)
     written += _averaged_conditions(parts, out, conditions, folds, classes, names)
     # one rule (a run stored without the keys standardised nothing: mode off)
     rules = {(settings[p][SPEAKER_NORM_KEYS[0]] or "off", *(settings[p][k] for k in SPEAKER_NORM_KEYS[1:])) for p in parts}
     summary = {"parts": names, "val_groups": val_groups, "val_UA_mean": float(np.mean(val_ua)),  # over folds and groups: what selection reads
                "one_speaker_norm": len(rules) == 1,  # false: no ensemble of the parts' checkpoints predicts this
                "conditions": conditions,  # robustness conditions averaged too
+               "conditions_left_out": left_out,  # stored by some part, not by every part for every fold
                "UA_mean": float(np.mean(test_ua[0])),  # the test UA of the run's own folds (validation group 0)
                "config": f"config.yaml is {parts[0].name}'s; every part has its {' and '.join(SHARED_KEYS)}"}
     written.append((out / AVERAGE_FILE, json.dumps(summary, indent=2).encode()))

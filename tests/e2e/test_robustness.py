@@ -1,6 +1,7 @@
 """``mmser robustness``: noisy test clips per fold, predictions stored, UA falls as the SNR falls."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,9 @@ def test_an_average_of_runs_is_tabled_beside_them_from_its_averaged_conditions(t
     assert table.loc["average", "clean"] == pytest.approx(
         100 * json.loads((rob / "average" / "average.json").read_text())["val_UA_mean"], abs=0.01)
     assert "--with " in (rob / "enrolment_val.md").read_text()
+    # a condition one run lacks for a fold is left out of a new average, and said so
+    shutil.rmtree(rob / "long" / "val_enrol_2clips" / folds[0])
+    capsys.readouterr()
+    assert main(["average", str(rob / "short"), str(rob / "long"), "--out", str(rob / "average2")]) == 0
+    assert "note: left out, since not every run stored them for every fold: val_enrol_2clips" in capsys.readouterr().out
+    assert not (rob / "average2" / "val_enrol_2clips").exists()

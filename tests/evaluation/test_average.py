@@ -136,6 +136,7 @@ def test_conditions_every_part_stored_are_averaged_and_others_left_out(tmp_path)
                 (part / condition / fold / "metrics.json").write_text("{}")
     summary = average_runs(parts, tmp_path / "avg")
     assert summary["conditions"] == ["noise_white_10dB", "val_enrol_5clips"]
+    assert summary["conditions_left_out"] == ["enrol_2clips"]
     assert not (tmp_path / "avg" / "enrol_2clips").exists()
     for condition, kind in (("noise_white_10dB", "predictions.csv"), ("val_enrol_5clips", "val_predictions.csv")):
         for fold in FOLDS:
