@@ -70,16 +70,8 @@ class Scan:
     folds: dict[str, str] | None = None
 
 
-def without_os_metadata(paths: list[Path]) -> tuple[list[Path], int]:
-    """``paths`` without what an operating system leaves beside audio (macOS ``._<name>`` AppleDouble files and
-    ``__MACOSX`` folders of zips made on a Mac: never clips, though named like them), and how many were left out
-    (:func:`os_metadata_notes` says so in the summary)."""
-    kept = [path for path in paths if not (path.name.startswith("._") or "__MACOSX" in path.parts)]
-    return kept, len(paths) - len(kept)
-
-
 def os_metadata_notes(left_out: int) -> list[str]:
-    """The summary's note for ``left_out`` entries dropped by :func:`without_os_metadata` (none for 0)."""
+    """The summary's note for ``left_out`` entries dropped by :func:`~mmser.audio.without_os_metadata` (none for 0)."""
     return [f"left out {left_out} macOS metadata entries (._<name>, __MACOSX/): not audio"] if left_out else []
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes
+from mmser.audio import without_os_metadata
 
 SENTENCES = {
     "IEO": "It's eleven o'clock", "TIE": "That is exactly what happened", "IOM": "I'm on my way to the meeting",

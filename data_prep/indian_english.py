@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes
+from mmser.audio import without_os_metadata
 
 SPEAKER = "indian_english_spk0"
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes
+from mmser.audio import without_os_metadata
 
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 INTENSITIES = {"01": "normal", "02": "strong"}

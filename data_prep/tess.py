@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.common import Candidate, Problem, Scan, os_metadata_notes, without_os_metadata
+from data_prep.common import Candidate, Problem, Scan, os_metadata_notes
+from mmser.audio import without_os_metadata
 
 
 def scan(root: str | Path) -> Scan:

@@ -34,6 +34,11 @@ SAMPLE_RATE = 16_000  # Hz, what every encoder in mmser consumes
 MIN_DURATION_S = 0.1  # s, shorter clips carry no usable emotion cue (one rule for every input path)
 MAX_PEAK = 2.0  # x full scale (+6 dBFS): a float waveform beyond it is in other units, not hot audio
 HASH_CHUNK_BYTES = 1 << 20  # bytes read at a time when hashing a file
+# file names a folder of clips is searched for: what libsndfile (>= 1.1, soundfile's own) reads
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".caf",
+                  ".w64", ".rf64")
+# audio libsndfile cannot read (AAC, WMA, AMR, video containers): phones and browsers record these
+CONVERT_FIRST_SUFFIXES = (".m4a", ".aac", ".mp4", ".wma", ".webm", ".amr", ".3gp", ".mka", ".ac3", ".mov")
 
 
 class AudioError(MmserError):
@@ -54,7 +59,7 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     try:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(path, f"unreadable audio ({_reason(err)})") from None
+        raise _unreadable(path, err) from None
 
 
 def require_files(paths: Iterable[str | Path], task: str) -> None:
@@ -66,9 +71,26 @@ def require_files(paths: Iterable[str | Path], task: str) -> None:
         raise AudioError(absent[0], f"file not found, before {task}{more} (was the corpus moved after `mmser prepare`?)")
 
 
+def without_os_metadata(paths: list[Path]) -> tuple[list[Path], int]:
+    """``paths`` without what an operating system leaves beside audio (macOS ``._<name>`` AppleDouble files and
+    ``__MACOSX`` folders of zips made on a Mac: never clips, though named like them), and how many were left
+    out (for the caller's note)."""
+    kept = [path for path in paths if not (path.name.startswith("._") or "__MACOSX" in path.parts)]
+    return kept, len(paths) - len(kept)
+
+
 def _reason(err: Exception) -> str:
     """libsndfile's own reason ("Format not recognised."), without soundfile's "Error opening <object>" prefix."""
     return getattr(err, "error_string", None) or str(err)
+
+
+def _unreadable(source: str | Path, err: Exception) -> AudioError:
+    """The error for audio soundfile cannot read, with the way out for a format it never reads (by the name's
+    suffix: :data:`CONVERT_FIRST_SUFFIXES`)."""
+    suffix = Path(str(source)).suffix.lower()
+    hint = (f": libsndfile does not read {suffix} audio; convert it first, e.g. "
+            f"ffmpeg -i in{suffix} -ac 1 -ar 16000 out.wav" if suffix in CONVERT_FIRST_SUFFIXES else "")
+    return AudioError(source, f"unreadable audio ({_reason(err)}){hint}")
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -127,7 +149,7 @@ def _decode(handle, source: str | Path, max_duration_s: float | None) -> np.ndar
             handle.seek(0)
         data, orig_sr = sf.read(handle, dtype="float32", always_2d=True)  # (n_samples, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(source, f"unreadable audio ({_reason(err)})") from None
+        raise _unreadable(source, err) from None
     return to_waveform(data, orig_sr, source)
 
 

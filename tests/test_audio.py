@@ -33,6 +33,20 @@ def test_flac_and_ogg(tmp_path):
     assert load_audio(write_tone(tmp_path / "a.ogg", subtype="VORBIS")).size > 0
 
 
+def test_aiff_and_opus_are_read_and_a_phone_m4a_names_the_conversion(tmp_path):
+    tone = load_audio(write_tone(tmp_path / "a.wav"))
+    aiff = load_audio(write_tone(tmp_path / "a.aiff"))
+    np.testing.assert_allclose(aiff, tone, atol=1e-4)
+    sf.write(tmp_path / "rec.opus", sf.read(tmp_path / "a.wav")[0], 16_000, format="OGG", subtype="OPUS")
+    assert abs(load_audio(tmp_path / "rec.opus").size - tone.size) < 0.1 * tone.size
+    (tmp_path / "memo.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))  # AAC: never read by libsndfile
+    with pytest.raises(AudioError, match=r"memo.m4a: unreadable audio \(.*\): libsndfile does not read \.m4a audio; "
+                                         r"convert it first, e.g. ffmpeg -i in\.m4a -ac 1 -ar 16000 out\.wav"):
+        load_audio(tmp_path / "memo.m4a")
+    with pytest.raises(AudioError, match=r"^upload\.M4A: unreadable .*convert it first"):
+        decode_audio((tmp_path / "memo.m4a").read_bytes(), "upload.M4A")
+
+
 def test_errors_name_file_and_reason(tmp_path):
     with pytest.raises(AudioError, match="missing.wav: file not found"):
         load_audio(tmp_path / "missing.wav")

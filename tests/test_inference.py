@@ -89,6 +89,20 @@ def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
     assert got == ["clip1.wav", "clip2.wav", "Clip3.flac", "clip10.wav", "day2/clip1.wav", "day10/clip1.wav"]
 
 
+def test_a_folder_gives_every_audio_file_and_leaves_out_macos_metadata(tmp_path, capsys):
+    # read formats beyond wav/flac (aiff, opus), and a phone's .m4a kept (it fails in its place, with the
+    # conversion); the ._ twins a Mac leaves on a USB stick are not clips
+    from mmser.cli.predict import clip_inputs
+
+    names = ["a1.aiff", "a2.opus", "a3.m4a", "a4.wav", "._a4.wav", "__MACOSX/a5.wav", "notes.txt", "cover.jpg"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    got = [str(Path(p).relative_to(tmp_path)) for p, _, _ in clip_inputs([str(tmp_path)])]
+    assert got == ["a1.aiff", "a2.opus", "a3.m4a", "a4.wav"]
+    assert f"left out 2 macOS metadata file(s) in {tmp_path}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
 def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, sep):
     # a clip list saved by a spreadsheet in a ';' locale (or as tabs), names padded: the rows in their order

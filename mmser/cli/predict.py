@@ -7,8 +7,6 @@ import json
 import re
 from pathlib import Path
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-
 
 def name_order(path: Path) -> tuple:
     """Sort key of a path by its parts, the numbers in a name compared as numbers: ``clip2`` before ``clip10``
@@ -16,6 +14,24 @@ def name_order(path: Path) -> tuple:
     pieces = tuple(tuple((0, int(piece)) if piece.isdecimal() else (1, piece.lower())
                          for piece in re.split(r"(\d+)", part) if piece) for part in path.parts)
     return pieces, path.parts  # names equal but for case or leading zeros: by the names themselves
+
+
+def folder_clips(folder: Path) -> list[Path]:
+    """The audio files under ``folder`` (searched recursively), in :func:`name_order`: those soundfile reads
+    (:data:`~mmser.audio.AUDIO_SUFFIXES`) and those it cannot (:data:`~mmser.audio.CONVERT_FIRST_SUFFIXES`, such
+    as a phone's .m4a: each is reported in its place with how to convert it, never skipped unsaid); macOS
+    metadata files (``._<name>``) are left out with a note."""
+    import sys
+
+    from mmser.audio import AUDIO_SUFFIXES, CONVERT_FIRST_SUFFIXES, without_os_metadata
+
+    named = sorted((p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES + CONVERT_FIRST_SUFFIXES
+                    and p.is_file()), key=name_order)
+    clips, left_out = without_os_metadata(named)
+    if left_out:
+        print(f"note: left out {left_out} macOS metadata file(s) in {folder} (._<name>, __MACOSX/): not audio",
+              file=sys.stderr)
+    return clips
 
 
 def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
@@ -34,7 +50,7 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            out += [(str(p), None, None) for p in sorted(path.rglob("*"), key=name_order) if p.suffix.lower() in AUDIO_SUFFIXES]
+            out += [(str(p), None, None) for p in folder_clips(path)]
         elif path.suffix.lower() == ".csv":
             from mmser.data.manifest import read_listing  # only for clip lists (pandas: a fast start otherwise)
 
