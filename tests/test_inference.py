@@ -114,6 +114,17 @@ def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, sep):
         (str(tmp_path / "b.wav"), "kids are talking", "s2"), ("/abs/a.wav", None, "s1")]
 
 
+def test_a_clip_list_written_on_windows_names_its_clips_with_backslashes(tmp_path):
+    from mmser.cli.predict import clip_inputs
+
+    (tmp_path / "day1").mkdir()
+    (tmp_path / "day1" / "a.wav").write_bytes(b"x")
+    (tmp_path / "odd\\name.wav").write_bytes(b"x")  # a Linux file whose name holds a backslash: kept as named
+    (tmp_path / "clips.csv").write_text("path\r\nday1\\a.wav\r\nodd\\name.wav\r\n")
+    assert [p for p, _, _ in clip_inputs([str(tmp_path / "clips.csv")])] == [
+        str(tmp_path / "day1" / "a.wav"), str(tmp_path / "odd\\name.wav")]
+
+
 def test_a_clip_list_without_paths_is_refused_naming_the_file_and_row(tmp_path):
     from mmser.cli.predict import clip_inputs
     from mmser.errors import MmserError

@@ -52,14 +52,14 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
         if path.is_dir():
             out += [(str(p), None, None) for p in folder_clips(path)]
         elif path.suffix.lower() == ".csv":
-            from mmser.data.manifest import read_listing  # only for clip lists (pandas: a fast start otherwise)
+            from mmser.data.manifest import listed_name, read_listing  # only for clip lists (pandas)
 
             table = read_listing(path, ("path",), "clip list")
             empty = [n for n, name in enumerate(table["path"], start=2) if not name.strip()]
             if empty:
                 raise MmserError(f"{path}: empty 'path' in row(s) {empty[:10]}")
             for row in table.to_dict("records"):
-                name = row["path"].strip()
+                name = listed_name(path.parent, row["path"].strip())
                 clip = Path(name) if Path(name).is_absolute() else path.parent / name
                 out.append((str(clip), row.get("transcript") or None, row.get("speaker", "").strip() or None))
         else:

@@ -67,6 +67,15 @@ def read_listing(path: str | Path, required: tuple[str, ...], what: str) -> pd.D
     return table
 
 
+def listed_name(folder: Path, name: str) -> str:
+    """A hand-made list's file ``name`` as it is meant: with ``/`` for the ``\\`` of a list written on Windows
+    (``audio\\a.wav``) where the name as written is no file; relative names are looked up in ``folder`` (the
+    list's own)."""
+    if "\\" in name and not (folder / name).exists():
+        return name.replace("\\", "/")
+    return name
+
+
 def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
     """Read and validate a manifest written by ``mmser prepare``.
 

@@ -169,6 +169,18 @@ def test_csv_corpus_separated_by_semicolons_or_tabs(tmp_path, sep):
     assert df["label"].tolist() == ["happy", "sad"] and df["speaker"].tolist() == ["s1", "s1, the first"]
 
 
+def test_a_csv_written_on_windows_names_its_files_with_backslashes(tmp_path):
+    for i in range(2):
+        write_tone(tmp_path / "audio" / "day 1" / f"c{i}.wav", seed=i + 1)
+    (tmp_path / "corpus.csv").write_text("path,label,speaker\r\n" + "".join(
+        f"audio\\day 1\\c{i}.wav,{label},s1\r\n" for i, label in enumerate(("angry", "sad"))))
+    assert run_prepare("csv", tmp_path / "corpus.csv", tmp_path / "m.csv") == 0
+    df = read_manifest(tmp_path / "m.csv", check_files=True)
+    assert [Path(p).resolve() for p in df["path"]] == [(tmp_path / "audio" / "day 1" / f"c{i}.wav").resolve()
+                                                      for i in range(2)]
+    assert list(df["utt_id"]) == ["csv_audio_day 1_c0", "csv_audio_day 1_c1"]
+
+
 def test_csv_paths_outside_its_folder_and_missing_columns(tmp_path, capsys):
     """A CSV kept beside the audio, not above it: '../' and absolute paths are the files they name."""
     write_tone(tmp_path / "audio" / "a.wav", seed=1)
