@@ -57,7 +57,10 @@ def read_listing(path: str | Path, required: tuple[str, ...], what: str) -> pd.D
             header = handle.readline().rstrip("\r\n")
         sep = next((s for s in SEPARATORS if set(required) <= {name.strip() for name in header.split(s)}), ",")
         table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text ({_first_non_utf8(path)}); save the {what} as UTF-8 (a "
+                            "spreadsheet's 'CSV UTF-8')") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
         raise ManifestError(f"{path}: not a readable {what} ({err})") from None
     table.columns = [str(name).strip() for name in table.columns]
     missing = [c for c in required if c not in table.columns]
@@ -65,6 +68,16 @@ def read_listing(path: str | Path, required: tuple[str, ...], what: str) -> pd.D
         raise ManifestError(f"{path}: missing column(s) {missing} of a {what}; needs {list(required)}, "
                             f"has {list(table.columns)}")
     return table
+
+
+def _first_non_utf8(path: Path) -> str:
+    """Where the file ``path`` first stops being UTF-8: ``line 3: a.wav,Jos\\xe9,sad``."""
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"line {number}: {line.decode('utf-8', 'backslashreplace')}"
+    return "a byte pandas could not decode"
 
 
 def listed_name(folder: Path, name: str) -> str:

@@ -181,6 +181,15 @@ def test_a_csv_written_on_windows_names_its_files_with_backslashes(tmp_path):
     assert list(df["utt_id"]) == ["csv_audio_day 1_c0", "csv_audio_day 1_c1"]
 
 
+def test_a_csv_saved_in_a_legacy_code_page_is_refused_with_the_fix(tmp_path, capsys):
+    write_tone(tmp_path / "a.wav", seed=1)
+    (tmp_path / "corpus.csv").write_bytes("path,label,speaker\na.wav,angry,José\n".encode("cp1252"))
+    assert run_prepare("csv", tmp_path / "corpus.csv", tmp_path / "m.csv") == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'corpus.csv'}: not UTF-8 text (line 2: a.wav,angry,Jos\\xe9)" in err
+    assert "save the corpus CSV as UTF-8" in err
+
+
 def test_csv_paths_outside_its_folder_and_missing_columns(tmp_path, capsys):
     """A CSV kept beside the audio, not above it: '../' and absolute paths are the files they name."""
     write_tone(tmp_path / "audio" / "a.wav", seed=1)
