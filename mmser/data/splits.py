@@ -142,10 +142,21 @@ def leave_speakers_out(df: pd.DataFrame, speakers_per_fold: int = 3, val_speaker
 
 
 def folds_from_file(df: pd.DataFrame, path: str | Path, val_speakers: int = 2, seed: int = 0) -> list[Fold]:
-    """Folds from a CSV with columns ``speaker,fold``: each fold value names one test group."""
-    table = pd.read_csv(path, dtype=str)
-    if not {"speaker", "fold"} <= set(table.columns):
-        raise SplitError(f"{path}: folds file needs columns speaker,fold; has {list(table.columns)}")
+    """Folds from a CSV with columns ``speaker,fold``: each fold value names one test group. A speaker without a
+    fold, or in two folds, is refused (it would be tested never, or twice)."""
+    from mmser.data.manifest import read_listing
+
+    table = read_listing(path, ("speaker", "fold"), "folds file")
+    table["speaker"], table["fold"] = table["speaker"].str.strip(), table["fold"].str.strip()
+    empty = [n for n, (who, fold) in enumerate(zip(table["speaker"], table["fold"]), start=2) if not who or not fold]
+    if empty:
+        raise SplitError(f"{path}: empty speaker or fold in row(s) {empty[:10]}")
+    table = table.drop_duplicates(["speaker", "fold"])  # a row written twice names the speaker once
+    folds_of = table.groupby("speaker")["fold"].agg(list)
+    twice = folds_of[folds_of.str.len() > 1]
+    if len(twice):
+        raise SplitError(f"{path}: speaker(s) in more than one fold: "
+                         + ", ".join(f"{who} ({' and '.join(folds)})" for who, folds in list(twice.items())[:10]))
     unknown = set(df["speaker"]) - set(table["speaker"])
     if unknown:
         raise SplitError(f"{path}: speaker(s) {sorted(unknown)[:10]} of the manifest have no fold")

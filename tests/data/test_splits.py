@@ -64,6 +64,20 @@ def test_folds_file(tmp_path):
     (tmp_path / "f.csv").write_text("speaker,fold\ns0,a\ns1,a\ns2,b\ns3,b\n")
     folds = build_folds(df, "file", val_speakers=0, folds_file=str(tmp_path / "f.csv"))
     assert [f.test_speakers for f in folds] == [("s0", "s1"), ("s2", "s3")]
+    (tmp_path / "g.csv").write_text("speaker;fold\ns0;a\ns1;a\ns2;b\ns3;b\ns3;b\n")  # a spreadsheet's ';', a row twice
+    folds = build_folds(df, "file", val_speakers=0, folds_file=str(tmp_path / "g.csv"))
+    assert [f.test_speakers for f in folds] == [("s0", "s1"), ("s2", "s3")]
+
+
+@pytest.mark.parametrize("rows, error", [
+    ("s0,a\ns1,a\ns2,b\ns3,\n", r"f\.csv: empty speaker or fold in row\(s\) \[5\]"),  # s3 never tested otherwise
+    ("s0,a\ns1,a\ns2,b\ns3,b\ns1,b\n", r"f\.csv: speaker\(s\) in more than one fold: s1 \(a and b\)"),
+    ("s0,a\ns1,a\ns2,b\n", r"f\.csv: speaker\(s\) \['s3'\] of the manifest have no fold"),
+])
+def test_a_folds_file_that_tests_a_speaker_never_or_twice_is_refused(tmp_path, rows, error):
+    (tmp_path / "f.csv").write_text("speaker,fold\n" + rows)
+    with pytest.raises(SplitError, match=error):
+        build_folds(manifest(4), "file", val_speakers=0, folds_file=str(tmp_path / "f.csv"))
 
 
 @settings(max_examples=40, deadline=None)
