@@ -230,6 +230,10 @@ def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, 
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 130
     assert predicted == ["A"] * 4 and len(list((out / "held_out" / "partial").glob("*.csv"))) == 1
     assert not (out / "held_out" / "predictions.csv").exists()
+    assert "mmser: interrupted; finished work is kept and a re-run resumes" in capsys.readouterr().err
+    # predict writes its output at the end: no promise of a resume
+    assert main(["predict", str(tmp_path / "A0.wav"), "--checkpoint", str(checkpoint)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "mmser: interrupted"
     stop, predicted[:] = False, []
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert predicted == ["B"] * 4 + ["C"] * 4 and "1 of 3 speaker(s) kept" in capsys.readouterr().err
