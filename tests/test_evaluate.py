@@ -4,6 +4,7 @@ clip list; refusals before any work, and nothing predicted lost when a clip fail
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,36 +167,53 @@ def test_many_speakers_print_the_weakest_and_keep_every_speaker_in_the_metrics(c
     assert len(shown) == 10 and [speakers[s]["UA"] for s in shown] == sorted(v["UA"] for v in speakers.values())[:10]
 
 
+def counting_predictions(monkeypatch, stop_after: list):
+    """The speakers (a clip file's first letter) of the clips predicted from now on, in order; the predictor raises
+    ``stop_after[0]`` (an exception) at its call after ``stop_after[1]`` clips, while ``stop_after`` holds them."""
+    from mmser.inference import Predictor
+
+    predicted, real = [], Predictor.predict_many
+
+    def counting(self, pairs, *args, **kwargs):
+        if stop_after and len(predicted) >= stop_after[1]:
+            raise stop_after[0]
+        predicted.extend(Path(path).name[0] for path, _ in pairs)
+        return real(self, pairs, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict_many", counting)
+    return predicted
+
+
 def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(checkpoint, tmp_path, capsys, monkeypatch):
     """The disk filling during a long run: no traceback, one line naming the file and what to do; the speakers
     finished before are kept and a re-run predicts only the others. So is a permission error; other OS errors are
     not disguised."""
     import errno
 
-    import mmser.cli.evaluate
-    import mmser.cli.predict
+    import mmser.cli.kept
     from mmser.cli import storage_error
 
     manifest, _ = corpus(tmp_path, speakers=("A", "B"))
-    monkeypatch.setattr(mmser.cli.evaluate, "GROUP_CLIPS", 4)  # one speaker a call
-    predicted, predict, failure = [], mmser.cli.predict.predict_listed, [errno.ENOSPC]
+    predicted = counting_predictions(monkeypatch, [])
+    writes, write, failure = [], mmser.cli.kept.atomic_write_bytes, [errno.ENOSPC]
 
-    def filling(predictor, clips, *args, **kwargs):
-        if failure and predicted:
-            raise OSError(failure[0], os.strerror(failure[0]), str(tmp_path / "run" / "held_out" / "partial" / "x.csv"))
-        predicted.extend(speaker for _, _, speaker in clips)
-        return predict(predictor, clips, *args, **kwargs)
+    def filling(path, data):  # the disk fills after the first speaker's predictions are kept
+        if failure and writes:
+            raise OSError(failure[0], os.strerror(failure[0]), str(path))
+        writes.append(path)
+        write(path, data)
 
-    monkeypatch.setattr(mmser.cli.predict, "predict_listed", filling)
-    args = ["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "run")]
+    monkeypatch.setattr(mmser.cli.kept, "atomic_write_bytes", filling)
+    args = ["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "run"),
+            "--batch-size", "4"]  # a speaker's clips a call
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"mmser: error: the disk is full writing {tmp_path / 'run'}" in err and "run again: it resumes" in err
-    assert "Traceback" not in err and predicted == ["A"] * 4
+    assert f"mmser: error: the disk is full writing {tmp_path / 'run' / 'held_out' / 'partial'}" in err
+    assert "run again: it resumes" in err and "Traceback" not in err and predicted == ["A"] * 4 + ["B"] * 4
     failure[0] = errno.EACCES  # a folder made read-only meanwhile: the same one line, naming the file
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"mmser: error: {tmp_path / 'run' / 'held_out' / 'partial' / 'x.csv'}: Permission denied" in err
+    assert f"mmser: error: {tmp_path / 'run' / 'held_out' / 'partial'}" in err and ": Permission denied" in err
     assert "run again: it resumes" in err and "Traceback" not in err
     failure[0] = errno.EIO  # any other OS error is not disguised
     with pytest.raises(OSError):
@@ -207,47 +225,37 @@ def test_a_full_disk_is_one_error_line_and_the_rerun_resumes(checkpoint, tmp_pat
 
 
 def test_a_stopped_evaluation_resumes_with_the_speakers_it_finished(checkpoint, tmp_path, capsys, monkeypatch):
-    """Each speaker's predictions are written as soon as its group is done; a re-run predicts only the others, and
-    a speaker whose audio changed is predicted again."""
-    import mmser.cli.evaluate
-    import mmser.cli.predict
-
+    """Each speaker's predictions are written as soon as its last clip is done; a re-run predicts only the others,
+    and a speaker whose audio changed is predicted again."""
     manifest, rows = corpus(tmp_path, speakers=("A", "B", "C"))
     assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "whole")]) == 0
     whole = pd.read_csv(tmp_path / "whole" / "held_out" / "predictions.csv")
-    monkeypatch.setattr(mmser.cli.evaluate, "GROUP_CLIPS", 4)  # one speaker a call
-    predicted, predict = [], mmser.cli.predict.predict_listed
-
-    def stopping(predictor, clips, *args, **kwargs):
-        if stop and len(predicted) == 4:
-            raise KeyboardInterrupt
-        predicted.extend(speaker for _, _, speaker in clips)
-        return predict(predictor, clips, *args, **kwargs)
-
-    monkeypatch.setattr(mmser.cli.predict, "predict_listed", stopping)
+    stop = [KeyboardInterrupt(), 4]
+    predicted = counting_predictions(monkeypatch, stop)
     out = tmp_path / "run"
-    stop = True
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 130
-    assert predicted == ["A"] * 4 and len(list((out / "held_out" / "partial").glob("*.csv"))) == 1
+    args = ["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out), "--batch-size", "4"]
+    assert main(args) == 130
+    assert predicted == ["A"] * 4 and len(list((out / "held_out" / "partial").glob("*.json"))) == 1
     assert not (out / "held_out" / "predictions.csv").exists()
     assert "mmser: interrupted; finished work is kept and a re-run resumes" in capsys.readouterr().err
-    # predict writes its output at the end: no promise of a resume
+    # predict without --out writes its output at the end: no promise of a resume
     assert main(["predict", str(tmp_path / "A0.wav"), "--checkpoint", str(checkpoint)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "mmser: interrupted"
-    stop, predicted[:] = False, []
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
-    assert predicted == ["B"] * 4 + ["C"] * 4 and "1 of 3 speaker(s) kept" in capsys.readouterr().err
+    stop.clear()
+    predicted.clear()
+    assert main(args) == 0
+    assert predicted == ["B"] * 4 + ["C"] * 4 and "1 of 3 speakers kept" in capsys.readouterr().err
     pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)
     assert not (out / "held_out" / "partial").exists()  # every prediction is in predictions.csv
     # a failed clip keeps the speakers' files; mending its audio re-predicts its speaker alone
     good = (tmp_path / "C1.wav").read_bytes()
     (tmp_path / "C1.wav").write_bytes(b"RIFF....WAVE")
-    predicted[:] = []
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    predicted.clear()
+    assert main(args) == 2
     assert sorted(set(predicted)) == ["A", "B", "C"] and "C_1: " in capsys.readouterr().err
     (tmp_path / "C1.wav").write_bytes(good)
-    predicted[:] = []
-    assert main(["evaluate", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    predicted.clear()
+    assert main(args) == 0
     assert predicted == ["C"] * 4
     pd.testing.assert_frame_equal(pd.read_csv(out / "held_out" / "predictions.csv"), whole)
 
@@ -321,3 +329,34 @@ def test_manifest_labels_only_chooses_among_the_manifests_classes(checkpoint, tm
     metrics = {run: json.loads((tmp_path / run / "held_out" / "metrics.json").read_text()) for run in ("all", "two")}
     assert metrics["two"]["chosen_among"] == ["neutral", "happy"] and metrics["all"]["chosen_among"] == LABELS
     assert metrics["two"]["UA"] == pytest.approx(unweighted_accuracy(two["true"], two["pred"]))
+
+
+@pytest.mark.parametrize("enrolled", [False, True])
+def test_a_stopped_prediction_with_out_resumes_and_writes_what_one_run_writes(checkpoint, tmp_path, capsys,
+                                                                             monkeypatch, enrolled):
+    """predict --out keeps finished predictions in OUT.partial/ (runs of clips; whole speakers for a checkpoint
+    standardising a clip with its speaker's other clips); a stopped run predicts only the rest on a re-run."""
+    import mmser.cli.kept
+
+    if enrolled:
+        checkpoint = save_checkpoint(tmp_path / "enrolled.safetensors", load_checkpoint(checkpoint).members,
+                                     replace(tiny_features(), speaker_norm=SpeakerNorm("enrol", 3)), None, {})
+    manifest, rows = corpus(tmp_path, speakers=("A", "B", "C"))
+    clips = tmp_path / "clips.csv"
+    pd.DataFrame({"path": [r["path"] for r in rows], "speaker": [r["speaker"] for r in rows]}).to_csv(clips, index=False)
+    args = ["predict", str(clips), "--checkpoint", str(checkpoint), "--batch-size", "4", "--out"]
+    assert main([*args, str(tmp_path / "whole.csv")]) == 0
+    monkeypatch.setattr(mmser.cli.kept, "UNIT_CLIPS", 4)
+    stop = [KeyboardInterrupt(), 4]
+    predicted = counting_predictions(monkeypatch, stop)
+    out = tmp_path / "p.csv"
+    assert main([*args, str(out)]) == 130
+    assert len(list((tmp_path / "p.csv.partial").glob("*.json"))) == 1 and not out.exists()
+    stop.clear()
+    predicted.clear()
+    capsys.readouterr()
+    assert main([*args, str(out)]) == 0
+    assert predicted == ["B"] * 4 + ["C"] * 4
+    kept = "speakers" if enrolled else "groups of clips"
+    assert f"1 of 3 {kept} kept from {tmp_path / 'p.csv.partial'}" in capsys.readouterr().err
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes() and not (tmp_path / "p.csv.partial").exists()

@@ -73,66 +73,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"predictions: {out / 'predictions.csv'}; metrics: {out / 'metrics.json'}")
 
 
-GROUP_CLIPS = 1024  # clips predicted per call: whole speakers, each written out as soon as its group is done
-
-
 def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
-    """Every row's probabilities ``(N, 8)`` and error ("" when predicted), whole speakers at a time. Each
-    speaker's predictions go to ``partial/<key>.csv`` (:func:`~mmser.evaluation.held_out.speaker_keys`) when its
-    group is done, and a speaker whose file is there is not predicted again: a stopped evaluation resumes."""
-    import sys
-
+    """Every row's probabilities ``(N, 8)`` and error ("" when predicted), each clip predicted as ``mmser predict``
+    predicts a clip list with a speaker column. Each speaker's predictions go to ``partial/`` when its last clip
+    is done, and a speaker kept there is not predicted again: a stopped evaluation resumes
+    (:func:`~mmser.cli.kept.kept_rows`)."""
     import numpy as np
-    import pandas as pd
     from tqdm import tqdm
 
     from mmser.audio import file_sha256
+    from mmser.cli.kept import kept_rows
     from mmser.cli.predict import predict_listed
-    from mmser.data.manifest import write_table
-    from mmser.evaluation.crossval import PROB_COLUMNS
-    from mmser.evaluation.held_out import speaker_keys
     from mmser.features.speaker_norm import rows_by_speaker
     from mmser.labels import EMOTIONS
 
-    checkpoints_key = repr(([file_sha256(c) for c in args.checkpoint], args.window))
-    keys = speaker_keys(df, texts, checkpoints_key)
-    probs, errors = np.full((len(df), len(EMOTIONS)), np.nan), [""] * len(df)
-    pending = []
-    for who, rows in rows_by_speaker(list(df["speaker"])).items():
-        kept = partial / f"{keys[who]}.csv"
-        if kept.is_file():
-            table = pd.read_csv(kept, keep_default_na=False).set_index("utt_id").loc[df["utt_id"].iloc[rows]]
-            probs[rows] = table[PROB_COLUMNS].replace("", np.nan).to_numpy(float)
-            for i, error in zip(rows, table["error"]):
-                errors[i] = error
-        else:
-            pending.append((who, rows))
-    if len(pending) < len(keys):
-        print(f"note: {len(keys) - len(pending)} of {len(keys)} speaker(s) kept from {partial} (an earlier run)",
-              file=sys.stderr)
-    groups, group, size = [], [], 0
-    for who, rows in pending:  # whole speakers, about GROUP_CLIPS clips a call
-        group.append((who, rows))
-        size += len(rows)
-        if size >= GROUP_CLIPS:
-            groups.append(group)
-            group, size = [], 0
-    groups += [group] if group else []
-    with tqdm(total=sum(len(rows) for _, rows in pending), desc="predict", unit="clip",
-              disable=not pending or len(df) <= args.batch_size) as bar:
-        for group in groups:
-            index = [i for _, rows in group for i in rows]
-            clips = [(df["path"].iloc[i], texts[i], df["speaker"].iloc[i]) for i in index]
-            for i, result in zip(index, predict_listed(predictor, clips, args.batch_size, bar=bar)):
-                if isinstance(result, Exception):
-                    errors[i] = str(result)
-                else:
-                    probs[i] = [result.probabilities[e] for e in EMOTIONS]
-            for who, rows in group:
-                kept = pd.DataFrame(probs[rows], columns=PROB_COLUMNS).assign(error=[errors[i] for i in rows])
-                kept.insert(0, "utt_id", list(df["utt_id"].iloc[rows]))
-                write_table(kept, partial / f"{keys[who]}.csv")
-    return probs, errors
+    clips = list(zip(df["path"], texts, df["speaker"]))
+    run_key = repr(([file_sha256(c) for c in args.checkpoint], args.window))
+
+    def predict(pending, on_done):
+        with tqdm(total=len(pending), desc="predict", unit="clip", disable=len(pending) <= args.batch_size) as bar:
+            predict_listed(predictor, pending, args.batch_size, bar=bar, on_done=on_done)
+
+    rows = kept_rows(clips, list(rows_by_speaker(list(df["speaker"])).values()), run_key, partial, predict, "speakers")
+    probs = np.array([[row["probabilities"][e] for e in EMOTIONS] if "error" not in row else [np.nan] * len(EMOTIONS)
+                      for row in rows])
+    return probs, [row.get("error", "") for row in rows]
 
 
 def register(add) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 
@@ -104,9 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         with predictor.keeping_frames():
             speaker = combine_speaker(predictor.enrol_parts(enrolment, args.batch_size)) if enrolment else None
             return print_timeline(predictor, clips, args, speaker)
-    results = predict_listed(predictor, clips, args.batch_size, args.transcript, args.transcribe, enrolment)
-    rows = [{"path": clip, "error": str(result)} if isinstance(result, Exception) else {"path": clip, **result.to_dict()}
-            for (clip, _, _), result in zip(clips, results)]  # every clip in input order, a failed one with its error
+    rows = predicted_rows(predictor, clips, args, enrolment)  # every clip in input order, a failed one with its error
     failed = [row["error"] for row in rows if "error" in row]
     if args.json:
         one_clip = len(args.clips) == 1 and len(clips) == 1 and clips[0][0] == str(Path(args.clips[0]))  # not a folder
@@ -125,19 +124,53 @@ def cmd_predict(args: argparse.Namespace) -> None:
                                **{f"prob_{e}": r["probabilities"][e] if "error" not in r else None for e in EMOTIONS},
                                "error": r.get("error", "")} for r in rows])
         write_table(table, args.out)
+        if not failed:  # every prediction is in --out now; a failed clip's unit is predicted again once mended
+            shutil.rmtree(kept_folder(args.out), ignore_errors=True)
     if failed:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
 
 
+def kept_folder(out: str) -> Path:
+    """Where ``mmser predict --out OUT`` keeps finished predictions until OUT is written: ``OUT.partial/``."""
+    return Path(f"{out}.partial")
+
+
+def predicted_rows(predictor, clips: list[tuple[str, str | None, str | None]], args: argparse.Namespace,
+                   enrolment: list[str] | None) -> list[dict]:
+    """Each clip's output row (:func:`~mmser.cli.kept.result_row`), in input order. With ``--out``, finished
+    predictions are kept in :func:`kept_folder` by unit (whole speakers where a checkpoint standardises with a
+    speaker's clips, else runs of clips), so a stopped prediction resumes."""
+    from tqdm import tqdm
+
+    from mmser.audio import file_sha256
+    from mmser.cli.kept import consecutive_units, file_identity, kept_rows
+    from mmser.features.speaker_norm import rows_by_speaker
+
+    whole_speakers = predictor.accumulates_speaker or (predictor.needs_enrolment and not enrolment)
+    units = (list(rows_by_speaker([who for _, _, who in clips]).values()) if whole_speakers
+             else consecutive_units(len(clips)))
+    run_key = repr(([file_sha256(c) for c in args.checkpoint], args.window, args.transcript, args.transcribe,
+                    [file_identity(path) for path in enrolment or []])) if args.out else ""
+
+    def predict(pending, on_done):
+        with tqdm(total=len(pending), desc="predict", unit="clip", disable=len(pending) <= args.batch_size) as bar:
+            predict_listed(predictor, pending, args.batch_size, args.transcript, args.transcribe, enrolment, bar,
+                           on_done)
+
+    return kept_rows(clips, units, run_key, kept_folder(args.out) if args.out else None, predict,
+                     "speakers" if whole_speakers else "groups of clips")
+
+
 def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], batch_size: int,
                    transcript: str | None = None, transcribe: bool = False,
-                   enrolment: list[str] | None = None, bar=None) -> list:
+                   enrolment: list[str] | None = None, bar=None, on_done=None) -> list:
     """Each of ``clips`` (path, transcript, speaker) predicted as ``mmser predict`` does: a
     :class:`~mmser.inference.Prediction` or the clip's error, in input order. ``transcript`` (one for every
     clip) overrides the listed ones; ``enrolment``: one speaker's enrolment clips (``--enrol``). A checkpoint
     trained with speaker statistics takes them from ``enrolment``, else from each listed speaker's other clips
     (``enrol``) or clips so far (``running``). Shows a progress bar (stderr) beyond one batch, or advances
-    ``bar`` (a tqdm of a longer job) when given."""
+    ``bar`` (a tqdm of a longer job) when given. ``on_done(indices, results)`` is called as clips are finished
+    (each index once; :func:`mmser.cli.kept.kept_rows` keeps them)."""
     from tqdm import tqdm
 
     from mmser.inference import combine_speaker
@@ -153,9 +186,11 @@ def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], b
         if own_bar:
             bar = tqdm(total=len(clips), desc="predict", unit="clip", disable=len(clips) <= batch_size)
         groups = (each_listed_speaker(predictor, clips, listed, batch_size, results, bar) if listed
-                  else [(list(range(len(clips))), speakers, 0)])
+                  else [(list(range(len(clips))), speakers, [])])
         for indices, speakers, unread in groups:  # one speaker's clips at a time when each is enrolled on its own
-            bar.update(unread)
+            bar.update(len(unread))
+            if on_done is not None and unread:
+                on_done(unread, results)
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
                 for part, given in batch_speakers(predictor, clips, chunk, speakers, speaker):
@@ -164,6 +199,8 @@ def predict_listed(predictor, clips: list[tuple[str, str | None, str | None]], b
                     for i, result in zip(part, predicted):
                         results[i] = result
                 bar.update(len(chunk))
+                if on_done is not None:
+                    on_done(chunk, results)
     if own_bar:
         bar.close()
     return results
@@ -277,8 +314,8 @@ def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None
                         batch_size: int, results: list, bar=None):
     """Yield ``(indices, speakers, unread)`` for one listed speaker at a time (from :func:`listed_enrolment`): the
     clips to predict, each keyed ``("left out", i)`` to the moments of the speaker's other readable clips (all
-    of them, itself included, for a ``transductive`` checkpoint, as it was trained), and how many of the
-    speaker's clips could not be read. Frames encoded for the moments are kept until the speaker's clips are
+    of them, itself included, for a ``transductive`` checkpoint, as it was trained), and the speaker's clips
+    that could not be read (their errors in ``results``). Frames encoded for the moments are kept until the speaker's clips are
     predicted, then dropped, so memory holds one speaker's at a time. A clip that cannot be read gets its error
     in ``results`` and counts for no one; so does the clip of a speaker left with a single readable one. ``bar``
     (a tqdm) shows which speaker is being enrolled."""
@@ -311,7 +348,7 @@ def each_listed_speaker(predictor, clips: list[tuple[str, str | None, str | None
             if bar is not None:
                 bar.set_postfix_str(f"speaker {who}: predicting")
             yield list(own), {("left out", i): without_clip(total, moments) if leave_out else total
-                              for i, moments in own.items()}, len(rows) - len(own)
+                              for i, moments in own.items()}, [i for i in rows if i not in own]
 
 
 def same_bytes(paths: list[str], references: list[str]) -> dict[int, int]:

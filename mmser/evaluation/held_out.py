@@ -3,9 +3,6 @@ check of a recipe on held-out speakers or another corpus, stored as cross-valida
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import numpy as np
 import pandas as pd
 
@@ -90,16 +87,3 @@ def transcripts(df: pd.DataFrame, sources: list[str], where: str) -> list[str | 
                          f"fused members read (e.g. {', '.join(empty[:5])})")
     return list(texts)
 
-
-def speaker_keys(df: pd.DataFrame, texts: list[str | None], checkpoints_key: str) -> dict[str, str]:
-    """Per speaker (first-appearance order): the SHA-256 (hex) of what its predictions depend on, so an
-    interrupted evaluation keeps each finished speaker's predictions: ``checkpoints_key`` (the checkpoints'
-    bytes and the window), and each of the speaker's rows in order (id, path, the file's size and modification
-    time, transcript). Speaker statistics (enrol, running) are a speaker's own, so a speaker is the unit."""
-    digests: dict[str, hashlib._Hash] = {}
-    for utt, path, who, text in zip(df["utt_id"], df["path"], df["speaker"], texts):
-        if who not in digests:
-            digests[who] = hashlib.sha256(checkpoints_key.encode())
-        stat = os.stat(path)
-        digests[who].update(repr((utt, path, stat.st_size, stat.st_mtime_ns, text)).encode())
-    return {who: digest.hexdigest() for who, digest in digests.items()}
