@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -71,6 +72,10 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
         rows.sort(key=lambda r: float(df["duration_s"].iloc[r] or 0))  # length buckets: little padding
     if texts is None:
         require_files(df["path"].iloc[rows], f"encoding {len(rows)} clips with {spec}")
+    if progress:  # where the hours go: a cache folder elsewhere than meant (another working folder) shows here
+        unique = len(set(keys))
+        tqdm.write(f"{spec}: encoding {len(rows)} of {unique} clips ({unique - len(cache.missing(keys))} cached) into "
+                   f"{cache.dir.resolve()}", file=sys.stderr)
     batch = max(int(features_cfg.batch_size), 1)
     with ShardWriter(cache, int(features_cfg.shard_size), expected=len(rows)) as writer, \
             tqdm(total=len(rows), desc=f"extract {spec}", unit="clip", disable=not progress) as bar:

@@ -81,6 +81,19 @@ def test_crash_keeps_finished_shards_and_resume_computes_only_the_rest(tmp_path)
     assert enc.calls == 2 and result.computed == 2  # 3 were kept (2 in a full shard + 1 flushed on error)
 
 
+def test_the_cache_folder_and_what_it_holds_are_said_before_encoding(tmp_path, capsys):
+    # a cache_dir relative to another working folder encodes everything again: the line shows where and how much
+    df, cfg = manifest(tmp_path), features_cfg(tmp_path, shard_size=2)
+    with pytest.raises(RuntimeError, match="simulated"):
+        extract(df, "fake:enc", cfg, encoder=CountingEncoder(fail_after=3), progress=True)
+    capsys.readouterr()
+    result = extract(df, "fake:enc", cfg, encoder=CountingEncoder(), progress=True)
+    err = capsys.readouterr().err
+    assert f"fake:enc: encoding 2 of 5 clips (3 cached) into {result.cache.dir.resolve()}" in err
+    extract(df, "fake:enc", cfg, encoder=CountingEncoder(), progress=True)
+    assert "encoding" not in capsys.readouterr().err  # nothing to encode: nothing said
+
+
 def test_interrupted_write_leaves_no_shard(tmp_path, monkeypatch):
     cache = FeatureCache(tmp_path, "enc", "fp", "all")
 
