@@ -104,7 +104,7 @@ def test_a_folder_gives_every_audio_file_and_leaves_out_macos_metadata(tmp_path,
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
-def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, sep):
+def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, capsys, sep):
     # a clip list saved by a spreadsheet in a ';' locale (or as tabs), names padded: the rows in their order
     from mmser.cli.predict import clip_inputs
 
@@ -112,6 +112,12 @@ def test_a_clip_list_is_read_with_the_separator_its_header_uses(tmp_path, sep):
     (tmp_path / "clips.csv").write_text("".join(sep.join(r) + "\n" for r in rows))
     assert clip_inputs([str(tmp_path / "clips.csv")]) == [
         (str(tmp_path / "b.wav"), "kids are talking", "s2"), ("/abs/a.wav", None, "s1")]
+    assert "not read" not in capsys.readouterr().err
+    # a column under another name than the clip list reads is said, not silently ignored
+    (tmp_path / "texts.csv").write_text(f"path{sep}text\nb.wav{sep}kids are talking\n")
+    assert clip_inputs([str(tmp_path / "texts.csv")]) == [(str(tmp_path / "b.wav"), None, None)]
+    assert (f"note: {tmp_path / 'texts.csv'}: column(s) text not read (a clip list reads path, transcript, speaker)"
+            in capsys.readouterr().err)
 
 
 def test_a_clip_list_written_on_windows_names_its_clips_with_backslashes(tmp_path):

@@ -35,6 +35,9 @@ def folder_clips(folder: Path) -> list[Path]:
     return clips
 
 
+CLIP_LIST_COLUMNS = ("path", "transcript", "speaker")
+
+
 def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
     """(path, transcript or None, speaker or None) for files, folders (searched recursively, in
     :func:`name_order`) and clip-list CSVs (columns path[,transcript][,speaker], in their rows' order; separated
@@ -42,6 +45,8 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
+    import sys
+
     from mmser.errors import MmserError
 
     missing = [item for item in inputs if not Path(item).exists()]
@@ -56,6 +61,10 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
             from mmser.data.manifest import listed_name, read_listing  # only for clip lists (pandas)
 
             table = read_listing(path, ("path",), "clip list")
+            unread = [name for name in table.columns if name not in CLIP_LIST_COLUMNS]
+            if unread:  # e.g. "text" for "transcript": said, never ignored unsaid
+                print(f"note: {path}: column(s) {', '.join(unread)} not read (a clip list reads "
+                      f"{', '.join(CLIP_LIST_COLUMNS)})", file=sys.stderr)
             empty = [n for n, name in enumerate(table["path"], start=2) if not name.strip()]
             if empty:
                 raise MmserError(f"{path}: empty 'path' in row(s) {empty[:10]}")
