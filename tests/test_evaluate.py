@@ -352,6 +352,7 @@ def test_a_stopped_prediction_with_out_resumes_and_writes_what_one_run_writes(ch
     out = tmp_path / "p.csv"
     assert main([*args, str(out)]) == 130
     assert len(list((tmp_path / "p.csv.partial").glob("*.json"))) == 1 and not out.exists()
+    assert "mmser: interrupted; finished work is kept and a re-run resumes" in capsys.readouterr().err
     stop.clear()
     predicted.clear()
     capsys.readouterr()

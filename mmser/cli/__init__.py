@@ -35,8 +35,8 @@ def show_note(message, category, filename, lineno, file=None, line=None) -> None
         PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
 
 
-# commands whose work is stored as it finishes (features, transcripts, folds, parts, speakers), so a re-run resumes;
-# the others (predict, serve, info, table, ...) write their output at the end, or nothing
+# commands whose work is stored as it finishes (features, transcripts, folds, parts, speakers), so a re-run resumes
+# (so does `predict --out`); the others (serve, info, table, ...) write their output at the end, or nothing
 RESUMING_COMMANDS = frozenset({"demo", "cv", "ablate", "select", "robustness", "curve", "baseline", "train", "extract",
                                "transcribe", "evaluate"})
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmser: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        kept = "; finished work is kept and a re-run resumes" if args.command in RESUMING_COMMANDS else ""
+        resumes = args.command in RESUMING_COMMANDS or (args.command == "predict" and args.out and not args.timeline)
+        kept = "; finished work is kept and a re-run resumes" if resumes else ""
         print(f"mmser: interrupted{kept}", file=sys.stderr)
         return 130
     except OSError as err:
