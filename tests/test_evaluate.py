@@ -361,3 +361,15 @@ def test_a_stopped_prediction_with_out_resumes_and_writes_what_one_run_writes(ch
     kept = "speakers" if enrolled else "groups of clips"
     assert f"1 of 3 {kept} kept from {tmp_path / 'p.csv.partial'}" in capsys.readouterr().err
     assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes() and not (tmp_path / "p.csv.partial").exists()
+
+
+def test_a_kept_unit_file_that_does_not_hold_its_rows_is_predicted_again(tmp_path):
+    from mmser.cli.kept import read_kept
+
+    stored = tmp_path / "k.json"
+    assert read_kept(stored, 2) is None  # absent
+    for text in ('[{"path": "a"}]', "not json", '{"path": "a"}', '[{"path": "a"}, 3]'):
+        stored.write_text(text)
+        assert read_kept(stored, 2) is None
+    stored.write_text('[{"path": "a", "label": "sad"}, {"path": "b", "error": "b: empty file"}]')
+    assert read_kept(stored, 2) == [{"path": "a", "label": "sad"}, {"path": "b", "error": "b: empty file"}]

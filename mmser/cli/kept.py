@@ -49,6 +49,16 @@ def consecutive_units(n: int) -> list[list[int]]:
     return [list(range(start, min(start + UNIT_CLIPS, n))) for start in range(0, n, UNIT_CLIPS)]
 
 
+def read_kept(stored: Path, n: int) -> list[dict] | None:
+    """The ``n`` rows kept in ``stored``; None when it is absent or does not hold ``n`` rows (then predicted again)."""
+    try:
+        rows = json.loads(stored.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    ok = isinstance(rows, list) and len(rows) == n and all(isinstance(r, dict) and "path" in r for r in rows)
+    return rows if ok else None
+
+
 PredictPending = Callable[[list[Clip], Callable[[list[int], list], None]], None]
 
 
@@ -65,8 +75,9 @@ def kept_rows(clips: list[Clip], units: list[list[int]], run_key: str, partial: 
     pending_units = []
     for unit in units:
         stored = partial / f"{unit_key(run_key, [clips[i] for i in unit])}.json" if partial is not None else None
-        if stored is not None and stored.is_file():
-            for i, row in zip(unit, json.loads(stored.read_text())):
+        kept = read_kept(stored, len(unit)) if stored is not None else None
+        if kept is not None:
+            for i, row in zip(unit, kept):
                 rows[i] = row
         else:
             pending_units.append((unit, stored))
