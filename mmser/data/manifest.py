@@ -119,6 +119,7 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
     if unknown:
         raise ManifestError(f"{path}: label(s) {unknown} outside the 8-class space {list(LABEL_TO_INDEX)}")
     base = path.resolve().parent
+    written_paths = list(df["path"])
     df["path"] = [p if os.path.isabs(p) else str(base / p) for p in df["path"]]
     for col in ("duration_s", "sample_rate"):
         if col in df.columns:
@@ -128,9 +129,14 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
     if "transcript" not in df.columns:
         df["transcript"] = ""
     if check_files:
-        absent = [p for p in df["path"] if not Path(p).is_file()]
+        absent = [i for i, p in enumerate(df["path"]) if not Path(p).is_file()]
         if absent:
-            raise ManifestError(f"{path}: {len(absent)} audio file(s) not found, e.g. {absent[:5]}")
+            written = [written_paths[i] for i in absent]
+            from_here = (" (they are there relative to the working folder: a manifest's relative paths are read "
+                         "from the manifest's own folder; write them from there, or absolute)"
+                         if all(not os.path.isabs(w) and Path(w).is_file() for w in written[:5]) else "")
+            raise ManifestError(f"{path}: {len(absent)} audio file(s) not found, e.g. "
+                                f"{[df['path'].iloc[i] for i in absent[:5]]}{from_here}")
     return df.reset_index(drop=True)
 
 

@@ -116,6 +116,22 @@ def test_malformed_manifests(tmp_path, capsys, content, message):
     assert code == 2 and "m.csv" in err and message in err
 
 
+def test_manifest_paths_written_from_the_working_folder_are_explained(tmp_path, monkeypatch):
+    # a hand-written manifest in meta/ naming audio/a.wav as seen from the working folder, not from meta/
+    from mmser.data.manifest import ManifestError, read_manifest
+
+    write_tone(tmp_path / "audio" / "a.wav", seed=1)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "m.csv").write_text("utt_id,path,speaker,label\nu1,audio/a.wav,s1,sad\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match=r"1 audio file\(s\) not found, e.g. \[.*meta/audio/a\.wav'\] \(they are "
+                                             r"there relative to the working folder"):
+        read_manifest("meta/m.csv", check_files=True)
+    (tmp_path / "audio" / "a.wav").unlink()
+    with pytest.raises(ManifestError, match=r"a\.wav'\]$"):  # missing everywhere: no such explanation
+        read_manifest("meta/m.csv", check_files=True)
+
+
 def test_missing_audio_path_is_named(tmp_path, capsys, whisper_ckpt):
     write_manifest(pd.DataFrame([{"utt_id": "u1", "path": str(tmp_path / "gone.wav"), "speaker": "s", "label": "sad"}]),
                    tmp_path / "m.csv")
