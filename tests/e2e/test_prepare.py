@@ -169,6 +169,20 @@ def test_csv_corpus_separated_by_semicolons_or_tabs(tmp_path, sep):
     assert df["label"].tolist() == ["happy", "sad"] and df["speaker"].tolist() == ["s1", "s1, the first"]
 
 
+def test_clips_below_16k_are_warned_about_and_a_mix_with_full_band_ones_too(tmp_path, capsys):
+    write_tone(tmp_path / "phone.wav", sr=8_000, seed=1)
+    write_tone(tmp_path / "studio.wav", sr=48_000, seed=2)
+    (tmp_path / "corpus.csv").write_text("path,label,speaker\nphone.wav,angry,s1\nstudio.wav,sad,s2\n")
+    assert run_prepare("csv", tmp_path / "corpus.csv", tmp_path / "m.csv") == 0
+    out = capsys.readouterr().out
+    assert "warning: 1 clip(s) recorded below 16000 Hz (rates [8000] Hz, e.g. ['csv_phone'])" in out
+    assert "the band itself can become a cue" in out
+    (tmp_path / "corpus.csv").write_text("path,label,speaker\nphone.wav,angry,s1\n")
+    assert run_prepare("csv", tmp_path / "corpus.csv", tmp_path / "m.csv") == 0
+    out = capsys.readouterr().out
+    assert "recorded below 16000 Hz" in out and "become a cue" not in out  # all narrow-band: no mix
+
+
 def test_a_csv_written_on_windows_names_its_files_with_backslashes(tmp_path):
     for i in range(2):
         write_tone(tmp_path / "audio" / "day 1" / f"c{i}.wav", seed=i + 1)
