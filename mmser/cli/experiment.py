@@ -159,7 +159,8 @@ def cmd_robustness(args: argparse.Namespace) -> None:
         if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
             raise MmserError(f"--enrol-clips {args.enrol_clips!r}: use distinct comma-separated numbers >= 1, e.g. 1,5,10,30")
     configs, files, overrides = named_configs(args.items, "robustness")
-    options = ([] if args.split == "test" else ["--split", args.split]) + (
+    options = ([] if args.snr is None else ["--snr", args.snr]) + ([] if args.noise == "white" else [
+        "--noise", args.noise]) + ([] if args.split == "test" else ["--split", args.split]) + (
         [] if counts is None else ["--enrol-clips", args.enrol_clips]) + [
         part for run in args.with_runs for part in ("--with", run)]
     check_folder(args.out)
@@ -167,7 +168,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split,
                            enrol_counts=counts, with_runs=[Path(r) for r in args.with_runs])
     say("\n" + robustness_markdown(table, args.noise, command, args.split, enrolment=counts is not None))
-    stem = Path(args.out) / (robustness_stem(args.split) if counts is None else enrolment_stem(args.split))
+    stem = Path(args.out) / (robustness_stem(args.split, args.noise) if counts is None else enrolment_stem(args.split))
     say(f"-> {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
 
 
@@ -257,7 +258,8 @@ def register(add) -> None:
     p.add_argument("items", nargs="+", help="experiment YAMLs, then key=value overrides applied to each")
     p.add_argument("--out", required=True, help="folder of the runs and the table")
     p.add_argument("--snr", help=f"comma-separated SNRs in dB (default {DEFAULT_SNRS})")
-    p.add_argument("--noise", default="white", help="white or pink")
+    p.add_argument("--noise", default="white", help="white, pink, or telephone (the clip band-limited to 4 kHz as "
+                                                     "an 8 kHz line carries it, white noise in that band)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="which clips get the noise: each fold's test speakers, or its validation speakers (from the "
                         "training side: a choice for noisy recordings made there never looks at the test speakers)")

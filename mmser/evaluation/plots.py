@@ -112,7 +112,8 @@ def plot_robustness(table: pd.DataFrame, out: Path, kind: str) -> Path:
     for r in table.to_dict("records"):
         ax.plot(snrs + [clean_x], [r[c] for c in columns] + [r["clean"]], marker="o", label=r["run"])
     ax.set_xticks(snrs + [clean_x], [f"{s:g}" for s in snrs] + ["clean"])
-    ax.set(xlabel=f"SNR of added {kind} noise (dB)", ylabel="UA (%) over folds")
+    noise = "white noise in a telephone band (4 kHz)" if kind == "telephone" else f"{kind} noise"
+    ax.set(xlabel=f"SNR of added {noise} (dB)", ylabel="UA (%) over folds")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))  # below the axes: no line hidden
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)

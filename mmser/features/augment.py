@@ -103,14 +103,29 @@ def shift_pitch(x: torch.Tensor, semitones: float, n_fft: int = 512, hop: int = 
     return out
 
 
+TELEPHONE_RATE = 8_000  # Hz, the rate of a narrow-band telephone line: nothing above 4 kHz reaches the far end
+
+
+def narrow_band(x: np.ndarray, rate: int = TELEPHONE_RATE) -> np.ndarray:
+    """``x`` (n,) at 16 kHz -> (n,) at 16 kHz with nothing above ``rate`` / 2: resampled to ``rate`` and back, as a
+    clip recorded at ``rate`` arrives after :func:`mmser.audio.load_audio` upsamples it."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    back = AF.resample(AF.resample(t, SAMPLE_RATE, rate), rate, SAMPLE_RATE).numpy()  # (~n,)
+    return np.pad(back, (0, max(0, len(x) - len(back))))[:len(x)]
+
+
 def add_noise(wav: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator,
               talkers: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """``wav`` (n,) plus ``kind`` noise at ``snr_db`` dB (power ratio over the whole clip); float32, not clipped.
 
     ``white``: Gaussian; ``pink``: 1/f power (white shaped in the frequency domain); ``babble``: ``talkers``
-    (other clips) each scaled to unit power, looped or cut to ``n`` samples and summed."""
+    (other clips) each scaled to unit power, looped or cut to ``n`` samples and summed; ``telephone``: the clip
+    itself band-limited as an 8 kHz line carries it (:func:`narrow_band`), plus white noise band-limited alike
+    (the SNR measured in that band)."""
     n = len(wav)
-    if kind == "white":
+    if kind == "telephone":
+        wav, noise = narrow_band(wav), narrow_band(rng.standard_normal(n))
+    elif kind == "white":
         noise = rng.standard_normal(n)
     elif kind == "pink":
         spectrum = np.fft.rfft(rng.standard_normal(n))

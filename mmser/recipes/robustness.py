@@ -85,7 +85,7 @@ def run_robustness(configs: dict[str, DictConfig], out: str | Path, snrs: list[f
     from mmser.evaluation.plots import plot_enrolment, plot_robustness
 
     if enrol_counts is None:
-        table, stem = robustness_table(runs, kind, snrs, split), out / robustness_stem(split)
+        table, stem = robustness_table(runs, kind, snrs, split), out / robustness_stem(split, kind)
         plot_robustness(table, stem.with_suffix(".png"), kind)
     else:
         table, stem = enrolment_table(runs, enrol_counts, split), out / enrolment_stem(split)

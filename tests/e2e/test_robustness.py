@@ -40,6 +40,17 @@ def test_robustness_table_from_stored_noisy_predictions(tmp_path, capsys):
     assert main(args) == 0
     assert "skipped" in capsys.readouterr().out
     assert (tmp_path / "rob" / "robustness.md").read_text() == first
+    # telephone-band copies beside white noise: the same runs (not cross-validated again), a table of their own
+    assert main([*args[:-2], "--snr", "20", "--noise", "telephone"]) == 0
+    assert list(pd.read_csv(tmp_path / "rob" / "robustness_telephone.csv").columns) == ["run", "clean", "20 dB"]
+    phone_md = (tmp_path / "rob" / "robustness_telephone.md").read_text()
+    assert "--snr 20 --noise telephone" in phone_md and "as an 8 kHz telephone line carries them" in phone_md
+    assert (tmp_path / "rob" / "robustness_telephone.png").is_file()
+    assert (tmp_path / "rob" / "robustness.md").read_text() == first  # white noise's table stays
+    for fold in folds:
+        phone, white = (pd.read_csv(tmp_path / "rob" / "augmented" / f"noise_{kind}_20dB" / fold / "predictions.csv")
+                        .filter(like="prob_").to_numpy() for kind in ("telephone", "white"))
+        assert np.abs(phone - white).max() > 1e-4
     # a fold whose checkpoint is gone: its stored conditions still make the table, a new SNR is refused before
     # any run predicts (cross-validation keeps the fold as done and would never write the checkpoint again)
     lost = tmp_path / "rob" / "augmented" / folds[-1] / "model.safetensors"

@@ -33,6 +33,28 @@ def test_noise_is_added_at_the_requested_snr(kind, snr):
     assert abs(measured - snr) < 0.05, (kind, snr, measured)
 
 
+def band_power(x: np.ndarray, low: float, high: float) -> float:
+    power = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    return float(power[(freqs >= low) & (freqs < high)].sum())
+
+
+@pytest.mark.parametrize("snr", [20.0, 5.0])
+def test_telephone_keeps_the_band_below_4k_and_adds_noise_in_it_at_the_snr(snr):
+    from mmser.features.augment import narrow_band
+
+    clean = tone(1000.0) + tone(6000.0)  # speech band and above an 8 kHz line's
+    phone = add_noise(clean, "telephone", snr, np.random.default_rng(0))
+    assert phone.shape == clean.shape
+    assert band_power(phone, 4500, 8000) < 1e-3 * band_power(clean, 4500, 8000)  # 6 kHz gone, noise too (above the
+    # resampler's transition band)
+    in_band = narrow_band(clean).astype(np.float64)
+    assert band_power(in_band, 900, 1100) > 0.95 * band_power(clean, 900, 1100)  # 1 kHz kept
+    noise = phone - in_band
+    measured = 10 * np.log10(np.mean(in_band ** 2) / np.mean(noise ** 2))
+    assert abs(measured - snr) < 0.05
+
+
 def test_pink_noise_has_falling_power():
     noise = add_noise(np.ones(SAMPLE_RATE, np.float32) * 0.1, "pink", 0.0, np.random.default_rng(1)) - 0.1
     power = np.abs(np.fft.rfft(noise)) ** 2
