@@ -6,12 +6,12 @@ set -euo pipefail
 src=${1:?run folder}; dst=${2:?results folder}
 mkdir -p "$dst"
 (cd "$src" && find -L . \( -name predictions.csv -o -name val_predictions.csv -o -name metrics.json -o -name config.yaml \
-   -o -name summary.json -o -name average.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' -o -name 'robustness_val.*' -o -name 'enrolment.*' -o -name 'enrolment_val.*' \) -print0) | while IFS= read -r -d '' f; do
+   -o -name summary.json -o -name average.json -o -name '*.png' -o -name 'selection*' -o -name 'robustness.*' -o -name 'robustness_*.*' -o -name 'enrolment.*' -o -name 'enrolment_val.*' \) -print0) | while IFS= read -r -d '' f; do
   mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"
 done
 # a robustness folder (noise or enrolment sizes) keeps its own table only: its runs' tables are those of the
 # folders they link
-if [ ! -f "$dst/robustness.md" ] && [ ! -f "$dst/enrolment.md" ] && [ ! -f "$dst/enrolment_val.md" ]; then
+if ! compgen -G "$dst/robustness*.md" > /dev/null && [ ! -f "$dst/enrolment.md" ] && [ ! -f "$dst/enrolment_val.md" ]; then
   "$(dirname "$0")/../.venv/bin/mmser" table "$dst"
 fi
 # runs linked from another results folder (a robustness folder links the selection's runs): the predictions
