@@ -79,7 +79,6 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
     is done, and a speaker kept there is not predicted again: a stopped evaluation resumes
     (:func:`~mmser.cli.kept.kept_rows`)."""
     import numpy as np
-    from tqdm import tqdm
 
     from mmser.audio import file_sha256
     from mmser.cli.kept import kept_rows
@@ -90,9 +89,8 @@ def predicted_by_speaker(predictor, df, texts: list[str | None], partial, args):
     clips = list(zip(df["path"], texts, df["speaker"]))
     run_key = repr(([file_sha256(c) for c in args.checkpoint], args.window))
 
-    def predict(pending, on_done):
-        with tqdm(total=len(pending), desc="predict", unit="clip", disable=len(pending) <= args.batch_size) as bar:
-            predict_listed(predictor, pending, args.batch_size, bar=bar, on_done=on_done)
+    def predict(pending, on_done):  # with predict_listed's own progress bar
+        predict_listed(predictor, pending, args.batch_size, on_done=on_done)
 
     rows = kept_rows(clips, list(rows_by_speaker(list(df["speaker"])).values()), run_key, partial, predict, "speakers")
     probs = np.array([[row["probabilities"][e] for e in EMOTIONS] if "error" not in row else [np.nan] * len(EMOTIONS)

@@ -149,8 +149,6 @@ def predicted_rows(predictor, clips: list[tuple[str, str | None, str | None]], a
     """Each clip's output row (:func:`~mmser.cli.kept.result_row`), in input order. With ``--out``, finished
     predictions are kept in :func:`kept_folder` by unit (whole speakers where a checkpoint standardises with a
     speaker's clips, else runs of clips), so a stopped prediction resumes."""
-    from tqdm import tqdm
-
     from mmser.audio import file_sha256
     from mmser.cli.kept import consecutive_units, file_identity, kept_rows
     from mmser.features.speaker_norm import rows_by_speaker
@@ -161,10 +159,9 @@ def predicted_rows(predictor, clips: list[tuple[str, str | None, str | None]], a
     run_key = repr(([file_sha256(c) for c in args.checkpoint], args.window, args.transcript, args.transcribe,
                     [file_identity(path) for path in enrolment or []])) if args.out else ""
 
-    def predict(pending, on_done):
-        with tqdm(total=len(pending), desc="predict", unit="clip", disable=len(pending) <= args.batch_size) as bar:
-            predict_listed(predictor, pending, args.batch_size, args.transcript, args.transcribe, enrolment, bar,
-                           on_done)
+    def predict(pending, on_done):  # with predict_listed's own progress bar
+        predict_listed(predictor, pending, args.batch_size, args.transcript, args.transcribe, enrolment,
+                       on_done=on_done)
 
     return kept_rows(clips, units, run_key, kept_folder(args.out) if args.out else None, predict,
                      "speakers" if whole_speakers else "groups of clips")

@@ -62,7 +62,8 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
     encoder = encoder or open_encoder(spec, features_cfg)
     cache = cache_for(encoder, features_cfg, spec)
     cache.locate([k for k in dict.fromkeys(keys) if k in cache])  # marks the cached ones used (mmser cache prune)
-    todo = [k for k in cache.missing(keys) if in_shard(k, shard)]
+    missing = cache.missing(keys)
+    todo = [k for k in missing if in_shard(k, shard)]
     if not todo:
         return ExtractResult(cache, keys, 0, encoder)
     first_row = {k: i for i, k in reversed(list(enumerate(keys)))}
@@ -74,7 +75,7 @@ def extract(df: pd.DataFrame, spec: str, features_cfg, text_source: str = "gold"
         require_files(df["path"].iloc[rows], f"encoding {len(rows)} clips with {spec}")
     if progress:  # where the hours go: a cache folder elsewhere than meant (another working folder) shows here
         unique = len(set(keys))
-        tqdm.write(f"{spec}: encoding {len(rows)} of {unique} clips ({unique - len(cache.missing(keys))} cached) into "
+        tqdm.write(f"{spec}: encoding {len(rows)} of {unique} clips ({unique - len(missing)} cached) into "
                    f"{cache.dir.resolve()}", file=sys.stderr)
     batch = max(int(features_cfg.batch_size), 1)
     with ShardWriter(cache, int(features_cfg.shard_size), expected=len(rows)) as writer, \
