@@ -128,15 +128,18 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
         df["session"] = ""
     if "transcript" not in df.columns:
         df["transcript"] = ""
-    if check_files:
-        absent = [i for i, p in enumerate(df["path"]) if not Path(p).is_file()]
-        if absent:
-            written = [written_paths[i] for i in absent]
-            from_here = (" (they are there relative to the working folder: a manifest's relative paths are read "
-                         "from the manifest's own folder; write them from there, or absolute)"
-                         if all(not os.path.isabs(w) and Path(w).is_file() for w in written[:5]) else "")
-            raise ManifestError(f"{path}: {len(absent)} audio file(s) not found, e.g. "
-                                f"{[df['path'].iloc[i] for i in absent[:5]]}{from_here}")
+    # without check_files, the first relative path alone is looked at (two stats for any corpus size): paths
+    # written from the working folder instead of the manifest's are found here, not when encoding fails later
+    rows = (range(len(df)) if check_files
+            else [i for i, w in enumerate(written_paths) if not os.path.isabs(w)][:1])
+    absent = [i for i in rows if not Path(df["path"].iloc[i]).is_file()]
+    written = [written_paths[i] for i in absent]
+    from_here = bool(written) and all(not os.path.isabs(w) and Path(w).is_file() for w in written[:5])
+    if absent and (check_files or from_here):
+        hint = (" (they are there relative to the working folder: a manifest's relative paths are read from the "
+                "manifest's own folder; write them from there, or absolute)" if from_here else "")
+        count = f"{len(absent)} audio file(s)" if check_files else "audio file(s)"
+        raise ManifestError(f"{path}: {count} not found, e.g. {[df['path'].iloc[i] for i in absent[:5]]}{hint}")
     return df.reset_index(drop=True)
 
 

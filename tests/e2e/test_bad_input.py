@@ -127,9 +127,23 @@ def test_manifest_paths_written_from_the_working_folder_are_explained(tmp_path, 
     with pytest.raises(ManifestError, match=r"1 audio file\(s\) not found, e.g. \[.*meta/audio/a\.wav'\] \(they are "
                                              r"there relative to the working folder"):
         read_manifest("meta/m.csv", check_files=True)
+    # read without file checks (cv, extract, train), the first relative path is looked at: the same explanation
+    with pytest.raises(ManifestError, match=r"audio file\(s\) not found, e.g. \[.*meta/audio/a\.wav'\] \(they are "
+                                             r"there relative to the working folder"):
+        read_manifest("meta/m.csv")
     (tmp_path / "audio" / "a.wav").unlink()
     with pytest.raises(ManifestError, match=r"a\.wav'\]$"):  # missing everywhere: no such explanation
         read_manifest("meta/m.csv", check_files=True)
+    assert len(read_manifest("meta/m.csv")) == 1  # without file checks a missing file is found where it is read
+
+
+def test_extract_explains_paths_written_from_the_working_folder_before_encoding(tmp_path, monkeypatch, capsys):
+    write_tone(tmp_path / "audio" / "a.wav", seed=1)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "m.csv").write_text("utt_id,path,speaker,label\nu1,audio/a.wav,s1,sad\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "extract", "meta/m.csv", "--encoder", "whisper-ct2:tiny.en")
+    assert code == 2 and "meta/m.csv" in err and "relative to the working folder" in err and "encoding" not in out + err
 
 
 def test_missing_audio_path_is_named(tmp_path, capsys, whisper_ckpt):
