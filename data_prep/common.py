@@ -18,7 +18,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from mmser.audio import SAMPLE_RATE, AudioError, audio_info, file_sha256, validate_waveform
+from mmser.audio import SAMPLE_RATE, AudioError, audio_info, file_sha256, narrow_band_warning, validate_waveform
 from mmser.data.manifest import write_manifest, write_table
 from mmser.errors import MmserError
 from mmser.labels import UNKNOWN_LABEL_FIX, LabelMap, UnknownLabelError, folded_label
@@ -191,12 +191,8 @@ def build_manifest(
                             f"{list(quiet.nsmallest(5, 'peak_dbfs')['utt_id'])}")
         narrow = df[df["sample_rate"] < SAMPLE_RATE]
         if len(narrow):
-            rates = sorted(narrow["sample_rate"].unique().tolist())
-            mixed = ("; the corpus mixes them with full-band clips, so the band itself can become a cue for "
-                     "whatever it goes with (a speaker, a session, a label)" if len(narrow) < len(df) else "")
-            warnings.append(f"{len(narrow)} clip(s) recorded below {SAMPLE_RATE} Hz (rates {rates} Hz, e.g. "
-                            f"{list(narrow['utt_id'][:5])}): upsampled, with nothing above half their rate, so an "
-                            f"encoder and a model that heard full-band speech are less accurate on them{mixed}")
+            warnings.append(narrow_band_warning(list(narrow["utt_id"]), narrow["sample_rate"],
+                                                mixed=len(narrow) < len(df)))
     return df, problems, warnings, dict(excluded)
 
 

@@ -62,6 +62,31 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
         raise _unreadable(path, err) from None
 
 
+def narrow_band_warning(names: list[str], rates: Iterable[int], mixed: bool = False) -> str:
+    """The one wording for clips recorded below :data:`SAMPLE_RATE` (telephone audio, 8 kHz): ``names`` (ids or
+    paths) of those clips, their native ``rates`` in Hz; ``mixed``: they sit among full-band clips of a corpus
+    a model will be trained on, where the band can stand for something else."""
+    cue = ("; the corpus mixes them with full-band clips, so the band itself can become a cue for whatever it goes "
+           "with (a speaker, a session, a label)" if mixed else "")
+    return (f"{len(names)} clip(s) recorded below {SAMPLE_RATE} Hz (rates {sorted(set(int(r) for r in rates))} Hz, "
+            f"e.g. {list(names[:5])}): upsampled, with nothing above half their rate, so an encoder and a model that "
+            f"heard full-band speech are less accurate on them{cue}")
+
+
+def narrow_band_files(paths: Iterable[str | Path]) -> dict[str, int]:
+    """Each of ``paths`` whose header says it was recorded below :data:`SAMPLE_RATE` -> its rate (Hz). Reads
+    headers only; a file that cannot be read is left to the loader, which names it."""
+    rates = {}
+    for path in paths:
+        try:
+            rate = audio_info(path).samplerate
+        except AudioError:
+            continue
+        if rate < SAMPLE_RATE:
+            rates[str(path)] = rate
+    return rates
+
+
 def require_files(paths: Iterable[str | Path], task: str) -> None:
     """Raise AudioError naming the first of ``paths`` that is not a file, and how many more, before ``task``
     (e.g. "encoding 1,200 clips") starts: a moved corpus is found before hours of work, not in the middle."""

@@ -77,6 +77,20 @@ def test_many_clips_a_folder_and_bad_ones_reported(checkpoint, tmp_path, capsys)
     assert [row["probabilities"] for row in json.loads(capsys.readouterr().out)] == [rows[1]["probabilities"]]
 
 
+def test_predict_notes_clips_recorded_below_16k_and_predicts_them(checkpoint, tmp_path, capsys):
+    write_tone(tmp_path / "clips" / "phone.wav", sr=8_000, seed=1)
+    write_tone(tmp_path / "clips" / "studio.wav", sr=44_100, seed=2)
+    (tmp_path / "clips" / "broken.wav").write_bytes(b"RIFF0000WAVE")  # unreadable: named by the loader, not here
+    assert main(["predict", str(tmp_path / "clips"), "--checkpoint", str(checkpoint), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert (f"note: 1 clip(s) recorded below 16000 Hz (rates [8000] Hz, e.g. ['{tmp_path / 'clips' / 'phone.wav'}']): "
+            "upsampled, with nothing above half their rate") in captured.err
+    assert [("label" in row, Path(row["path"]).name) for row in json.loads(captured.out)] == [
+        (False, "broken.wav"), (True, "phone.wav"), (True, "studio.wav")]
+    assert main(["predict", str(tmp_path / "clips" / "studio.wav"), "--checkpoint", str(checkpoint)]) == 0
+    assert "recorded below" not in capsys.readouterr().err
+
+
 def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):
     # a running-statistics checkpoint hears a folder's clips in this order: a recorder's clip10 comes after clip9
     from mmser.cli.predict import clip_inputs

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 
@@ -22,8 +23,6 @@ def folder_clips(folder: Path) -> list[Path]:
     (:data:`~mmser.audio.AUDIO_SUFFIXES`) and those it cannot (:data:`~mmser.audio.CONVERT_FIRST_SUFFIXES`, such
     as a phone's .m4a: each is reported in its place with how to convert it, never skipped unsaid); macOS
     metadata files (``._<name>``) are left out with a note."""
-    import sys
-
     from mmser.audio import AUDIO_SUFFIXES, CONVERT_FIRST_SUFFIXES, without_os_metadata
 
     named = sorted((p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES + CONVERT_FIRST_SUFFIXES
@@ -45,8 +44,6 @@ def clip_inputs(inputs: list[str]) -> list[tuple[str, str | None, str | None]]:
 
     A named input that does not exist is an error before any work; a clip that exists but cannot be
     read is reported in its place by the predictor."""
-    import sys
-
     from mmser.errors import MmserError
 
     missing = [item for item in inputs if not Path(item).exists()]
@@ -109,6 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_predict_args(args)
     clips = clip_inputs(args.clips)
     enrolment = [c for c, _, _ in clip_inputs(args.enrol)] if args.enrol else None
+    note_narrow_band([c for c, _, _ in clips] + (enrolment or []))
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
     if args.timeline:
         with predictor.keeping_frames():
@@ -137,6 +135,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
             shutil.rmtree(kept_folder(args.out), ignore_errors=True)
     if failed:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
+
+
+def note_narrow_band(paths: list[str]) -> None:
+    """A note naming the clips recorded below 16 kHz (8 kHz telephone audio), whose predictions are less sure
+    to be right: mmser's encoders and models heard full-band speech (``prepare`` warns alike)."""
+    from mmser.audio import narrow_band_files, narrow_band_warning
+
+    narrow = narrow_band_files(dict.fromkeys(paths))
+    if narrow:
+        print(f"note: {narrow_band_warning(list(narrow), narrow.values())}", file=sys.stderr)
 
 
 def kept_folder(out: str) -> Path:
@@ -216,8 +224,6 @@ def running_speakers(predictor, clips: list[tuple[str, str | None, str | None]])
     """For a checkpoint trained with ``features.speaker_norm.mode: running``: one
     :class:`~mmser.inference.RunningSpeaker` per speaker of a clip list's ``speaker`` column (all clips one
     speaker's when no clip names one), each fed its clips in the order given; ``{}`` for other checkpoints."""
-    import sys
-
     if not predictor.accumulates_speaker:
         return {}
     named = [who for _, _, who in clips]
@@ -239,8 +245,6 @@ def enrolled_speakers(clips: list[tuple[str, str | None, str | None]], enrolment
     """For ``--enrol``: each predicted clip that is also an enrolment clip (same bytes) gets the statistics of
     the *other* enrolment clips, as training and cross-validation draw them (keys ``("left out", i)``); ``{}``
     when no predicted clip is among them, so every clip takes the statistics of all of them."""
-    import sys
-
     from mmser.errors import MmserError
     from mmser.inference import ONLY_SELF_ENROLLED, combine_speaker, without_clip
 
@@ -275,8 +279,6 @@ def listed_enrolment(predictor, clips: list[tuple[str, str | None, str | None]],
     for other checkpoints or lists. Raises before any work when the list names some clips' speakers and not
     others', when a speaker has a single clip, or when ``--enrol`` (one speaker's clips) meets a list naming
     several speakers."""
-    import sys
-
     from mmser.errors import MmserError
     from mmser.features.speaker_norm import rows_by_speaker
 
