@@ -125,6 +125,16 @@ def trained_classes(documents: list[dict]) -> list[str]:
     return [e for i, e in enumerate(EMOTIONS) if any(mask[i] for mask in masks)]
 
 
+def heard_telephone_band(documents: list[dict]) -> bool:
+    """Whether the training of every checkpoint in ``documents`` heard telephone-band copies of its clips
+    (``features.augment`` with variants and ``telephone`` among its noises, in the stored config)."""
+    def augment(meta: dict) -> dict:
+        return ((meta.get("config") or {}).get("features") or {}).get("augment") or {}
+
+    return bool(documents) and all(augment(m).get("variants", 0) > 0 and "telephone" in (augment(m).get("noise") or [])
+                                   for m in documents)
+
+
 def text_sources(documents: list[dict]) -> list[str]:
     """The transcript sources the members of the checkpoints ``documents`` were trained on ("gold", or a
     manifest's ASR column), sorted."""

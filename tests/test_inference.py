@@ -85,10 +85,24 @@ def test_predict_notes_clips_recorded_below_16k_and_predicts_them(checkpoint, tm
     captured = capsys.readouterr()
     assert (f"note: 1 clip(s) recorded below 16000 Hz (rates [8000] Hz, e.g. ['{tmp_path / 'clips' / 'phone.wav'}']): "
             "upsampled, with nothing above half their rate") in captured.err
+    assert "a checkpoint trained with telephone-band copies (features.augment.noise with telephone)" in captured.err
     assert [("label" in row, Path(row["path"]).name) for row in json.loads(captured.out)] == [
         (False, "broken.wav"), (True, "phone.wav"), (True, "studio.wav")]
     assert main(["predict", str(tmp_path / "clips" / "studio.wav"), "--checkpoint", str(checkpoint)]) == 0
     assert "recorded below" not in capsys.readouterr().err
+
+
+def test_a_checkpoint_trained_with_telephone_copies_is_known_from_its_stored_config():
+    from mmser.checkpoint import heard_telephone_band
+
+    def document(variants, noise):
+        return {"config": {"features": {"augment": {"variants": variants, "noise": noise}}}}
+
+    assert heard_telephone_band([document(2, ["white", "telephone"])])
+    assert not heard_telephone_band([document(0, ["telephone"])])  # no copies made: the noise list unused
+    assert not heard_telephone_band([document(2, ["white", "pink", "babble"])])
+    assert not heard_telephone_band([document(2, ["telephone"]), document(2, ["white"])])  # one part of an average
+    assert not heard_telephone_band([{"config": {}}]) and not heard_telephone_band([])
 
 
 def test_a_folders_clips_come_in_name_order_numbers_as_numbers(tmp_path):

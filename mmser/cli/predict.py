@@ -106,8 +106,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_predict_args(args)
     clips = clip_inputs(args.clips)
     enrolment = [c for c, _, _ in clip_inputs(args.enrol)] if args.enrol else None
-    note_narrow_band([c for c, _, _ in clips] + (enrolment or []))
     predictor = open_predictor(args.checkpoint, device=resolve_device(args.device), window_s=args.window)
+    note_narrow_band([c for c, _, _ in clips] + (enrolment or []), args.checkpoint)
     if args.timeline:
         with predictor.keeping_frames():
             speaker = combine_speaker(predictor.enrol_parts(enrolment, args.batch_size)) if enrolment else None
@@ -137,14 +137,22 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise MmserError(f"{len(failed)} of {len(clips)} clip(s) failed:\n  " + "\n  ".join(failed))
 
 
-def note_narrow_band(paths: list[str]) -> None:
+def note_narrow_band(paths: list[str], checkpoints: list[str]) -> None:
     """A note naming the clips recorded below 16 kHz (8 kHz telephone audio), whose predictions are less sure
-    to be right: mmser's encoders and models heard full-band speech (``prepare`` warns alike)."""
+    to be right: mmser's encoders heard full-band speech (``prepare`` warns alike), and so did the model unless
+    ``checkpoints`` were trained with telephone-band copies, which the note says either way."""
     from mmser.audio import narrow_band_files, narrow_band_warning
+    from mmser.checkpoint import file_documents, heard_telephone_band
+    from mmser.ensemble import checkpoint_paths
 
     narrow = narrow_band_files(dict.fromkeys(paths))
-    if narrow:
-        print(f"note: {narrow_band_warning(list(narrow), narrow.values())}", file=sys.stderr)
+    if not narrow:
+        return
+    documents = [doc for path in checkpoint_paths(checkpoints) for doc in file_documents(path)]
+    trained = ("this checkpoint's training heard telephone-band copies of its clips" if heard_telephone_band(documents)
+               else "a checkpoint trained with telephone-band copies (features.augment.noise with telephone) is "
+                    "less affected by them")
+    print(f"note: {narrow_band_warning(list(narrow), narrow.values())}; {trained}", file=sys.stderr)
 
 
 def kept_folder(out: str) -> Path:
