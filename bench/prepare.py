@@ -8,7 +8,8 @@ Figures go to ``results/bench/prepare_<corpus>_workers<N>.json``.
 ``mmser prepare`` decodes every clip once (duration, rate, peak, clipping, SHA-256). Both settings run as fresh
 ``mmser prepare`` processes (``prepare.workers=1`` and ``=N``), alternated ``--repeat`` times after one untimed
 read of every file (so the page cache serves both alike); printed: the median seconds per clip of each, their
-ratio, the main process's peak RSS (workers not counted), and whether the manifests came out byte-identical.
+ratio, the main process's peak RSS and the largest worker's (a forked worker's counts the pages it shares with
+the main process), and whether the manifests came out byte-identical.
 The audio checks alone (``data_prep.common.check_all`` over the corpus's files, in this process) are timed the
 same way, since a command's fixed start (importing torch) weighs on a small corpus.
 """
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import machine, measured, report  # bench/report.py (scripts run as `python bench/<name>.py`)
+from report import machine, measured, report, worker_peak_mb  # bench/report.py (scripts run as `python bench/<name>.py`)
 
 
 def main() -> None:
@@ -40,15 +41,17 @@ def main() -> None:
         path.read_bytes()
     seconds: dict[int, list[float]] = {1: [], args.workers: []}
     rss: dict[int, int] = {}
+    worker_rss: dict[int, int] = {}
     manifests: dict[int, bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             for workers in seconds:
                 out = Path(tmp) / f"w{workers}" / "manifest.csv"
-                took, peak, _ = measured(["prepare", args.corpus, args.root, "--out", str(out),
-                                          f"prepare.workers={workers}"])
+                took, peak, done = measured(["prepare", args.corpus, args.root, "--out", str(out),
+                                             f"prepare.workers={workers}"])
                 seconds[workers].append(took)
                 rss[workers] = max(rss.get(workers, 0), peak)
+                worker_rss[workers] = max(worker_rss.get(workers, 0), worker_peak_mb(done))
                 manifests[workers] = out.read_bytes()
         clips = manifests[1].count(b"\n") - 1
     one, many = (statistics.median(seconds[w]) for w in seconds)
@@ -73,6 +76,7 @@ def main() -> None:
         f"checks_workers_{args.workers}_ms_per_clip": round(1000 * check_many / len(paths), 2),
         "checks_speedup": round(check_one / check_many, 2),
         "peak_rss_mb_main_process": {str(w): mb for w, mb in rss.items()},
+        "peak_rss_mb_largest_worker": {str(w): mb for w, mb in worker_rss.items()},
         "manifests_identical": manifests[1] == manifests[args.workers],
         "runs_s": {str(w): [round(s, 2) for s in runs] for w, runs in seconds.items()},
     }, args.json)

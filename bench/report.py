@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 # runs `mmser ARGS` and prints the process's own peak RSS: VmHWM of /proc/self/status starts anew at exec
-# (ru_maxrss would carry the parent's peak over into the child)
-MEASURED = ("import re, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
+# (ru_maxrss would carry the parent's peak over into the child); and the largest peak among the worker processes it
+# started and waited for (ru_maxrss of RUSAGE_CHILDREN; 0 when it started none)
+MEASURED = ("import re, resource, sys\nfrom mmser.cli import main\nrc = main(sys.argv[1:])\n"
             "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
-            "print('MAXRSS_KB', hwm, flush=True)\nsys.exit(rc)")
+            "print('MAXRSS_KB', hwm, flush=True)\n"
+            "print('WORKER_MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)\n"
+            "sys.exit(rc)")
 
 
 def report(figures: dict, json_path: str | None) -> None:
@@ -44,7 +47,13 @@ def measured(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"mmser {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return took, int(re.search(r"MAXRSS_KB (\d+)", done.stdout)[1]) // 1024, done
+    return took, int(re.search(r"^MAXRSS_KB (\d+)", done.stdout, re.M)[1]) // 1024, done
+
+
+def worker_peak_mb(done: subprocess.CompletedProcess) -> int:
+    """The largest peak RSS (MB) among the worker processes of a :func:`measured` run (0: it started none). A
+    forked worker's figure includes the pages it shares with its parent."""
+    return int(re.search(r"^WORKER_MAXRSS_KB (\d+)", done.stdout, re.M)[1]) // 1024
 
 
 def first_fold(config: str, overrides: list[str]):
