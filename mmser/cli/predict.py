@@ -140,7 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def note_narrow_band(paths: list[str], checkpoints: list[str]) -> None:
     """A note naming the clips recorded below 16 kHz (8 kHz telephone audio), whose predictions are less sure
     to be right: mmser's encoders heard full-band speech (``prepare`` warns alike), and so did the model unless
-    ``checkpoints`` were trained with telephone-band copies, which the note says either way."""
+    ``checkpoints`` were trained with telephone-band copies, which the note says either way (whether such copies
+    help depends on the recipe: results/README.md)."""
     from mmser.audio import narrow_band_files, narrow_band_warning
     from mmser.checkpoint import file_documents, heard_telephone_band
     from mmser.ensemble import checkpoint_paths
@@ -150,8 +151,7 @@ def note_narrow_band(paths: list[str], checkpoints: list[str]) -> None:
         return
     documents = [doc for path in checkpoint_paths(checkpoints) for doc in file_documents(path)]
     trained = ("this checkpoint's training heard telephone-band copies of its clips" if heard_telephone_band(documents)
-               else "a checkpoint trained with telephone-band copies (features.augment.noise with telephone) is "
-                    "less affected by them")
+               else "this checkpoint's training heard no telephone-band copies (features.augment.noise can add them)")
     print(f"note: {narrow_band_warning(list(narrow), narrow.values())}; {trained}", file=sys.stderr)
 
 
