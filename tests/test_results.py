@@ -198,6 +198,14 @@ def test_the_blind_choice_script_gives_the_selection_tables_blind_row():
 
 
 ROBUSTNESS_TABLES = sorted(RESULTS.rglob("robustness*.csv"))
+
+
+def recorded_val_groups(markdown: Path) -> int:
+    """The ``--val-groups`` of the command a robustness or enrolment table records (1 when it names none)."""
+    import re
+
+    found = re.search(r"--val-groups (\d+)", markdown.read_text().splitlines()[0])
+    return int(found[1]) if found else 1
 ENROLMENT_TABLES = sorted(RESULTS.rglob("enrolment*.csv"))
 
 
@@ -211,7 +219,8 @@ def test_every_enrolment_size_table_is_rebuilt_from_its_stored_predictions(path)
     committed = pd.read_csv(path)
     counts = [int(c.removesuffix(" clips")) for c in committed.columns if c.endswith(" clips")]
     split = "val" if path.stem.endswith("_val") else "test"
-    rebuilt = enrolment_table([path.parent / run for run in committed["run"]], counts, split)
+    rebuilt = enrolment_table([path.parent / run for run in committed["run"]], counts, split,
+                              recorded_val_groups(path.with_suffix(".md")))
     assert counts and list(rebuilt.columns) == list(committed.columns) and list(rebuilt["run"]) == list(committed["run"])
     np.testing.assert_allclose(rebuilt.drop(columns="run").to_numpy(float), committed.drop(columns="run").to_numpy(float),
                                atol=0.006)  # the csv keeps 2 decimals
@@ -230,7 +239,8 @@ def test_every_robustness_table_is_rebuilt_from_its_stored_noisy_predictions(pat
     kind = path.stem.removesuffix("_val").removeprefix("robustness").removeprefix("_") or "white"
     assert path.stem == robustness_stem(split, kind)  # the file name says the noise (robustness_<kind>[_val])
     assert f"{kind} noise" in path.with_suffix(".md").read_text() or kind == "telephone"
-    rebuilt = robustness_table([path.parent / run for run in committed["run"]], kind, snrs, split)
+    rebuilt = robustness_table([path.parent / run for run in committed["run"]], kind, snrs, split,
+                               recorded_val_groups(path.with_suffix(".md")))
     assert list(rebuilt.columns) == list(committed.columns) and list(rebuilt["run"]) == list(committed["run"])
     np.testing.assert_allclose(rebuilt.drop(columns="run").to_numpy(float), committed.drop(columns="run").to_numpy(float),
                                atol=0.006)  # the csv keeps 2 decimals

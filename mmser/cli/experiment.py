@@ -161,13 +161,15 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     configs, files, overrides = named_configs(args.items, "robustness")
     options = ([] if args.snr is None else ["--snr", args.snr]) + ([] if args.noise == "white" else [
         "--noise", args.noise]) + ([] if args.split == "test" else ["--split", args.split]) + (
-        [] if counts is None else ["--enrol-clips", args.enrol_clips]) + [
+        [] if counts is None else ["--enrol-clips", args.enrol_clips]) + (
+        [] if args.val_groups == 1 else ["--val-groups", str(args.val_groups)]) + [
         part for run in args.with_runs for part in ("--with", run)]
     check_folder(args.out)
     command = " ".join(["mmser robustness", *files, *overrides, "--out", args.out, *options])
     table = run_robustness(configs, args.out, snrs, args.noise, args.device or "cpu", command=command, split=args.split,
-                           enrol_counts=counts, with_runs=[Path(r) for r in args.with_runs])
-    say("\n" + robustness_markdown(table, args.noise, command, args.split, enrolment=counts is not None))
+                           enrol_counts=counts, with_runs=[Path(r) for r in args.with_runs], val_groups=args.val_groups)
+    say("\n" + robustness_markdown(table, args.noise, command, args.split, enrolment=counts is not None,
+                                    val_groups=args.val_groups))
     stem = Path(args.out) / (robustness_stem(args.split, args.noise) if counts is None else enrolment_stem(args.split))
     say(f"-> {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
 
@@ -267,6 +269,10 @@ def register(add) -> None:
                                          "each standardised with K of its speaker's other clips, for each K of this "
                                          "comma-separated list (e.g. 1,5,10,30; a seeded draw, as cross-validation "
                                          "draws features.speaker_norm.test_clips) -> enrolment[_val].{md,csv,png}")
+    p.add_argument("--val-groups", type=int, default=1,
+                   help="with --split val: cross-validate each config once per group of validation speakers (other "
+                        "disjoint speakers of each fold's training side, as mmser select --val-groups trains them) and "
+                        "table the mean over the groups (default 1: each fold's own validation speakers)")
     p.add_argument("--with", dest="with_runs", action="append", default=[], metavar="RUN",
                    help="an averaged run (mmser average of runs under --out, after their conditions were predicted) "
                         "tabled beside them from its stored predictions; nothing is predicted for it (repeatable)")

@@ -42,6 +42,7 @@ from mmser.data.manifest import atomic_write_bytes, write_table
 from mmser.data.protocol import text_column
 from mmser.errors import MmserError
 from mmser.evaluation.crossval import FOLD_CHECKPOINT, PROB_COLUMNS
+from mmser.evaluation.selection import group_run
 from mmser.evaluation.tables import read_predictions, run_classes, run_row
 from mmser.features.augment import add_noise
 from mmser.features.speaker_norm import arrival_order, enrolment_draws
@@ -297,28 +298,37 @@ def _batches(clean: pd.DataFrame, rows: pd.DataFrame, by_arrival: bool, size: in
     return batches
 
 
-def robustness_table(runs: list[Path], kind: str, snrs: list[float], split: str = "test") -> pd.DataFrame:
-    """UA (mean over folds, %) of each run on clean test clips (``split="val"``: validation clips) and at each SNR,
-    from the stored predictions."""
+def robustness_table(runs: list[Path], kind: str, snrs: list[float], split: str = "test",
+                     val_groups: int = 1) -> pd.DataFrame:
+    """UA (mean over folds, %) of each run on clean test clips (``split="val"``: validation clips, mean over
+    ``val_groups`` validation groups) and at each SNR, from the stored predictions."""
     records = []
     for run in runs:
-        record = {"run": run.name, "clean": mean_fold_ua(run, run, split)}
+        record = {"run": run.name, "clean": mean_group_ua(run, None, split, val_groups)}
         for snr in snrs:
-            record[f"{snr:g} dB"] = mean_fold_ua(run / condition_name(kind, snr, split), run, split)
+            record[f"{snr:g} dB"] = mean_group_ua(run, condition_name(kind, snr, split), split, val_groups)
         records.append(record)
     return pd.DataFrame(records)
 
 
-def enrolment_table(runs: list[Path], counts: list[int], split: str = "test") -> pd.DataFrame:
+def enrolment_table(runs: list[Path], counts: list[int], split: str = "test", val_groups: int = 1) -> pd.DataFrame:
     """UA (mean over folds, %) of each run as cross-validated (``clean``: the enrolment clips it drew) and with
-    each K of ``counts`` enrolment clips per clip, from the stored predictions."""
+    each K of ``counts`` enrolment clips per clip, from the stored predictions (``split="val"``: mean over
+    ``val_groups`` validation groups)."""
     records = []
     for run in runs:
-        record = {"run": run.name, "clean": mean_fold_ua(run, run, split)}
+        record = {"run": run.name, "clean": mean_group_ua(run, None, split, val_groups)}
         for k in counts:
-            record[f"{k} clips"] = mean_fold_ua(run / enrolment_name(k, split), run, split)
+            record[f"{k} clips"] = mean_group_ua(run, enrolment_name(k, split), split, val_groups)
         records.append(record)
     return pd.DataFrame(records)
+
+
+def mean_group_ua(run: Path, condition: str | None, split: str, val_groups: int = 1) -> float:
+    """UA (%) of ``run``'s ``condition`` (None: as cross-validated), mean over folds, then over the ``val_groups``
+    validation groups (:func:`~mmser.evaluation.selection.group_run`)."""
+    runs = [group_run(run, group) for group in range(val_groups)]
+    return float(np.mean([mean_fold_ua(r if condition is None else r / condition, r, split) for r in runs]))
 
 
 def mean_fold_ua(folder: Path, run: Path, split: str) -> float:
@@ -335,11 +345,14 @@ def mean_fold_ua(folder: Path, run: Path, split: str) -> float:
 
 
 def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str = "test",
-                        enrolment: bool = False) -> str:
+                        enrolment: bool = False, val_groups: int = 1) -> str:
     """The table of :func:`robustness_table` (``enrolment``: of :func:`enrolment_table`) as markdown."""
     columns = [c for c in table.columns if c != "run"]
+    groups = (f"; mean over {val_groups} disjoint groups of them, each fold trained once per group"
+              if val_groups > 1 else "")
     clips = ("test clips", "test speakers") if split == "test" else (
-        "validation clips (speakers of each fold's training side, held out of its training)", "validation speakers")
+        f"validation clips (speakers of each fold's training side, held out of its training{groups})",
+        "validation speakers")
     added = ("band-limited as an 8 kHz telephone line carries them (nothing above 4 kHz), with white noise in that "
              "band added at each SNR" if kind == "telephone" else f"with {kind} noise added at each SNR")
     condition = (added if not enrolment else

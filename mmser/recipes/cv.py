@@ -7,8 +7,12 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from mmser.data.protocol import Protocol, load_protocol
+from mmser.data.protocol import Protocol, load_protocol, make_folds
+from mmser.data.splits import validation_group
+from mmser.distributed import say
+from mmser.errors import MmserError
 from mmser.evaluation.crossval import folds_done, run_cv
+from mmser.evaluation.selection import group_run
 from mmser.features.store import FeatureStore, store_for
 
 
@@ -23,6 +27,30 @@ def cv_inputs(cfg: DictConfig, progress: bool = True,
     if runs and all(folds_done(cfg, protocol, run) for run in runs):
         return protocol, None
     return protocol, store_for(protocol.rows, cfg, [kind], text_sources, progress)
+
+
+def check_validation_groups(cfg: DictConfig, val_groups: int) -> None:
+    """Refuse, before any training, ``val_groups`` validation groups per fold that ``cfg``'s folds cannot hold:
+    each group is another disjoint set of ``split.val_speakers`` speakers from the fold's training side."""
+    if val_groups < 1:
+        raise MmserError(f"--val-groups {val_groups}: use 1 (each fold's own validation speakers) or more")
+    if val_groups > 1:
+        protocol = load_protocol(cfg.data)
+        for fold in make_folds(protocol, cfg.split):
+            validation_group(protocol.rows, fold, val_groups - 1, cfg.split.seed)
+
+
+def cross_validate_groups(cfg: DictConfig, run: Path, val_groups: int, progress: bool = True, blind: bool = False,
+                          heading: str = "cross-validation (folds done earlier are kept)") -> list[Path]:
+    """Cross-validate ``cfg`` once per validation group, group g into :func:`~mmser.evaluation.selection.group_run`
+    (``run`` itself for group 0), resuming each; features are encoded or loaded once for all groups. Returns the
+    group runs."""
+    runs = [group_run(run, group) for group in range(val_groups)]
+    protocol, store = cv_inputs(cfg, progress, runs)
+    for group, group_dir in enumerate(runs):
+        say(f"\n[{run.name}{'' if group == 0 else f', validation group {group}'}] {heading}", flush=True)
+        run_cv(cfg, protocol, store, group_dir, blind=blind, val_group=group)
+    return runs
 
 
 def cross_validate(cfg: DictConfig, out_dir: str | Path, progress: bool = True, blind: bool = False) -> dict:

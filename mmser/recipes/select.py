@@ -9,14 +9,9 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from mmser.data.manifest import atomic_write_bytes
-from mmser.data.protocol import load_protocol, make_folds
-from mmser.data.splits import validation_group
-from mmser.distributed import say
 from mmser.errors import MmserError
-from mmser.evaluation.crossval import run_cv
-from mmser.evaluation.selection import (group_run, select_blind, select_per_fold, selection_markdown,
-                                       selection_table)
-from mmser.recipes.cv import cv_inputs
+from mmser.evaluation.selection import select_blind, select_per_fold, selection_markdown, selection_table
+from mmser.recipes.cv import check_validation_groups, cross_validate_groups
 
 
 def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str = "mmser select",
@@ -24,26 +19,16 @@ def run_selection(configs: dict[str, DictConfig], out: str | Path, command: str 
     """``configs``: candidate name -> config (same data and folds). Writes ``out/<name>/`` per candidate (and,
     with ``val_groups`` > 1, ``out/<name>/val_group<g>/`` for the further validation groups), ``out/selected/``
     and ``out/selection.{md,csv}``; returns the table."""
-    if val_groups < 1:
-        raise MmserError(f"--val-groups {val_groups}: use 1 (each fold's own validation speakers) or more")
     for name, cfg in configs.items():
         if cfg.split.val_speakers < 1:
             raise MmserError(f"{name}: split.val_speakers={cfg.split.val_speakers}: selection needs validation "
                              "speakers on the training side of every fold")
-        if val_groups > 1:  # every group can be drawn: checked before any training
-            protocol = load_protocol(cfg.data)
-            for fold in make_folds(protocol, cfg.split):
-                validation_group(protocol.rows, fold, val_groups - 1, cfg.split.seed)
+        check_validation_groups(cfg, val_groups)  # every group can be drawn: checked before any training
     out = Path(out)
     for name, cfg in configs.items():
-        runs = [group_run(out / name, group) for group in range(val_groups)]
-        # once per candidate, shared by its validation groups; none when every fold is done (None)
-        protocol, store = cv_inputs(cfg, progress, runs)
-        for group, run in enumerate(runs):
-            which = "" if group == 0 else f", validation group {group}"
-            say(f"\n[{name}{which}] cross-validation (folds done earlier are kept; validation UA shown, test UA "
-                "reported after the choice)", flush=True)
-            run_cv(cfg, protocol, store, run, blind=True, val_group=group)
+        cross_validate_groups(cfg, out / name, val_groups, progress, blind=True,
+                              heading="cross-validation (folds done earlier are kept; validation UA shown, test UA "
+                                      "reported after the choice)")
     candidates = {name: out / name for name in configs}
     per_fold = select_per_fold(candidates, out, val_groups)
     select_blind(candidates, out, val_groups)

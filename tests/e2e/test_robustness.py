@@ -290,3 +290,44 @@ def test_an_average_of_runs_is_tabled_beside_them_from_its_averaged_conditions(t
     assert main(["average", str(rob / "short"), str(rob / "long"), "--out", str(rob / "average2")]) == 0
     assert "note: left out, since not every run stored them for every fold: val_enrol_2clips" in capsys.readouterr().out
     assert not (rob / "average2" / "val_enrol_2clips").exists()
+
+
+def test_validation_groups_each_predict_their_own_noisy_validation_clips_and_the_table_is_their_mean(tmp_path,
+                                                                                                      capsys):
+    from mmser.evaluation.robustness import robustness_table
+
+    _prepared_csv(tmp_path, "a", ["angry", "sad", "happy"], n_speakers=4, per=6, varied=True)
+    whisper = save_tiny_whisper(tmp_path / "tiny.pt", state=32, layers=1)
+    _csv_experiment(tmp_path / "model.yaml", f"features.audio_encoders=[whisper:{whisper}]", "train.max_epochs=20")
+    base = ["robustness", str(tmp_path / "model.yaml"), f"data.manifest={tmp_path / 'a.csv'}",
+            f"features.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "rob"), "--snr", "0", "--split", "val"]
+    assert main([*base, "--val-groups", "2"]) == 0
+    run = tmp_path / "rob" / "model"
+    folds = sorted(p.parent.name for p in run.glob("*/predictions.csv"))
+    assert len(folds) == 4
+    for fold in folds:
+        first = json.loads((run / fold / "metrics.json").read_text())
+        second = json.loads((run / "val_group1" / fold / "metrics.json").read_text())
+        assert second["test_speakers"] == first["test_speakers"]
+        assert not set(second["val_speakers"]) & set(first["val_speakers"] + first["test_speakers"])
+        for group, record in ((run, first), (run / "val_group1", second)):  # each group's own validation speakers
+            noisy = pd.read_csv(group / "val_noise_white_0dB" / fold / "val_predictions.csv", dtype=str)
+            clean = pd.read_csv(group / fold / "val_predictions.csv", dtype=str)
+            assert set(noisy["speaker"]) == set(record["val_speakers"]) and list(noisy["utt_id"]) == list(clean["utt_id"])
+    table = pd.read_csv(tmp_path / "rob" / "robustness_val.csv")
+    per_group = [robustness_table([group], "white", [0.0], "val") for group in (run, run / "val_group1")]
+    for column in ("clean", "0 dB"):
+        mean = (per_group[0][column].iloc[0] + per_group[1][column].iloc[0]) / 2
+        assert table[column].iloc[0] == pytest.approx(mean, abs=0.006)
+    # two groups, two figures: the table is a real mean, not one group's
+    assert any(per_group[0][c].iloc[0] != per_group[1][c].iloc[0] for c in ("clean", "0 dB")), per_group
+    markdown = (tmp_path / "rob" / "robustness_val.md").read_text()
+    assert "--val-groups 2" in markdown and "mean over 2 disjoint groups" in markdown
+    # one group: the first group's figures alone, from the same runs (nothing trained again)
+    assert main(base) == 0
+    one = pd.read_csv(tmp_path / "rob" / "robustness_val.csv")
+    assert one["0 dB"].iloc[0] == pytest.approx(per_group[0]["0 dB"].iloc[0], abs=0.006)
+    capsys.readouterr()
+    # refused before any work: groups of test clips; more groups than a fold's training side holds
+    assert main([*base[:-2], "--val-groups", "2"]) == 2 and "--split val" in capsys.readouterr().err
+    assert main([*base, "--val-groups", "4"]) == 2 and not (run / "val_group3").exists()
