@@ -130,8 +130,8 @@ def read_manifest(path: str | Path, check_files: bool = False) -> pd.DataFrame:
         df["transcript"] = ""
     # without check_files, the first relative path alone is looked at (two stats for any corpus size): paths
     # written from the working folder instead of the manifest's are found here, not when encoding fails later
-    rows = (range(len(df)) if check_files
-            else [i for i, w in enumerate(written_paths) if not os.path.isabs(w)][:1])
+    first_relative = next((i for i, w in enumerate(written_paths) if not os.path.isabs(w)), None)
+    rows = range(len(df)) if check_files else [] if first_relative is None else [first_relative]
     absent = [i for i in rows if not Path(df["path"].iloc[i]).is_file()]
     written = [written_paths[i] for i in absent]
     from_here = bool(written) and all(not os.path.isabs(w) and Path(w).is_file() for w in written[:5])

@@ -29,13 +29,14 @@ def cv_inputs(cfg: DictConfig, progress: bool = True,
     return protocol, store_for(protocol.rows, cfg, [kind], text_sources, progress)
 
 
-def check_validation_groups(cfg: DictConfig, val_groups: int) -> None:
+def check_validation_groups(cfg: DictConfig, val_groups: int, protocol: Protocol | None = None) -> None:
     """Refuse, before any training, ``val_groups`` validation groups per fold that ``cfg``'s folds cannot hold:
-    each group is another disjoint set of ``split.val_speakers`` speakers from the fold's training side."""
+    each group is another disjoint set of ``split.val_speakers`` speakers from the fold's training side.
+    ``protocol``: ``cfg``'s, when the caller has read it already."""
     if val_groups < 1:
         raise MmserError(f"--val-groups {val_groups}: use 1 (each fold's own validation speakers) or more")
     if val_groups > 1:
-        protocol = load_protocol(cfg.data)
+        protocol = protocol or load_protocol(cfg.data)
         for fold in make_folds(protocol, cfg.split):
             validation_group(protocol.rows, fold, val_groups - 1, cfg.split.seed)
 

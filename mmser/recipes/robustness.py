@@ -45,8 +45,9 @@ def check_robustness(configs: dict[str, DictConfig], enrolment: bool, out: Path,
         if enrolment and cfg.features.speaker_norm.mode != "enrol":
             raise MmserError(f"{name}: features.speaker_norm.mode is {cfg.features.speaker_norm.mode!r}, not enrol: "
                              "--enrol-clips varies the enrolment clips of models standardised with them")
-        check_validation_groups(cfg, val_groups)
-        rows[name] = load_protocol(cfg.data).rows
+        protocol = load_protocol(cfg.data)
+        check_validation_groups(cfg, val_groups, protocol)
+        rows[name] = protocol.rows
         require_files(rows[name]["path"], f"{name}: predicting its clips again")
     lost = [path for name in configs for group in range(val_groups)
             for path in lost_fold_checkpoints(group_run(out / name, group), conditions)]
