@@ -10,12 +10,15 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
 - ``POST /timeline``: multipart ``audio`` (a long recording, up to ``max_timeline_s``) + optional ``transcribe``
   form field (fused/text models: each segment's words from Whisper's word timestamps) -> the emotion of each
   speech segment, with start and end times (:meth:`mmser.inference.Predictor.timeline`)
-- ``WS /stream``: live audio. The client sends binary chunks of 16 kHz mono PCM16 (little-endian), then the
-  text message ``end``; the server sends ``{"type": "ready", ...}``, then one ``{"type": "segment", start_s,
-  end_s, status, label, probabilities}`` as soon as the voice-activity detector closes each segment, and
-  ``{"type": "end"}``. Bounded: chunk size, chunks, stream duration, open streams; a broken rule closes the
-  socket with a code and the reason (1003 text other than ``end``, 1007 odd byte count, 1008 too long or a
-  model that needs words/enrolment, 1009 chunk too large, 1013 too many streams).
+- ``WS /stream``: live audio. The client sends binary chunks of mono PCM16 (little-endian) at 16 kHz, or at the
+  rate it names as ``/stream?rate=8000`` (an integer from ``min_rate_hz`` to ``max_rate_hz``: telephone lines
+  carry 8 kHz, sound cards 44.1 or 48 kHz; resampled as it arrives, as an uploaded file would be), then the
+  text message ``end``; the server sends ``{"type": "ready", sample_rate, ...}`` (with a ``note`` below 16 kHz),
+  then one ``{"type": "segment", start_s, end_s, status, label, probabilities}`` as soon as the voice-activity
+  detector closes each segment, and ``{"type": "end"}``. Bounded: chunk size, chunks, stream duration, open
+  streams; a broken rule closes the socket with a code and the reason (1003 text other than ``end``, 1007 odd
+  byte count, 1008 too long, a rate out of range or a model that needs words/enrolment, 1009 chunk too large,
+  1013 too many streams).
 - ``GET /``: the web page (``mmser/web/index.html``: upload or record, label + 8 bars, the timeline of long
   recordings), which uses only the endpoints above; no build step, nothing fetched from elsewhere.
 - ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
@@ -35,7 +38,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket, W
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from mmser.audio import SAMPLE_RATE, AudioError, decode_audio
+from mmser.audio import SAMPLE_RATE, AudioError, ChunkResampler, decode_audio
 from mmser.errors import MmserError
 from mmser.labels import EMOTIONS
 
@@ -52,6 +55,8 @@ class StreamLimits:
     max_chunks: int = 200_000  # messages per stream
     max_stream_s: float = 3600.0  # s of audio per stream
     max_streams: int = 4  # streams open at once
+    min_rate_hz: int = 8000  # the sample rates a client may name (?rate=)
+    max_rate_hz: int = 48000
 
 
 def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
@@ -120,6 +125,10 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             need = "words (a fused/text model)" if predictor.needs_text else "enrolment clips"
             await socket.close(1008, f"this checkpoint needs {need}; streaming serves audio-only models")
             return
+        rate = _stream_rate(socket.query_params.get("rate"), limits)
+        if isinstance(rate, str):
+            await socket.close(1008, rate)
+            return
         with streams_lock:
             if open_streams[0] >= limits.max_streams:
                 refused = True
@@ -129,7 +138,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             await socket.close(1013, f"{limits.max_streams} streams are open; try again later")
             return
         try:
-            await _serve_stream(socket, StreamSegmenter(), limits,
+            await _serve_stream(socket, StreamSegmenter(), ChunkResampler(rate), limits,
                                 predictor.new_speaker() if predictor.accumulates_speaker else None)
         except WebSocketDisconnect:
             pass
@@ -137,10 +146,17 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             with streams_lock:
                 open_streams[0] -= 1
 
-    async def _serve_stream(socket: WebSocket, segmenter, limits: StreamLimits, speaker) -> None:
-        """One stream; ``speaker``: its :class:`~mmser.inference.RunningSpeaker` (mode running) or None."""
-        await socket.send_json({"type": "ready", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le mono",
-                                "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s})
+    async def _serve_stream(socket: WebSocket, segmenter, resampler: ChunkResampler, limits: StreamLimits,
+                            speaker) -> None:
+        """One stream; ``resampler``: from the client's rate to 16 kHz; ``speaker``: its
+        :class:`~mmser.inference.RunningSpeaker` (mode running) or None."""
+        ready = {"type": "ready", "sample_rate": resampler.rate, "format": "pcm_s16le mono",
+                 "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s}
+        if resampler.rate < SAMPLE_RATE:
+            ready["note"] = (f"audio at {resampler.rate} Hz is upsampled to {SAMPLE_RATE} Hz with nothing above "
+                             f"{resampler.rate // 2} Hz: an encoder and a model that heard full-band speech are less "
+                             "accurate on it")
+        await socket.send_json(ready)
         chunks = 0
         while True:
             message = await socket.receive()
@@ -148,11 +164,13 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                 return
             if message.get("text") is not None:
                 if message["text"].strip() != "end":
-                    await socket.close(1003, "send binary 16 kHz PCM16 chunks, then the text message 'end'")
+                    await socket.close(1003, f"send binary {resampler.rate} Hz PCM16 chunks, then the text "
+                                             "message 'end'")
                     return
-                for segment in segmenter.flush():
+                closed = await run_in_threadpool(segmenter.push, resampler.flush())
+                for segment in closed + segmenter.flush():
                     await socket.send_json(await run_in_threadpool(_segment_result, segment, speaker))
-                await socket.send_json({"type": "end", "duration_s": round(segmenter.seconds, 3)})
+                await socket.send_json({"type": "end", "duration_s": round(resampler.received / resampler.rate, 3)})
                 await socket.close(1000)
                 return
             data = message.get("bytes") or b""
@@ -163,11 +181,11 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             if len(data) % 2:
                 await socket.close(1007, "PCM16 chunks need an even number of bytes")
                 return
-            if chunks > limits.max_chunks or segmenter.seconds + len(data) / 2 / SAMPLE_RATE > limits.max_stream_s:
+            if chunks > limits.max_chunks or (resampler.received + len(data) // 2) / resampler.rate > limits.max_stream_s:
                 await socket.close(1008, f"stream longer than {limits.max_stream_s:g} s or {limits.max_chunks} chunks")
                 return
-            pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-            for segment in await run_in_threadpool(segmenter.push, pcm):
+            pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0  # (n,) at the client's rate
+            for segment in await run_in_threadpool(lambda: segmenter.push(resampler.push(pcm))):
                 await socket.send_json(await run_in_threadpool(_segment_result, segment, speaker))
 
     def _segment_result(segment, speaker) -> dict:
@@ -181,3 +199,17 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         return out
 
     return app
+
+
+def _stream_rate(value: Optional[str], limits: StreamLimits):
+    """The sample rate (Hz) a ``/stream?rate=`` names (16 kHz when it names none), or the reason it is refused."""
+    if value is None:
+        return SAMPLE_RATE
+    try:
+        rate = int(value)
+    except ValueError:
+        rate = None
+    if rate is None or not limits.min_rate_hz <= rate <= limits.max_rate_hz:
+        return (f"rate={value[:20]!r}: give the sample rate of the PCM16 chunks in Hz, an integer from "
+                f"{limits.min_rate_hz} to {limits.max_rate_hz}")
+    return rate

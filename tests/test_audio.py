@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmser.audio import SAMPLE_RATE, AudioError, decode_audio, file_sha256, load_audio, to_waveform
+from mmser.audio import (SAMPLE_RATE, AudioError, ChunkResampler, decode_audio, file_sha256, load_audio, resample,
+                         to_waveform)
 from tests.conftest import write_tone
 
 
@@ -113,3 +114,24 @@ def test_float_audio_far_beyond_full_scale_is_refused_on_every_path(tmp_path):
         to_waveform(tone * 32767, 16_000)
     hot = to_waveform(tone / np.abs(tone).max() * 1.5, 16_000)  # a little over full scale: clipped, kept
     assert np.abs(hot).max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, SAMPLE_RATE])
+def test_audio_resampled_chunk_by_chunk_equals_the_whole_signal_resampled(rate):
+    """A live stream at any rate, in chunks of any size (1 sample to 0.2 s), comes out as resample() makes the
+    whole signal: same length, same samples (float32 summation order aside), and little input kept back."""
+    rng = np.random.default_rng(rate)
+    t = np.arange(int(2.3 * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)  # (n,)
+    resampler, pieces, start = ChunkResampler(rate), [], 0
+    while start < len(x):
+        n = int(rng.choice([1, 7, int(rng.integers(1, rate // 5))]))
+        pieces.append(resampler.push(x[start:start + n]))
+        start += n
+        assert len(resampler.kept) < 0.1 * rate  # < 100 ms: the kernel's margin and a block or two, not the stream
+    pieces.append(resampler.flush())
+    whole = resample(x, rate, SAMPLE_RATE)
+    streamed = np.concatenate(pieces)
+    assert streamed.dtype == np.float32 and len(streamed) == len(whole)
+    assert np.abs(streamed - whole).max() < 1 / 32768  # under one PCM16 step (float32 sums in another order)
+    assert resampler.received == len(x)

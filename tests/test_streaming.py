@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from mmser.audio import SAMPLE_RATE, load_audio
+from mmser.audio import SAMPLE_RATE, load_audio, resample
 from mmser.ensemble import EnsemblePredictor, open_predictor
 from mmser.features.spec import SpeakerNorm
 from mmser.streaming import StreamSegmenter
@@ -72,6 +72,56 @@ def test_websocket_sends_each_segment_when_it_closes(recording, checkpoint):  # 
         expected = predictor.window_probabilities([piece], [None])[0]
         got = np.array(list(r["probabilities"].values()))
         assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_websocket_takes_pcm_at_the_rate_the_client_names(recording, checkpoint, rate):
+    """/stream?rate=8000 (a telephone line) or 44100 (a sound card): the stream is resampled as it arrives, so each
+    segment gets the probabilities of the same stretch of the recording at that rate resampled whole to 16 kHz."""
+    pytest.importorskip("fastapi")
+    at_rate = resample(load_audio(recording[0]), SAMPLE_RATE, rate)  # (n,) what the client records
+    heard = resample(at_rate, rate, SAMPLE_RATE)  # (m,) what the model should hear
+    client, predictor = app_client(checkpoint)
+    with client.websocket_connect(f"/stream?rate={rate}") as ws:
+        ready = ws.receive_json()
+        for chunk in chunks(at_rate, seed=3):
+            ws.send_bytes(pcm16(chunk))
+        ws.send_text("end")
+        results = []
+        while (message := ws.receive_json())["type"] != "end":
+            results.append(message)
+    assert ready["sample_rate"] == rate and ("note" in ready) == (rate < SAMPLE_RATE)
+    assert abs(message["duration_s"] - len(at_rate) / rate) < 1e-3
+    speech = [r for r in results if r["status"] == "speech"]
+    assert len(speech) == len(SENTENCES)
+    for r in speech:
+        piece = heard[int(r["start_s"] * SAMPLE_RATE):int(r["end_s"] * SAMPLE_RATE)]
+        expected = predictor.window_probabilities([piece], [None])[0]
+        got = np.array(list(r["probabilities"].values()))
+        assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
+
+
+@pytest.mark.parametrize("query", ["rate=abc", "rate=4000", "rate=96000", "rate=", "rate=8000.5"])
+def test_websocket_refuses_a_rate_it_cannot_take(checkpoint, query):
+    pytest.importorskip("fastapi")
+    client, _ = app_client(checkpoint)
+    with client.websocket_connect(f"/stream?{query}") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1008 and "rate=" in closed.value.reason and "8000 to 48000" in closed.value.reason
+
+
+def test_websocket_counts_the_stream_length_at_the_clients_rate(checkpoint):
+    """1 s at 8 kHz is 16,000 bytes: over a 0.6 s limit, though the same bytes at 16 kHz would be 0.5 s."""
+    pytest.importorskip("fastapi")
+    client, _ = app_client(checkpoint, max_stream_s=0.6)
+    with client.websocket_connect("/stream?rate=8000") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.send_bytes(b"\x00" * 8000)
+            ws.send_bytes(b"\x00" * 8000)
+            ws.receive_json()
+    assert closed.value.code == 1008 and "longer than 0.6 s" in closed.value.reason
 
 
 @pytest.mark.parametrize("limits, send, code", [
