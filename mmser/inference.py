@@ -380,7 +380,7 @@ class Predictor:
                     if not transcribe:
                         raise MmserError(f"{source}: this is a fused/text model and needs a transcript "
                                          "(give --transcript TEXT, or --transcribe to use Whisper)")
-                    transcript = self._transcribe(wav)
+                    transcript = self.transcribe(wav)
             except (AudioError, MmserError) as err:
                 results[i] = err
                 continue
@@ -447,5 +447,6 @@ class Predictor:
             self.asr = build_asr(DEFAULT_ASR)
         return self.asr
 
-    def _transcribe(self, wav: np.ndarray) -> str:
+    def transcribe(self, wav: np.ndarray) -> str:
+        """The words of ``wav`` (n,) at 16 kHz, by the predictor's ASR (Whisper tiny.en unless one was given)."""
         return self._asr_backend().transcribe(wav)

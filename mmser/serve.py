@@ -15,10 +15,12 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
   carry 8 kHz, sound cards 44.1 or 48 kHz; resampled as it arrives, as an uploaded file would be), then the
   text message ``end``; the server sends ``{"type": "ready", sample_rate, ...}`` (with a ``note`` below 16 kHz),
   then one ``{"type": "segment", start_s, end_s, status, label, probabilities}`` as soon as the voice-activity
-  detector closes each segment, and ``{"type": "end"}``. Bounded: chunk size, chunks, stream duration, open
+  detector closes each segment, and ``{"type": "end"}``. A fused/text model streams with ``?transcribe=1``: each
+  speech segment is transcribed by Whisper when it closes and classified on its audio and those words (sent as
+  ``words``), as ``mmser predict --transcribe`` does a clip. Bounded: chunk size, chunks, stream duration, open
   streams; a broken rule closes the socket with a code and the reason (1003 text other than ``end``, 1007 odd
-  byte count, 1008 too long, a rate out of range or a model that needs words/enrolment, 1009 chunk too large,
-  1013 too many streams).
+  byte count, 1008 too long, a rate out of range, or a model that needs enrolment, or words without
+  ``transcribe=1``, 1009 chunk too large, 1013 too many streams).
 - ``GET /``: the web page (``mmser/web/index.html``: upload or record, label + 8 bars, the timeline of long
   recordings), which uses only the endpoints above; no build step, nothing fetched from elsewhere.
 - ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
@@ -121,13 +123,16 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 
         await socket.accept()
         limits = stream_limits
-        if predictor.needs_text or predictor.needs_enrolment:
-            need = "words (a fused/text model)" if predictor.needs_text else "enrolment clips"
-            await socket.close(1008, f"this checkpoint needs {need}; streaming serves audio-only models")
-            return
         rate = _stream_rate(socket.query_params.get("rate"), limits)
-        if isinstance(rate, str):
-            await socket.close(1008, rate)
+        transcribe = _stream_flag("transcribe", socket.query_params.get("transcribe"))
+        refusal = next((r for r in (rate, transcribe) if isinstance(r, str)), None)
+        if predictor.needs_enrolment:
+            refusal = "this checkpoint needs enrolment clips of the speaker, which a stream does not carry"
+        elif predictor.needs_text and transcribe is False:
+            refusal = ("this checkpoint needs words (a fused/text model): connect to /stream?transcribe=1 and "
+                       "Whisper transcribes each segment as it closes")
+        if refusal:
+            await socket.close(1008, refusal)
             return
         with streams_lock:
             if open_streams[0] >= limits.max_streams:
@@ -151,7 +156,8 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         """One stream; ``resampler``: from the client's rate to 16 kHz; ``speaker``: its
         :class:`~mmser.inference.RunningSpeaker` (mode running) or None."""
         ready = {"type": "ready", "sample_rate": resampler.rate, "format": "pcm_s16le mono",
-                 "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s}
+                 "max_chunk_bytes": limits.max_chunk_bytes, "max_stream_s": limits.max_stream_s,
+                 "transcribe": predictor.needs_text}
         if resampler.rate < SAMPLE_RATE:
             ready["note"] = (f"audio at {resampler.rate} Hz is upsampled to {SAMPLE_RATE} Hz with nothing above "
                              f"{resampler.rate // 2} Hz: an encoder and a model that heard full-band speech are less "
@@ -193,12 +199,23 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                "status": segment.status}
         if segment.status == "speech":
             with predictor._lock:
-                probs = predictor.window_probabilities([segment.wav], [None], speaker)[0]
+                words = predictor.transcribe(segment.wav) if predictor.needs_text else None
+                probs = predictor.window_probabilities([segment.wav], [words], speaker)[0]
+            if words is not None:
+                out["words"] = words
             out["label"] = EMOTIONS[int(np.argmax(probs))]
             out["probabilities"] = {e: round(float(x), 6) for e, x in zip(EMOTIONS, probs)}
         return out
 
     return app
+
+
+def _stream_flag(name: str, value: Optional[str]):
+    """A yes/no ``/stream?name=`` (absent: False), or the reason it is refused."""
+    answers = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if value is None:
+        return False
+    return answers.get(value.strip().lower(), f"{name}={value[:20]!r}: give 1 or 0 (true/false, yes/no)")
 
 
 def _stream_rate(value: Optional[str], limits: StreamLimits):

