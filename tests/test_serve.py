@@ -35,3 +35,36 @@ def test_concurrent_requests_do_not_mix(client, tmp_path):
     with ThreadPoolExecutor(max_workers=8) as pool:
         for name, body in pool.map(call, range(24)):
             assert body["file"] == name and body["probabilities"] == expected[name]
+
+
+def test_serve_flags_set_the_services_limits(checkpoint, tmp_path, monkeypatch, capsys):
+    """`mmser serve --max-streams/--max-stream-duration/--max-timeline/--max-duration` reach the app; a limit
+    of 0 or below is refused before any model is loaded."""
+    import numpy as np
+    import pytest
+    import soundfile as sf
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from mmser.cli import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(app=app, **kwargs))
+    assert main(["serve", "--checkpoint", str(checkpoint), "--max-streams", "1", "--max-stream-duration", "0.5",
+                 "--max-timeline", "2", "--max-duration", "1"]) == 0
+    assert served["host"] == "127.0.0.1"
+    http = TestClient(served["app"])
+    with http.websocket_connect("/stream") as first:
+        assert first.receive_json()["max_stream_s"] == 0.5
+        with http.websocket_connect("/stream") as second:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                second.receive_json()
+        assert closed.value.code == 1013 and "1 streams are open" in closed.value.reason
+    long = tmp_path / "long.wav"
+    sf.write(long, 0.1 * np.sin(np.arange(48_000) / 10).astype(np.float32), 16_000)  # 3 s
+    for route, limit in (("/timeline", "2"), ("/predict", "1")):
+        refused = http.post(route, files={"audio": ("long.wav", long.read_bytes(), "audio/wav")})
+        assert refused.status_code == 422 and f"maximum {limit}" in refused.json()["detail"], route
+    assert main(["serve", "--checkpoint", str(checkpoint), "--max-streams", "0"]) == 2
+    assert "--max-streams 0: must be > 0" in capsys.readouterr().err

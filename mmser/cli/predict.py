@@ -446,16 +446,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from mmser.ensemble import open_predictor
     from mmser.errors import MmserError
-    from mmser.serve import create_app
+    from mmser.serve import StreamLimits, create_app
 
-    if args.max_upload_mb <= 0 or args.max_duration <= 0:
-        raise MmserError("--max-upload-mb and --max-duration must be > 0")
+    for flag in ("max_upload_mb", "max_duration", "max_timeline", "max_streams", "max_stream_duration"):
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            raise MmserError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be > 0")
     from mmser.devices import resolve_device
 
     device = resolve_device(args.device)
-    app = create_app(open_predictor(args.checkpoint, device=device), args.max_upload_mb * 1024 * 1024,
-                     args.max_duration)
+    upload_bytes = args.max_upload_mb * 1024 * 1024 if args.max_upload_mb is not None else None
+    app = create_app(open_predictor(args.checkpoint, device=device),
+                     **given(max_upload_bytes=upload_bytes, max_duration_s=args.max_duration,
+                             max_timeline_s=args.max_timeline),
+                     stream_limits=StreamLimits(**given(max_streams=args.max_streams,
+                                                        max_stream_s=args.max_stream_duration)))
     uvicorn.run(app, host=args.host, port=args.port, workers=1)
+
+
+def given(**options) -> dict:
+    """The options a command line set (not None); the others keep the defaults of what they are passed to."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -533,13 +543,17 @@ def register(add) -> None:
     p.add_argument("--min-segment", type=float, default=1.0, help="--timeline: shorter speech is reported, not classified (s)")
     p.add_argument("--max-segment", type=float, default=15.0, help="--timeline: longer speech is cut (s, <= 30)")
 
-    p = add("serve", cmd_serve, "HTTP service: POST /predict, GET /health, GET /labels")
+    p = add("serve", cmd_serve, "HTTP service: the web page at /, POST /predict, POST /timeline, WS /stream (live "
+                                "audio), GET /health, GET /labels, /docs")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
                    help="one checkpoint, or several whose probabilities are averaged")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=int, default=20)
-    p.add_argument("--max-duration", type=float, default=120.0, help="longest clip accepted, seconds")
+    p.add_argument("--max-upload-mb", type=int, help="largest upload, MB (default 20)")
+    p.add_argument("--max-duration", type=float, help="longest clip /predict accepts, seconds (default 120)")
+    p.add_argument("--max-timeline", type=float, help="longest recording /timeline accepts, seconds (default 1800)")
+    p.add_argument("--max-streams", type=int, help="live /stream connections open at once (default 4)")
+    p.add_argument("--max-stream-duration", type=float, help="longest /stream, seconds of audio (default 3600)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
 
     p = add("export", cmd_export, "export a checkpoint's models (what they trained: fusion, head, fine-tuned encoder blocks) to ONNX, checked")
