@@ -257,6 +257,11 @@ def decode_audio(data: bytes, name: str, max_duration_s: float | None = None) ->
     return _decode(io.BytesIO(data), name, max_duration_s)
 
 
+def upload_rate(data: bytes) -> int:
+    """The sample rate (Hz) in the header of encoded audio bytes that :func:`decode_audio` has read."""
+    return int(sf.info(io.BytesIO(data)).samplerate)
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of the file's bytes (the audio's content key in caches and duplicate checks)."""
     digest = hashlib.sha256()

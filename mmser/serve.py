@@ -26,7 +26,8 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
 - ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
   with), ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
-a fused model without a transcript gets 422 — each with the reason.
+a fused model without a transcript gets 422 — each with the reason. An answer about uploads recorded below 16 kHz
+carries a ``note`` saying so (as ``mmser predict`` notes such files).
 """
 
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket, W
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from mmser.audio import SAMPLE_RATE, AudioError, ChunkResampler, decode_audio
+from mmser.audio import SAMPLE_RATE, AudioError, ChunkResampler, decode_audio, narrow_band_warning, upload_rate
 from mmser.errors import MmserError
 from mmser.labels import EMOTIONS
 
@@ -103,7 +104,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                                        sample_rate=SAMPLE_RATE)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
-        return {"file": audio.filename, **result.to_dict()}
+        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note(uploads, blobs)}
 
     @app.post("/timeline")
     def timeline(audio: UploadFile = File(...), transcribe: bool = Form(False)) -> dict:
@@ -115,7 +116,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             result = predictor.timeline(wav, sample_rate=SAMPLE_RATE, transcribe=transcribe)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
-        return {"file": audio.filename, **result.to_dict()}
+        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note([audio], [data])}
 
     @app.websocket("/stream")
     async def stream(socket: WebSocket) -> None:
@@ -208,6 +209,14 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         return out
 
     return app
+
+
+def _narrow_band_note(uploads: list[UploadFile], blobs: list[bytes]) -> dict:
+    """``{"note": ...}`` naming the decoded uploads recorded below 16 kHz (telephone audio), as ``mmser predict``
+    notes such files; ``{}`` when there are none."""
+    rates = [upload_rate(blob) for blob in blobs]
+    narrow = [(upload.filename or "upload", rate) for upload, rate in zip(uploads, rates) if rate < SAMPLE_RATE]
+    return {"note": narrow_band_warning([n for n, _ in narrow], [r for _, r in narrow])} if narrow else {}
 
 
 def _stream_flag(name: str, value: Optional[str]):

@@ -68,3 +68,19 @@ def test_serve_flags_set_the_services_limits(checkpoint, tmp_path, monkeypatch, 
         assert refused.status_code == 422 and f"maximum {limit}" in refused.json()["detail"], route
     assert main(["serve", "--checkpoint", str(checkpoint), "--max-streams", "0"]) == 2
     assert "--max-streams 0: must be > 0" in capsys.readouterr().err
+
+
+def test_uploads_recorded_below_16k_get_a_note(client, tmp_path):
+    """An 8 kHz clip is predicted as the Python API predicts it, and the answer says it was recorded below 16 kHz;
+    a 16 or 44.1 kHz clip gets no note. /timeline alike."""
+    http, predictor = client
+    clips = {rate: write_tone(tmp_path / f"c{rate}.wav", seconds=1.0, sr=rate) for rate in (8000, 16000, 44100)}
+
+    def post(route, rate):
+        return http.post(route, files={"audio": (f"c{rate}.wav", clips[rate].read_bytes(), "audio/wav")}).json()
+
+    for route in ("/predict", "/timeline"):
+        noted = post(route, 8000)
+        assert "c8000.wav" in noted["note"] and "below 16000 Hz" in noted["note"] and "8000" in noted["note"], route
+        assert "note" not in post(route, 16000) and "note" not in post(route, 44100), route
+    assert post("/predict", 8000)["probabilities"] == predictor.predict(clips[8000]).probabilities
