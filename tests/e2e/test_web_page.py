@@ -122,6 +122,14 @@ def test_long_recording_shows_its_timeline(server, browser, tmp_path):
     assert set(statuses) <= {"speech", "too_short", "silence"} and "silence" in statuses
 
 
+def test_a_clip_recorded_below_16k_is_noted_on_the_page(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    upload(browser, server, write_tone(tmp_path / "phone.wav", seconds=1.5, sr=8000))
+    shown = browser.find_element(By.ID, "status").text
+    assert "phone.wav" in shown and "below 16000 Hz" in shown and browser.find_element(By.ID, "label").text
+
+
 # Firefox's rule, which Chromium does not have: a microphone joins only a context at the device's own rate
 FIREFOX_MICROPHONE_RULE = """
 const own = new AudioContext().sampleRate;
