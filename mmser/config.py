@@ -46,7 +46,7 @@ PER_SPEAKER_MODES = ("running", "transductive", "enrol")
 ENROLMENT_MODES = ("transductive", "enrol")
 # features.augment.noise (mmser.features.augment draws them); telephone: the clip band-limited as an 8 kHz line
 # carries it, with white noise in that band
-NOISE_KINDS = ("white", "pink", "babble", "telephone")
+NOISE_KINDS = ("white", "pink", "babble", "telephone", "telephone_g711")
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)
 ASR_KINDS = ("faster-whisper", "openai-whisper")

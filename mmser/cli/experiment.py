@@ -260,8 +260,10 @@ def register(add) -> None:
     p.add_argument("items", nargs="+", help="experiment YAMLs, then key=value overrides applied to each")
     p.add_argument("--out", required=True, help="folder of the runs and the table")
     p.add_argument("--snr", help=f"comma-separated SNRs in dB (default {DEFAULT_SNRS})")
-    p.add_argument("--noise", default="white", help="white, pink, or telephone (the clip band-limited to 4 kHz as "
-                                                     "an 8 kHz line carries it, white noise in that band)")
+    p.add_argument("--noise", default="white", help="white, pink, telephone (the clip band-limited to 4 kHz as "
+                                                     "an 8 kHz line carries it, white noise in that band) or "
+                                                     "telephone_g711 (a digital line: 300-3400 Hz, white noise in "
+                                                     "that band, 8-bit mu-law)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="which clips get the noise: each fold's test speakers, or its validation speakers (from the "
                         "training side: a choice for noisy recordings made there never looks at the test speakers)")

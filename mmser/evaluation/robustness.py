@@ -53,7 +53,7 @@ from mmser.training.metrics import classification_metrics
 if TYPE_CHECKING:
     from mmser.inference import RunningSpeaker
 
-ROBUSTNESS_NOISES = ("white", "pink", "telephone")  # babble would need other speakers' test speech
+ROBUSTNESS_NOISES = ("white", "pink", "telephone", "telephone_g711")  # babble would need other speakers' test speech
 # which clips of a fold are scored: its test speakers, or its validation speakers (from the training side)
 SPLIT_PREDICTIONS = {"test": "predictions.csv", "val": "val_predictions.csv"}
 

@@ -114,6 +114,34 @@ def narrow_band(x: np.ndarray, rate: int = TELEPHONE_RATE) -> np.ndarray:
     return np.pad(back, (0, max(0, len(x) - len(back))))[:len(x)]
 
 
+LINE_BAND_HZ = (300.0, 3400.0)  # the voice band of a telephone channel (ITU-T G.712)
+MU_LAW_LEVELS = 256  # G.711 mu-law: 8 bits per sample
+
+
+def g711_line(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``x`` (n,) at 16 kHz as a digital telephone line delivers it: at 8 kHz, band-passed to :data:`LINE_BAND_HZ`
+    (second-order filters: the voice's fundamental below 300 Hz is mostly gone), ``noise`` (n,) band-passed
+    alike and added at ``snr_db`` dB in that band, then coded with 8-bit mu-law (G.711) and upsampled back to
+    16 kHz, as :func:`mmser.audio.load_audio` reads an 8 kHz call recording. Returns (n,) float32 in [-1, 1]."""
+    def line(signal: np.ndarray) -> torch.Tensor:  # (n,) at 16 kHz -> (~n/2,) at 8 kHz, in the voice band
+        t = AF.resample(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)), SAMPLE_RATE, TELEPHONE_RATE)
+        return AF.lowpass_biquad(AF.highpass_biquad(t, TELEPHONE_RATE, LINE_BAND_HZ[0]), TELEPHONE_RATE, LINE_BAND_HZ[1])
+
+    voice, hiss = line(x).numpy(), line(noise).numpy()
+    mixed = torch.from_numpy(np.clip(_mix(voice, hiss, snr_db), -1.0, 1.0))  # (~n/2,) at 8 kHz
+    coded = AF.mu_law_decoding(AF.mu_law_encoding(mixed, MU_LAW_LEVELS), MU_LAW_LEVELS)
+    back = AF.resample(coded.float(), TELEPHONE_RATE, SAMPLE_RATE).numpy()  # (~n,)
+    return np.clip(np.pad(back, (0, max(0, len(x) - len(back))))[:len(x)], -1.0, 1.0).astype(np.float32)
+
+
+def _mix(wav: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``wav`` + ``noise`` scaled to ``snr_db`` dB below it (power over the whole clip), float32."""
+    signal_power = float(np.mean(np.asarray(wav, dtype=np.float64) ** 2))
+    noise_power = float(np.mean(noise ** 2)) + 1e-20  # in the noise's own dtype, as every published run
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return (wav + scale * noise).astype(np.float32)
+
+
 def add_noise(wav: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator,
               talkers: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """``wav`` (n,) plus ``kind`` noise at ``snr_db`` dB (power ratio over the whole clip); float32, not clipped.
@@ -121,8 +149,11 @@ def add_noise(wav: np.ndarray, kind: str, snr_db: float, rng: np.random.Generato
     ``white``: Gaussian; ``pink``: 1/f power (white shaped in the frequency domain); ``babble``: ``talkers``
     (other clips) each scaled to unit power, looped or cut to ``n`` samples and summed; ``telephone``: the clip
     itself band-limited as an 8 kHz line carries it (:func:`narrow_band`), plus white noise band-limited alike
-    (the SNR measured in that band)."""
+    (the SNR measured in that band); ``telephone_g711``: a digital telephone line (:func:`g711_line`: the voice
+    band 300-3400 Hz, white noise in it, 8-bit mu-law)."""
     n = len(wav)
+    if kind == "telephone_g711":
+        return g711_line(wav, rng.standard_normal(n), snr_db)
     if kind == "telephone":
         wav, noise = narrow_band(wav), narrow_band(rng.standard_normal(n))
     elif kind == "white":
@@ -141,7 +172,4 @@ def add_noise(wav: np.ndarray, kind: str, snr_db: float, rng: np.random.Generato
             noise += t / np.sqrt(np.mean(t ** 2) + 1e-12)
     else:
         raise ValueError(f"unknown noise {kind!r}: use one of {list(NOISE_KINDS)}")
-    signal_power = float(np.mean(np.asarray(wav, dtype=np.float64) ** 2))
-    noise_power = float(np.mean(noise ** 2)) + 1e-20
-    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
-    return (wav + scale * noise).astype(np.float32)
+    return _mix(wav, noise, snr_db)

@@ -55,6 +55,25 @@ def test_telephone_keeps_the_band_below_4k_and_adds_noise_in_it_at_the_snr(snr):
     assert abs(measured - snr) < 0.05
 
 
+def test_a_g711_line_keeps_the_voice_band_codes_with_mu_law_and_adds_noise_at_the_snr(monkeypatch):
+    """telephone_g711: the fundamental of a low voice (120 Hz) mostly gone, 1 kHz kept, 6 kHz gone; noise at the
+    SNR; 8-bit mu-law coding noise about 30-45 dB under the signal (against 16-bit coding of the same line)."""
+    from mmser.features import augment
+
+    clean = tone(120.0, 2.0) + tone(1000.0, 2.0) + tone(6000.0, 2.0)
+    quiet = add_noise(clean, "telephone_g711", 80.0, np.random.default_rng(0))  # the line alone
+    assert quiet.shape == clean.shape and quiet.dtype == np.float32
+    kept = lambda low, high: band_power(quiet, low, high) / band_power(clean, low, high)  # noqa: E731
+    assert kept(900, 1100) > 0.8 and kept(100, 140) < 0.1 and kept(5800, 6200) < 1e-3
+    noisy = add_noise(clean, "telephone_g711", 10.0, np.random.default_rng(0))
+    measured = 10 * np.log10(np.mean(quiet.astype(np.float64) ** 2) / np.mean((noisy - quiet).astype(np.float64) ** 2))
+    assert abs(measured - 10.0) < 0.5
+    monkeypatch.setattr(augment, "MU_LAW_LEVELS", 2 ** 16)
+    fine = add_noise(clean, "telephone_g711", 80.0, np.random.default_rng(0))
+    coding = 10 * np.log10(np.mean(fine.astype(np.float64) ** 2) / np.mean((quiet - fine).astype(np.float64) ** 2))
+    assert 30 < coding < 45, coding
+
+
 def test_pink_noise_has_falling_power():
     noise = add_noise(np.ones(SAMPLE_RATE, np.float32) * 0.1, "pink", 0.0, np.random.default_rng(1)) - 0.1
     power = np.abs(np.fft.rfft(noise)) ** 2
