@@ -353,8 +353,11 @@ def robustness_markdown(table: pd.DataFrame, kind: str, command: str, split: str
     clips = ("test clips", "test speakers") if split == "test" else (
         f"validation clips (speakers of each fold's training side, held out of its training{groups})",
         "validation speakers")
-    added = ("band-limited as an 8 kHz telephone line carries them (nothing above 4 kHz), with white noise in that "
-             "band added at each SNR" if kind == "telephone" else f"with {kind} noise added at each SNR")
+    added = {"telephone": "band-limited as an 8 kHz telephone line carries them (nothing above 4 kHz), with white "
+                          "noise in that band added at each SNR",
+             "telephone_g711": "as a digital telephone line carries them (8 kHz, the 300-3400 Hz voice band, 8-bit "
+                               "mu-law: telephone_g711), with white noise in that band added at each SNR before "
+                               "the codec"}.get(kind, f"with {kind} noise added at each SNR")
     condition = (added if not enrolment else
                  "each standardised with K enrolment clips of its speaker (a seeded draw among its other clips; "
                  "clean: the clips cross-validation drew)")
