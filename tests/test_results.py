@@ -231,16 +231,19 @@ def test_every_robustness_table_is_rebuilt_from_its_stored_noisy_predictions(pat
     import numpy as np
     import pandas as pd
 
-    from mmser.evaluation.robustness import robustness_stem, robustness_table
+    from mmser.evaluation.robustness import robustness_markdown, robustness_stem, robustness_table
 
     committed = pd.read_csv(path)
     snrs = [float(c.removesuffix(" dB")) for c in committed.columns if c.endswith(" dB")]
     split = "val" if path.stem.endswith("_val") else "test"
     kind = path.stem.removesuffix("_val").removeprefix("robustness").removeprefix("_") or "white"
     assert path.stem == robustness_stem(split, kind)  # the file name says the noise (robustness_<kind>[_val])
-    assert f"{kind} noise" in path.with_suffix(".md").read_text() or kind == "telephone"
+    markdown = path.with_suffix(".md").read_text()
+    command = markdown.splitlines()[0].split("`")[1]
     rebuilt = robustness_table([path.parent / run for run in committed["run"]], kind, snrs, split,
                                recorded_val_groups(path.with_suffix(".md")))
+    described = robustness_markdown(rebuilt, kind, command, split, val_groups=recorded_val_groups(path.with_suffix(".md")))
+    assert markdown.splitlines()[:2] == described.splitlines()[:2]  # the noise described as the code adds it
     assert list(rebuilt.columns) == list(committed.columns) and list(rebuilt["run"]) == list(committed["run"])
     np.testing.assert_allclose(rebuilt.drop(columns="run").to_numpy(float), committed.drop(columns="run").to_numpy(float),
                                atol=0.006)  # the csv keeps 2 decimals
