@@ -22,7 +22,8 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
   byte count, 1008 too long, a rate out of range, or a model that needs enrolment, or words without
   ``transcribe=1``, 1009 chunk too large, 1013 too many streams).
 - ``GET /``: the web page (``mmser/web/index.html``: upload or record, label + 8 bars, the timeline of long
-  recordings), which uses only the endpoints above; no build step, nothing fetched from elsewhere.
+  recordings, live segments over ``/stream``), which uses only the endpoints above; no build step, nothing
+  fetched from elsewhere.
 - ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
   with), ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import write_tone
+from tests.conftest import SENTENCES, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,8 @@ def server(checkpoint):
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def browser():
+def headless_chromium(*extra: str):
+    """Debian's chromium under Selenium, headless, with a fake microphone (a beep, or what ``extra`` says)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -65,9 +65,14 @@ def browser():
     options.binary_location = shutil.which("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900",
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",  # a beeping microphone
-                "--autoplay-policy=no-user-gesture-required"):
+                "--autoplay-policy=no-user-gesture-required", *extra):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = headless_chromium()
     yield driver
     driver.quit()
 
@@ -173,6 +178,43 @@ def test_a_microphone_recording_is_sent_at_16k_under_firefoxs_rule(server, brows
     assert sent["own"] != 16_000  # the device's own rate differs, so the conversion was exercised
     assert 1.0 < sent["bytes"] / 2 / 16_000 <= held + 0.5  # seconds: the recording, not its length at another rate
     assert browser.find_element(By.ID, "label").text
+
+
+def test_live_mode_shows_each_segment_as_the_stream_closes_it(server, recording, tmp_path):
+    """Live: the microphone (here Chromium playing the spoken sentences as its fake capture) streams to WS /stream at
+    the device's own rate under Firefox's rule; each sentence appears as a speech segment with its emotion while
+    the stream runs, and Stop live ends the stream with its summary."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path, spans = recording
+    driver = headless_chromium(f"--use-file-for-fake-audio-capture={path}%noloop")
+    try:
+        driver.get(server + "/")
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        driver.execute_script(FIREFOX_MICROPHONE_RULE)
+        driver.find_element(By.ID, "live").click()
+        speech_rows = lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#segments tr")  # noqa: E731
+                                 if r.find_elements(By.TAG_NAME, "td")[2].text == "speech"]
+        WebDriverWait(driver, 60).until(lambda d: len(speech_rows(d)) >= 2)  # shown while the stream runs
+        assert driver.find_element(By.ID, "live-stop").is_enabled()
+        own = driver.execute_script("return new AudioContext().sampleRate")
+        assert f"live at {own} Hz" in driver.find_element(By.ID, "status").text and own != 16_000
+        WebDriverWait(driver, 60).until(lambda d: len(speech_rows(d)) >= len(SENTENCES))
+        driver.find_element(By.ID, "live-stop").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-done") == "1")
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "live").is_enabled())
+        rows = speech_rows(driver)
+        assert len(rows) == len(SENTENCES)  # the closing "hey" is too short to classify
+        labels = set(driver.execute_script("return labels"))
+        assert all(r.find_elements(By.TAG_NAME, "td")[3].text in labels for r in rows)
+        starts = np.array([float(r.find_elements(By.TAG_NAME, "td")[0].text) for r in rows])
+        expected = np.array([start for start, _, _ in spans[:len(SENTENCES)]])
+        assert np.abs(np.diff(starts) - np.diff(expected)).max() < 0.5  # s: the sentences as far apart as recorded
+        assert "speech segment(s)" in driver.find_element(By.ID, "status").text
+        assert not driver.find_element(By.ID, "status").get_attribute("class")
+    finally:
+        driver.quit()
 
 
 def test_the_page_needs_nothing_from_elsewhere():
