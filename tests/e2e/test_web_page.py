@@ -2,7 +2,7 @@
 upload a clip, and the bars show the probabilities the HTTP API gives for it; a long recording shows its
 timeline. Slow tier. The README's screenshot is this test run on a RAVDESS checkpoint:
 
-    MMSER_WEB_CHECKPOINT=runs/ravdess/studies/finetune_base_top0_8ep/fold0/model.safetensors \\
+    MMSER_WEB_CHECKPOINT=runs/ravdess/robustness_telephone_running/ravdess_select_wave_aug_running_prior3/fold0/model.safetensors \\
     MMSER_WEB_CLIP=../shared/data/ravdess/Actor_01/03-01-05-01-01-01-01.flac \\
     MMSER_WEB_SCREENSHOT=results/web/page.png python -m pytest -m slow tests/e2e/test_web_page.py -k bars
 """
