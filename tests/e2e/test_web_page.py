@@ -1,6 +1,7 @@
 """The web page of ``mmser serve`` in a real headless browser (Debian's chromium + chromium-driver, Selenium):
-upload a clip, and the bars show the probabilities the HTTP API gives for it; a long recording shows its
-timeline. Slow tier. The README's screenshot is this test run on a RAVDESS checkpoint:
+upload a clip, and the bars show the probabilities the HTTP API gives for it; a long recording shows its timeline;
+a recording from the microphone is sent at 16 kHz, and Live streams it segment by segment. Slow tier. The
+README's screenshot is this test run on a RAVDESS checkpoint:
 
     MMSER_WEB_CHECKPOINT=runs/ravdess/robustness_telephone_running/ravdess_select_wave_aug_running_prior3/fold0/model.safetensors \\
     MMSER_WEB_CLIP=../shared/data/ravdess/Actor_01/03-01-05-01-01-01-01.flac \\
