@@ -39,6 +39,19 @@ def pcm16(wav: np.ndarray) -> bytes:
     return (np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes()
 
 
+def stream_all(client, url: str, wav: np.ndarray, seed: int):
+    """Stream ``wav`` to ``url`` in random chunks, then 'end' -> (ready message, segment messages, end message)."""
+    with client.websocket_connect(url) as ws:
+        ready = ws.receive_json()
+        for chunk in chunks(wav, seed=seed):
+            ws.send_bytes(pcm16(chunk))
+        ws.send_text("end")
+        results = []
+        while (message := ws.receive_json())["type"] != "end":
+            results.append(message)
+    return ready, results, message
+
+
 def app_client(checkpoint, **limits):
     from fastapi.testclient import TestClient
 
@@ -53,17 +66,8 @@ def test_websocket_sends_each_segment_when_it_closes(recording, checkpoint):  # 
     path, spans = recording
     wav = load_audio(path)
     client, predictor = app_client(checkpoint)
-    results = []
-    with client.websocket_connect("/stream") as ws:
-        assert ws.receive_json()["type"] == "ready"
-        for chunk in chunks(wav, seed=1):
-            ws.send_bytes(pcm16(chunk))
-        ws.send_text("end")
-        while True:
-            message = ws.receive_json()
-            if message["type"] == "end":
-                break
-            results.append(message)
+    ready, results, _ = stream_all(client, "/stream", wav, seed=1)
+    assert ready["type"] == "ready" and ready["sample_rate"] == SAMPLE_RATE
     speech = [r for r in results if r["status"] == "speech"]
     assert len(speech) == len(SENTENCES) and [r["status"] for r in results][-1] == "too_short"
     for r, (start, end, _) in zip(speech, spans):
@@ -82,14 +86,7 @@ def test_websocket_takes_pcm_at_the_rate_the_client_names(recording, checkpoint,
     at_rate = resample(load_audio(recording[0]), SAMPLE_RATE, rate)  # (n,) what the client records
     heard = resample(at_rate, rate, SAMPLE_RATE)  # (m,) what the model should hear
     client, predictor = app_client(checkpoint)
-    with client.websocket_connect(f"/stream?rate={rate}") as ws:
-        ready = ws.receive_json()
-        for chunk in chunks(at_rate, seed=3):
-            ws.send_bytes(pcm16(chunk))
-        ws.send_text("end")
-        results = []
-        while (message := ws.receive_json())["type"] != "end":
-            results.append(message)
+    ready, results, message = stream_all(client, f"/stream?rate={rate}", at_rate, seed=3)
     assert ready["sample_rate"] == rate and ("note" in ready) == (rate < SAMPLE_RATE)
     assert abs(message["duration_s"] - len(at_rate) / rate) < 1e-3
     speech = [r for r in results if r["status"] == "speech"]
@@ -167,14 +164,7 @@ def test_a_stream_is_one_speaker_for_a_running_statistics_checkpoint(recording, 
                                            speaker_norm=SpeakerNorm("running"), whisper_window="30s"))
     client, predictor = app_client(checkpoints)
     assert isinstance(predictor, EnsemblePredictor) == several
-    with client.websocket_connect("/stream") as ws:
-        assert ws.receive_json()["type"] == "ready"
-        for chunk in chunks(wav, seed=2):
-            ws.send_bytes(pcm16(chunk))
-        ws.send_text("end")
-        results = []
-        while (message := ws.receive_json())["type"] != "end":
-            results.append(message)
+    _, results, _ = stream_all(client, "/stream", wav, seed=2)
     speech = [r for r in results if r["status"] == "speech"]
     assert len(speech) == len(SENTENCES)
     speaker = predictor.new_speaker()
@@ -230,14 +220,8 @@ def test_a_fused_model_streams_with_each_segments_words(recording, fused_checkpo
     asr = ScriptedASR(["I am so happy today", "this is awful", "leave me alone"])
     predictor = open_predictor([fused_checkpoint], asr=asr)
     client = TestClient(create_app(predictor))
-    with client.websocket_connect("/stream?transcribe=1") as ws:
-        assert ws.receive_json()["transcribe"] is True
-        for chunk in chunks(wav, seed=4):
-            ws.send_bytes(pcm16(chunk))
-        ws.send_text("end")
-        results = []
-        while (message := ws.receive_json())["type"] != "end":
-            results.append(message)
+    ready, results, _ = stream_all(client, "/stream?transcribe=1", wav, seed=4)
+    assert ready["transcribe"] is True
     speech = [r for r in results if r["status"] == "speech"]
     assert len(speech) == len(SENTENCES) == len(asr.heard)
     assert [r["words"] for r in speech] == [asr.lines[k % 3] for k in range(len(speech))]
