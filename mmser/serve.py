@@ -12,7 +12,7 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
   speech segment, with start and end times (:meth:`mmser.inference.Predictor.timeline`)
 - ``WS /stream``: live audio. The client sends binary chunks of mono PCM16 (little-endian) at 16 kHz, or at the
   rate it names as ``/stream?rate=8000`` (an integer from ``min_rate_hz`` to ``max_rate_hz``: telephone lines
-  carry 8 kHz, sound cards 44.1 or 48 kHz; resampled as it arrives, as an uploaded file would be), then the
+  carry 8 kHz, sound cards 44.1, 48 or 96 kHz; resampled as it arrives, as an uploaded file would be), then the
   text message ``end``; the server sends ``{"type": "ready", sample_rate, ...}`` (with a ``note`` below 16 kHz),
   then one ``{"type": "segment", start_s, end_s, status, label, probabilities}`` as soon as the voice-activity
   detector closes each segment, and ``{"type": "end"}``. A fused/text model streams with ``?transcribe=1``: each
@@ -60,7 +60,7 @@ class StreamLimits:
     max_stream_s: float = 3600.0  # s of audio per stream
     max_streams: int = 4  # streams open at once
     min_rate_hz: int = 8000  # the sample rates a client may name (?rate=)
-    max_rate_hz: int = 48000
+    max_rate_hz: int = 96000
 
 
 def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,

@@ -116,7 +116,7 @@ def test_float_audio_far_beyond_full_scale_is_refused_on_every_path(tmp_path):
     assert np.abs(hot).max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, SAMPLE_RATE])
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000, SAMPLE_RATE])
 def test_audio_resampled_chunk_by_chunk_equals_the_whole_signal_resampled(rate):
     """A live stream at any rate, in chunks of any size (1 sample to 0.2 s), comes out as resample() makes the
     whole signal: same length, same samples (float32 summation order aside), and little input kept back."""

@@ -78,9 +78,9 @@ def test_websocket_sends_each_segment_when_it_closes(recording, checkpoint):  # 
         assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
 
 
-@pytest.mark.parametrize("rate", [8000, 44100])
+@pytest.mark.parametrize("rate", [8000, 44100, 96000])
 def test_websocket_takes_pcm_at_the_rate_the_client_names(recording, checkpoint, rate):
-    """/stream?rate=8000 (a telephone line) or 44100 (a sound card): the stream is resampled as it arrives, so each
+    """/stream?rate=8000 (a telephone line), 44100 or 96000 (sound cards): the stream is resampled as it arrives, so each
     segment gets the probabilities of the same stretch of the recording at that rate resampled whole to 16 kHz."""
     pytest.importorskip("fastapi")
     at_rate = resample(load_audio(recording[0]), SAMPLE_RATE, rate)  # (n,) what the client records
@@ -98,14 +98,14 @@ def test_websocket_takes_pcm_at_the_rate_the_client_names(recording, checkpoint,
         assert np.abs(got - expected).max() < 0.02  # PCM16 rounding of the streamed audio
 
 
-@pytest.mark.parametrize("query", ["rate=abc", "rate=4000", "rate=96000", "rate=", "rate=8000.5"])
+@pytest.mark.parametrize("query", ["rate=abc", "rate=4000", "rate=192000", "rate=", "rate=8000.5"])
 def test_websocket_refuses_a_rate_it_cannot_take(checkpoint, query):
     pytest.importorskip("fastapi")
     client, _ = app_client(checkpoint)
     with client.websocket_connect(f"/stream?{query}") as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
-    assert closed.value.code == 1008 and "rate=" in closed.value.reason and "8000 to 48000" in closed.value.reason
+    assert closed.value.code == 1008 and "rate=" in closed.value.reason and "8000 to 96000" in closed.value.reason
 
 
 def test_websocket_counts_the_stream_length_at_the_clients_rate(checkpoint):
