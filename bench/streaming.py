@@ -2,6 +2,7 @@
 
     python bench/streaming.py --checkpoint runs/ravdess/studies/finetune_base_top0_8ep/fold0/model.safetensors \\
         --json results/bench/streaming_whisper_base.json
+    python bench/streaming.py --checkpoint CKPT --rates 8000,44100,48000 --json results/bench/streaming_rates.json
 
 A recording of espeak-ng sentences in different styles joined with pauses (generated; about 40 s) is sent to
 ``/stream`` of the app ``mmser serve`` runs (in process, through Starlette's test client) twice, side by side:
@@ -10,6 +11,10 @@ A recording of espeak-ng sentences in different styles joined with pauses (gener
    (the segment's end in audio time) to the moment its result arrived; median and p95 over segments. It
    includes the detector's wait for ``min_silence_s`` of silence before it closes a segment.
 2. as fast as possible: wall time / audio duration (real-time factor; < 1 keeps up with live audio).
+
+With ``--rates``, only (2), once per rate, side by side: the recording resampled to each rate and sent as
+``/stream?rate=<rate>`` (resampled back to 16 kHz as it arrives), against 16 kHz sent as is; the ratio of each
+real-time factor to 16 kHz's is what resampling a stream costs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmser.audio import SAMPLE_RATE, load_audio
+from mmser.audio import SAMPLE_RATE, load_audio, resample
 from mmser.timeline import TimelineOptions
 
 from report import report  # bench/report.py (scripts run as `python bench/<name>.py`)
@@ -47,15 +52,15 @@ def recording(folder: Path) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def run(client, wav: np.ndarray, paced: bool) -> tuple[float, list[float]]:
-    """(wall seconds, delays of the segment results in seconds) of one stream."""
-    pcm = (np.clip(wav, -1, 1) * 32767).astype("<i2")
-    step = int(CHUNK_S * SAMPLE_RATE)
+def run(client, wav: np.ndarray, paced: bool, rate: int = SAMPLE_RATE) -> tuple[float, list[float]]:
+    """(wall seconds, delays of the segment results in seconds) of one stream; ``wav`` at 16 kHz, sent at ``rate``."""
+    pcm = (np.clip(resample(wav, SAMPLE_RATE, rate), -1, 1) * 32767).astype("<i2")
+    step = int(CHUNK_S * rate)
     delays, start = [], time.perf_counter()
     import threading
 
     received: list[tuple[float, dict]] = []
-    with client.websocket_connect("/stream") as ws:
+    with client.websocket_connect(f"/stream?rate={rate}") as ws:
         ws.receive_json()
 
         def listen():
@@ -69,7 +74,7 @@ def run(client, wav: np.ndarray, paced: bool) -> tuple[float, list[float]]:
         listener.start()
         for k in range(0, len(pcm), step):
             if paced:
-                time.sleep(max(0.0, start + k / SAMPLE_RATE - time.perf_counter()))
+                time.sleep(max(0.0, start + k / rate - time.perf_counter()))
             ws.send_bytes(pcm[k:k + step].tobytes())
         ws.send_text("end")
         listener.join()
@@ -84,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--json")
+    parser.add_argument("--rates", help="comma-separated client sample rates (Hz) to compare with 16 kHz, unpaced")
     args = parser.parse_args()
     from fastapi.testclient import TestClient
 
@@ -95,9 +101,17 @@ def main() -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint)
     client = TestClient(create_app(predictor))
     run(client, wav[: 3 * SAMPLE_RATE], paced=False)  # warm-up
+    duration = len(wav) / SAMPLE_RATE
+    if args.rates:
+        rates = [SAMPLE_RATE] + [int(r) for r in args.rates.split(",")]
+        factors = {rate: run(client, wav, paced=False, rate=rate)[0] / duration for rate in rates}
+        report({"checkpoint": args.checkpoint, "audio_s": round(duration, 2), "chunk_s": CHUNK_S,
+                "threads": torch.get_num_threads(), "machine": platform.machine(),
+                "real_time_factor": {str(r): round(f, 3) for r, f in factors.items()},
+                "ratio_to_16k": {str(r): round(f / factors[SAMPLE_RATE], 3) for r, f in factors.items()}}, args.json)
+        return
     paced_wall, delays = run(client, wav, paced=True)
     fast_wall, _ = run(client, wav, paced=False)
-    duration = len(wav) / SAMPLE_RATE
     options = TimelineOptions()
     report({"checkpoint": args.checkpoint, "encoders": [m.audio_encoder for m in predictor.ckpt.members],
             "audio_s": round(duration, 2), "segments": len(delays), "chunk_s": CHUNK_S,
