@@ -135,6 +135,14 @@ def heard_telephone_band(documents: list[dict]) -> bool:
                                    for m in documents)
 
 
+def telephone_band_training(documents: list[dict]) -> str:
+    """What the notes about audio recorded below 16 kHz say of the checkpoints ``documents``' training: whether it
+    heard telephone-band copies (:func:`heard_telephone_band`), and how to add them if not."""
+    if heard_telephone_band(documents):
+        return "this checkpoint's training heard telephone-band copies of its clips"
+    return "this checkpoint's training heard no telephone-band copies (features.augment.noise can add them)"
+
+
 def text_sources(documents: list[dict]) -> list[str]:
     """The transcript sources the members of the checkpoints ``documents`` were trained on ("gold", or a
     manifest's ASR column), sorted."""

@@ -43,6 +43,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from mmser.audio import SAMPLE_RATE, AudioError, ChunkResampler, decode_audio, narrow_band_warning, upload_rate
+from mmser.checkpoint import telephone_band_training
 from mmser.errors import MmserError
 from mmser.labels import EMOTIONS
 
@@ -65,9 +66,12 @@ class StreamLimits:
 
 def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_duration_s: float = DEFAULT_MAX_DURATION_S, max_timeline_s: float = DEFAULT_MAX_TIMELINE_S,
-               stream_limits: StreamLimits = StreamLimits()):
+               stream_limits: StreamLimits = StreamLimits(), documents: list[dict] | None = None):
+    """The app serving ``predictor``; ``documents``: its checkpoint files' documents
+    (:func:`mmser.checkpoint.file_documents`), whose training the notes about narrow-band audio describe."""
     app = FastAPI(title="mmser", description="Speech + text emotion recognition", version="1")
     open_streams = [0]
+    training = f"; {telephone_band_training(documents)}" if documents else ""  # ends a narrow-band note
     streams_lock = threading.Lock()
 
     page = (Path(__file__).parent / "web" / "index.html").read_text(encoding="utf-8")
@@ -105,7 +109,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                                        sample_rate=SAMPLE_RATE)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
-        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note(uploads, blobs)}
+        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note(uploads, blobs, training)}
 
     @app.post("/timeline")
     def timeline(audio: UploadFile = File(...), transcribe: bool = Form(False)) -> dict:
@@ -117,7 +121,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             result = predictor.timeline(wav, sample_rate=SAMPLE_RATE, transcribe=transcribe)
         except (AudioError, MmserError) as err:
             raise HTTPException(422, str(err)) from None
-        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note([audio], [data])}
+        return {"file": audio.filename, **result.to_dict(), **_narrow_band_note([audio], [data], training)}
 
     @app.websocket("/stream")
     async def stream(socket: WebSocket) -> None:
@@ -163,7 +167,7 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         if resampler.rate < SAMPLE_RATE:
             ready["note"] = (f"audio at {resampler.rate} Hz is upsampled to {SAMPLE_RATE} Hz with nothing above "
                              f"{resampler.rate // 2} Hz: an encoder and a model that heard full-band speech are less "
-                             "accurate on it")
+                             f"accurate on it{training}")
         await socket.send_json(ready)
         chunks = 0
         while True:
@@ -212,12 +216,13 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     return app
 
 
-def _narrow_band_note(uploads: list[UploadFile], blobs: list[bytes]) -> dict:
+def _narrow_band_note(uploads: list[UploadFile], blobs: list[bytes], training: str) -> dict:
     """``{"note": ...}`` naming the decoded uploads recorded below 16 kHz (telephone audio), as ``mmser predict``
-    notes such files; ``{}`` when there are none."""
+    notes such files, ended by ``training`` (what the checkpoint's training heard, or ""); ``{}`` when there are
+    none."""
     rates = [upload_rate(blob) for blob in blobs]
     narrow = [(upload.filename or "upload", rate) for upload, rate in zip(uploads, rates) if rate < SAMPLE_RATE]
-    return {"note": narrow_band_warning([n for n, _ in narrow], [r for _, r in narrow])} if narrow else {}
+    return {"note": narrow_band_warning([n for n, _ in narrow], [r for _, r in narrow]) + training} if narrow else {}
 
 
 def _stream_flag(name: str, value: Optional[str]):

@@ -84,3 +84,29 @@ def test_uploads_recorded_below_16k_get_a_note(client, tmp_path):
         assert "c8000.wav" in noted["note"] and "below 16000 Hz" in noted["note"] and "8000" in noted["note"], route
         assert "note" not in post(route, 16000) and "note" not in post(route, 44100), route
     assert post("/predict", 8000)["probabilities"] == predictor.predict(clips[8000]).probabilities
+
+
+def test_served_notes_say_whether_the_training_heard_telephone_copies(checkpoint, tmp_path, monkeypatch):
+    """`mmser serve` reads its checkpoints' documents: the note on an 8 kHz upload or stream ends as `mmser
+    predict`'s does, with whether the training heard telephone-band copies."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from mmser.checkpoint import load_checkpoint, save_checkpoint
+    from mmser.cli import main
+    from tests.conftest import tiny_features
+
+    heard = tmp_path / "telephone.safetensors"
+    augment = {"variants": 2, "noise": ["white", "telephone"]}
+    save_checkpoint(heard, load_checkpoint(checkpoint).members, tiny_features(), None, {"features": {"augment": augment}})
+    clip = write_tone(tmp_path / "phone.wav", seconds=1.0, sr=8000)
+    for path, expected in ((checkpoint, "heard no telephone-band copies (features.augment.noise can add them)"),
+                           (heard, "heard telephone-band copies of its clips")):
+        served = {}
+        monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(app=app))
+        assert main(["serve", "--checkpoint", str(path)]) == 0
+        http = TestClient(served["app"])
+        note = http.post("/predict", files={"audio": ("phone.wav", clip.read_bytes(), "audio/wav")}).json()["note"]
+        assert note.startswith("1 clip(s) recorded below 16000 Hz") and note.endswith(expected)
+        with http.websocket_connect("/stream?rate=8000") as ws:
+            assert expected in ws.receive_json()["note"]

@@ -143,16 +143,15 @@ def note_narrow_band(paths: list[str], checkpoints: list[str]) -> None:
     ``checkpoints`` were trained with telephone-band copies, which the note says either way (whether such copies
     help depends on the recipe: results/README.md)."""
     from mmser.audio import narrow_band_files, narrow_band_warning
-    from mmser.checkpoint import file_documents, heard_telephone_band
+    from mmser.checkpoint import file_documents, telephone_band_training
     from mmser.ensemble import checkpoint_paths
 
     narrow = narrow_band_files(dict.fromkeys(paths))
     if not narrow:
         return
     documents = [doc for path in checkpoint_paths(checkpoints) for doc in file_documents(path)]
-    trained = ("this checkpoint's training heard telephone-band copies of its clips" if heard_telephone_band(documents)
-               else "this checkpoint's training heard no telephone-band copies (features.augment.noise can add them)")
-    print(f"note: {narrow_band_warning(list(narrow), narrow.values())}; {trained}", file=sys.stderr)
+    print(f"note: {narrow_band_warning(list(narrow), narrow.values())}; {telephone_band_training(documents)}",
+          file=sys.stderr)
 
 
 def kept_folder(out: str) -> Path:
@@ -453,9 +452,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
             raise MmserError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be > 0")
     from mmser.devices import resolve_device
 
+    from mmser.checkpoint import file_documents
+    from mmser.ensemble import checkpoint_paths
+
     device = resolve_device(args.device)
     upload_bytes = args.max_upload_mb * 1024 * 1024 if args.max_upload_mb is not None else None
-    app = create_app(open_predictor(args.checkpoint, device=device),
+    documents = [doc for path in checkpoint_paths(args.checkpoint) for doc in file_documents(path)]
+    app = create_app(open_predictor(args.checkpoint, device=device), documents=documents,
                      **given(max_upload_bytes=upload_bytes, max_duration_s=args.max_duration,
                              max_timeline_s=args.max_timeline),
                      stream_limits=StreamLimits(**given(max_streams=args.max_streams,
