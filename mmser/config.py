@@ -45,7 +45,7 @@ PER_SPEAKER_MODES = ("running", "transductive", "enrol")
 # ... of which those predicting only with enrolment clips (running accumulates the clips it is given)
 ENROLMENT_MODES = ("transductive", "enrol")
 # features.augment.noise (mmser.features.augment draws them); telephone: the clip band-limited as an 8 kHz line
-# carries it, with white noise in that band
+# carries it, with white noise in that band; telephone_g711: a digital line (300-3400 Hz, noise in it, 8-bit mu-law)
 NOISE_KINDS = ("white", "pink", "babble", "telephone", "telephone_g711")
 AUDIO_ENCODER_KINDS = ("hf", "whisper", "whisper-ct2", "faster-whisper", "mfcc")
 TEXT_ENCODER_KINDS = ("bert",)
@@ -144,7 +144,8 @@ class AugmentConfig:
     # in each epoch a training clip is read as itself or as one of its copies, drawn at random
     variants: int = 0
     noise: List[str] = field(default_factory=lambda: ["white", "pink", "babble"])  # kinds drawn from (babble: other
-    # training speakers' clips of the same fold; telephone: the clip band-limited to 4 kHz, white noise in that band)
+    # training speakers' clips of the same fold; telephone: the clip band-limited to 4 kHz, white noise in that band;
+    # telephone_g711: a digital line, the 300-3400 Hz voice band and 8-bit mu-law)
     snr_db: List[float] = field(default_factory=lambda: [5.0, 20.0])  # dB, [low, high] of the noise's SNR
     speed: List[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])  # speed factors drawn from
     pitch_semitones: float = 0.0  # pitch shift drawn from [-x, x] semitones (0 = none)
