@@ -443,18 +443,15 @@ def print_timeline(predictor, clips: list[tuple[str, str | None, str | None]], a
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from mmser.ensemble import open_predictor
+    from mmser.checkpoint import file_documents
+    from mmser.devices import resolve_device
+    from mmser.ensemble import checkpoint_paths, open_predictor
     from mmser.errors import MmserError
     from mmser.serve import StreamLimits, create_app
 
     for flag in ("max_upload_mb", "max_duration", "max_timeline", "max_streams", "max_stream_duration"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             raise MmserError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be > 0")
-    from mmser.devices import resolve_device
-
-    from mmser.checkpoint import file_documents
-    from mmser.ensemble import checkpoint_paths
-
     device = resolve_device(args.device)
     upload_bytes = args.max_upload_mb * 1024 * 1024 if args.max_upload_mb is not None else None
     documents = [doc for path in checkpoint_paths(args.checkpoint) for doc in file_documents(path)]
