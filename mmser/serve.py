@@ -25,7 +25,8 @@ clips so far: a ``/predict`` upload is its own speaker (its own statistics), the
   recordings, live segments over ``/stream``), which uses only the endpoints above; no build step, nothing
   fetched from elsewhere.
 - ``GET /health`` (what a request needs: a transcript, enrolment clips and how many the model was trained
-  with), ``GET /labels``; OpenAPI docs at ``/docs``.
+  with; ``stream``: the rates ``/stream`` takes, whether it transcribes, and why it refuses this model, if it
+  does), ``GET /labels``; OpenAPI docs at ``/docs``.
 Uploads are decoded by :func:`mmser.audio.decode_audio` (the rules of every other input path). Uploads over ``max_upload_bytes`` get 413, clips over ``max_duration_s`` or unusable audio get 422,
 a fused model without a transcript gets 422 — each with the reason. An answer about uploads recorded below 16 kHz
 carries a ``note`` saying so (as ``mmser predict`` notes such files).
@@ -85,7 +86,9 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         sn = predictor.features.speaker_norm
         return {"status": "ok", "needs_transcript": predictor.needs_text, "needs_enrolment": predictor.needs_enrolment,
                 "speaker_norm": sn.mode, "enrolment_clips": sn.clips,
-                "prior_clips": sn.prior_clips, "members": predictor.member_count}
+                "prior_clips": sn.prior_clips, "members": predictor.member_count,
+                "stream": {"rates_hz": [stream_limits.min_rate_hz, stream_limits.max_rate_hz],
+                           "transcribe": predictor.needs_text, "refused": _stream_refusal(predictor, True)}}
 
     @app.get("/labels")
     def labels() -> dict:
@@ -131,12 +134,8 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         limits = stream_limits
         rate = _stream_rate(socket.query_params.get("rate"), limits)
         transcribe = _stream_flag("transcribe", socket.query_params.get("transcribe"))
-        refusal = next((r for r in (rate, transcribe) if isinstance(r, str)), None)
-        if predictor.needs_enrolment:
-            refusal = "this checkpoint needs enrolment clips of the speaker, which a stream does not carry"
-        elif predictor.needs_text and transcribe is False:
-            refusal = ("this checkpoint needs words (a fused/text model): connect to /stream?transcribe=1 and "
-                       "Whisper transcribes each segment as it closes")
+        refusal = (next((r for r in (rate, transcribe) if isinstance(r, str)), None)  # a malformed parameter
+                   or _stream_refusal(predictor, transcribe is True))
         if refusal:
             await socket.close(1008, refusal)
             return
@@ -223,6 +222,16 @@ def _narrow_band_note(uploads: list[UploadFile], blobs: list[bytes], training: s
     rates = [upload_rate(blob) for blob in blobs]
     narrow = [(upload.filename or "upload", rate) for upload, rate in zip(uploads, rates) if rate < SAMPLE_RATE]
     return {"note": narrow_band_warning([n for n, _ in narrow], [r for _, r in narrow]) + training} if narrow else {}
+
+
+def _stream_refusal(predictor, transcribe: bool) -> Optional[str]:
+    """Why ``/stream`` refuses ``predictor``'s model (``transcribe``: the client asked for words), or None."""
+    if predictor.needs_enrolment:
+        return "this checkpoint needs enrolment clips of the speaker, which a stream does not carry"
+    if predictor.needs_text and not transcribe:
+        return ("this checkpoint needs words (a fused/text model): connect to /stream?transcribe=1 and Whisper "
+                "transcribes each segment as it closes")
+    return None
 
 
 def _stream_flag(name: str, value: Optional[str]):

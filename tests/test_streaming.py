@@ -66,6 +66,7 @@ def test_websocket_sends_each_segment_when_it_closes(recording, checkpoint):  # 
     path, spans = recording
     wav = load_audio(path)
     client, predictor = app_client(checkpoint)
+    assert client.get("/health").json()["stream"] == {"rates_hz": [8000, 96000], "transcribe": False, "refused": None}
     ready, results, _ = stream_all(client, "/stream", wav, seed=1)
     assert ready["type"] == "ready" and ready["sample_rate"] == SAMPLE_RATE
     speech = [r for r in results if r["status"] == "speech"]
@@ -220,6 +221,7 @@ def test_a_fused_model_streams_with_each_segments_words(recording, fused_checkpo
     asr = ScriptedASR(["I am so happy today", "this is awful", "leave me alone"])
     predictor = open_predictor([fused_checkpoint], asr=asr)
     client = TestClient(create_app(predictor))
+    assert client.get("/health").json()["stream"] == {"rates_hz": [8000, 96000], "transcribe": True, "refused": None}
     ready, results, _ = stream_all(client, "/stream?transcribe=1", wav, seed=4)
     assert ready["transcribe"] is True
     speech = [r for r in results if r["status"] == "speech"]
@@ -264,3 +266,4 @@ def test_an_enrolment_model_is_refused_with_the_reason(checkpoint, tmp_path):
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
     assert closed.value.code == 1008 and "enrolment clips" in closed.value.reason
+    assert client.get("/health").json()["stream"]["refused"] == closed.value.reason  # what the page's Live shows

@@ -32,12 +32,16 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(checkpoint):
+    yield from serving(os.environ.get("MMSER_WEB_CHECKPOINT") or str(checkpoint))
+
+
+def serving(ckpt: str):
+    """``mmser serve --checkpoint ckpt`` on a free port: yields its URL, stops it after."""
     pytest.importorskip("selenium")
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     import httpx
 
-    ckpt = os.environ.get("MMSER_WEB_CHECKPOINT") or str(checkpoint)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mmser.cli", "serve", "--checkpoint", ckpt, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -52,9 +56,11 @@ def server(checkpoint):
     else:
         proc.kill()
         pytest.fail(f"server did not start: {proc.stderr.read()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        yield url
+    finally:  # also when the test using it fails
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def headless_chromium(*extra: str):
@@ -216,6 +222,26 @@ def test_live_mode_shows_each_segment_as_the_stream_closes_it(server, recording,
         assert not driver.find_element(By.ID, "status").get_attribute("class")
     finally:
         driver.quit()
+
+
+def test_live_is_disabled_with_the_reason_for_a_model_that_cannot_stream(checkpoint, browser, tmp_path):
+    from dataclasses import replace
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from mmser.checkpoint import load_checkpoint, save_checkpoint
+    from mmser.features.spec import SpeakerNorm
+    from tests.conftest import tiny_features
+
+    enrolled = tmp_path / "enrol.safetensors"
+    save_checkpoint(enrolled, load_checkpoint(checkpoint).members,
+                    replace(tiny_features(), speaker_norm=SpeakerNorm("enrol", clips=3)), None, {})
+    for url in serving(str(enrolled)):
+        browser.get(url + "/")
+        WebDriverWait(browser, 30).until(lambda d: not d.find_element(By.ID, "live").is_enabled())
+        assert "enrolment clips" in browser.find_element(By.ID, "live").get_attribute("title")
+        assert browser.find_element(By.ID, "record").is_enabled()  # uploads and recordings still work
 
 
 def test_the_page_needs_nothing_from_elsewhere():
