@@ -142,10 +142,10 @@ class ChunkResampler:
 
     def __init__(self, rate: int):
         self.rate = int(rate)
-        self.kernel = AT.Resample(self.rate, SAMPLE_RATE) if self.rate != SAMPLE_RATE else None
+        self.sinc = AT.Resample(self.rate, SAMPLE_RATE) if self.rate != SAMPLE_RATE else None  # its kernel, cached
         gcd = math.gcd(self.rate, SAMPLE_RATE)
         self.orig, self.new = self.rate // gcd, SAMPLE_RATE // gcd  # input, output samples per block
-        self.margin = -(-self.kernel.width // self.orig) if self.kernel is not None else 0  # blocks of context
+        self.margin = -(-self.sinc.width // self.orig) if self.sinc is not None else 0  # blocks of context
         self.kept = np.zeros(0, np.float32)  # input from block `first` on
         self.first = 0  # the block kept[0] starts
         self.done = 0  # blocks returned so far
@@ -155,16 +155,16 @@ class ChunkResampler:
         """``chunk`` (n,) float32 at ``rate`` -> (m,) float32 at 16 kHz: the output its arrival completes."""
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.received += len(chunk)
-        if self.kernel is None:
+        if self.sinc is None:
             return chunk
         self.kept = np.concatenate([self.kept, chunk])
-        complete = max((self.received - self.kernel.width) // self.orig, self.done)  # blocks with all their input
+        complete = max((self.received - self.sinc.width) // self.orig, self.done)  # blocks with all their input
         return self._emit(complete, last=False)
 
     def flush(self) -> np.ndarray:
         """The rest of the output at the end of the stream (the stream's end padded with zeros, as
         :func:`resample` pads the end of a whole signal); the total then has :func:`resample`'s length."""
-        if self.kernel is None or not len(self.kept):
+        if self.sinc is None or not len(self.kept):
             return np.zeros(0, np.float32)
         return self._emit(-(-self.received // self.orig), last=True)
 
@@ -174,7 +174,7 @@ class ChunkResampler:
             return np.zeros(0, np.float32)
         # Blocks from `first` on: those before `done` only lend their input as left context (block `first`'s
         # own left context is wrong unless first == 0, where it is the zero padding resample() adds too).
-        out = self.kernel(torch.from_numpy(self.kept)).numpy()  # (ceil(len(kept) * new / orig),)
+        out = self.sinc(torch.from_numpy(self.kept)).numpy()  # (ceil(len(kept) * new / orig),)
         start = (self.done - self.first) * self.new
         piece = out[start:] if last else out[start:(upto - self.first) * self.new]
         self.done = upto

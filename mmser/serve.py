@@ -132,10 +132,11 @@ def create_app(predictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 
         await socket.accept()
         limits = stream_limits
-        rate = _stream_rate(socket.query_params.get("rate"), limits)
-        transcribe = _stream_flag("transcribe", socket.query_params.get("transcribe"))
-        refusal = (next((r for r in (rate, transcribe) if isinstance(r, str)), None)  # a malformed parameter
-                   or _stream_refusal(predictor, transcribe is True))
+        try:
+            rate = _stream_rate(socket.query_params.get("rate"), limits)
+            refusal = _stream_refusal(predictor, _stream_flag("transcribe", socket.query_params.get("transcribe")))
+        except ValueError as malformed:  # a parameter the stream cannot take
+            refusal = str(malformed)
         if refusal:
             await socket.close(1008, refusal)
             return
@@ -234,16 +235,19 @@ def _stream_refusal(predictor, transcribe: bool) -> Optional[str]:
     return None
 
 
-def _stream_flag(name: str, value: Optional[str]):
-    """A yes/no ``/stream?name=`` (absent: False), or the reason it is refused."""
+def _stream_flag(name: str, value: Optional[str]) -> bool:
+    """A yes/no ``/stream?name=`` (absent: False); ValueError with the reason for anything else."""
     answers = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
     if value is None:
         return False
-    return answers.get(value.strip().lower(), f"{name}={value[:20]!r}: give 1 or 0 (true/false, yes/no)")
+    if value.strip().lower() not in answers:
+        raise ValueError(f"{name}={value[:20]!r}: give 1 or 0 (true/false, yes/no)")
+    return answers[value.strip().lower()]
 
 
-def _stream_rate(value: Optional[str], limits: StreamLimits):
-    """The sample rate (Hz) a ``/stream?rate=`` names (16 kHz when it names none), or the reason it is refused."""
+def _stream_rate(value: Optional[str], limits: StreamLimits) -> int:
+    """The sample rate (Hz) a ``/stream?rate=`` names (16 kHz when it names none); ValueError with the reason
+    for a rate it cannot take."""
     if value is None:
         return SAMPLE_RATE
     try:
@@ -251,6 +255,6 @@ def _stream_rate(value: Optional[str], limits: StreamLimits):
     except ValueError:
         rate = None
     if rate is None or not limits.min_rate_hz <= rate <= limits.max_rate_hz:
-        return (f"rate={value[:20]!r}: give the sample rate of the PCM16 chunks in Hz, an integer from "
-                f"{limits.min_rate_hz} to {limits.max_rate_hz}")
+        raise ValueError(f"rate={value[:20]!r}: give the sample rate of the PCM16 chunks in Hz, an integer from "
+                         f"{limits.min_rate_hz} to {limits.max_rate_hz}")
     return rate
